@@ -1,0 +1,103 @@
+package app
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"sync"
+)
+
+// cmdBridge runs `authkeeper bridge NAME`: MCP over stdin/stdout to the client, Streamable HTTP through
+// the owner's proxy to the server. Only MCP messages go to stdout; diagnostics go to stderr.
+func cmdBridge(ctx context.Context, args []string, e env, stdin io.ReadCloser) error {
+	fs := newFlags("bridge", e)
+	pos, err := parse(fs, args)
+	if err != nil {
+		return err
+	}
+	if len(pos) != 1 {
+		return errors.New("usage: authkeeper bridge NAME")
+	}
+	name := pos[0]
+	owner := &ownerLink{e: e}
+	defer owner.close()
+	r, err := owner.remote(ctx, false)
+	if err != nil {
+		return err
+	}
+	// Fail before speaking MCP when the name is wrong: the client shows this line from stderr.
+	s, err := r.Status(ctx)
+	if err != nil {
+		return err
+	}
+	if !hasServer(s, name) {
+		return fmt.Errorf("bridge: %q: %w (see `authkeeper status`)", name, ErrUnknownServer)
+	}
+	b, err := NewBridge(BridgeConfig{Server: name, In: stdin, Out: nopWriteCloser{e.stdout}, Resolve: owner.proxy, Log: e.stderr})
+	if err != nil {
+		return err
+	}
+	return b.Run(ctx)
+}
+
+func hasServer(s Snapshot, name string) bool {
+	for _, st := range s.Servers {
+		if st.Name == name {
+			return true
+		}
+	}
+	return false
+}
+
+// ownerLink is a command's way to the owner. If no owner runs, the command becomes the owner for its
+// lifetime (see connect); if the owner goes away later, the next call finds the new one or becomes it,
+// so bridges started together converge on one owner and survive the app quitting. Safe for concurrent
+// use.
+type ownerLink struct {
+	e env
+
+	mu    sync.Mutex
+	r     *Remote
+	stops []func() // engines this process started
+}
+
+// remote returns a client of the owner; with renew, it looks for the owner again first.
+func (o *ownerLink) remote(ctx context.Context, renew bool) (*Remote, error) {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	if o.r != nil && !renew {
+		return o.r, nil
+	}
+	r, stop, err := connect(ctx, o.e, "")
+	if err != nil {
+		return nil, err
+	}
+	o.r = r
+	o.stops = append(o.stops, stop)
+	return r, nil
+}
+
+// proxy is a BridgeConfig.Resolve.
+func (o *ownerLink) proxy(ctx context.Context, renew bool) (ProxyInfo, error) {
+	r, err := o.remote(ctx, renew)
+	if err != nil {
+		return ProxyInfo{}, err
+	}
+	return r.Proxy(ctx)
+}
+
+// close stops any engine this process started.
+func (o *ownerLink) close() {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	for _, stop := range o.stops {
+		stop()
+	}
+	o.stops = nil
+}
+
+// nopWriteCloser keeps the SDK's connection from closing the process's stdout.
+type nopWriteCloser struct{ io.Writer }
+
+func (nopWriteCloser) Close() error { return nil }

@@ -1,0 +1,265 @@
+package app
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"net/url"
+	"os"
+	"os/exec"
+	"os/signal"
+	"strings"
+	"time"
+)
+
+// newFlags returns a flag set that reports errors on e.stderr instead of exiting.
+func newFlags(name string, e env) *flag.FlagSet {
+	fs := flag.NewFlagSet(name, flag.ContinueOnError)
+	fs.SetOutput(e.stderr)
+	return fs
+}
+
+// parse parses args, allowing flags after positional arguments (`add URL --name x`).
+func parse(fs *flag.FlagSet, args []string) ([]string, error) {
+	var pos []string
+	for {
+		if err := fs.Parse(args); err != nil {
+			return nil, err
+		}
+		if fs.NArg() == 0 {
+			return pos, nil
+		}
+		pos = append(pos, fs.Arg(0))
+		args = fs.Args()[1:]
+	}
+}
+
+func showDevice(e env) func(DeviceCode) {
+	return func(d DeviceCode) {
+		fmt.Fprintf(e.stdout, "To sign in, open %s and enter the code %s\n", d.VerificationURI, d.UserCode)
+		if d.VerificationURIComplete != "" {
+			fmt.Fprintf(e.stdout, "(or open %s)\n", d.VerificationURIComplete)
+		}
+	}
+}
+
+func cmdAdd(ctx context.Context, args []string, e env) error {
+	fs := newFlags("add", e)
+	name := fs.String("name", "", "the server's name (default: from the URL's host)")
+	clientID := fs.String("client-id", "", "a client id registered by hand (Entra ID and other enterprise IdPs)")
+	// The secret never goes on the command line (ps, shell history): it comes from the environment.
+	secret := e.getenv("AUTHKEEPER_CLIENT_SECRET")
+	port := fs.Int("redirect-port", 0, "the loopback port registered with the client id (default: any)")
+	device := fs.Bool("device", false, "sign in with a device code instead of the browser")
+	store := fs.String("store", "", "credential store when no authkeeper is running: keychain or file")
+	pos, err := parse(fs, args)
+	if err != nil {
+		return err
+	}
+	if len(pos) != 1 {
+		return errors.New("usage: authkeeper add URL [--name NAME] [--client-id ID] [--device]")
+	}
+	if *name == "" {
+		u, err := url.Parse(pos[0])
+		if err != nil || u.Hostname() == "" {
+			return fmt.Errorf("%q is not a server URL", pos[0])
+		}
+		*name = strings.Split(u.Hostname(), ".")[0]
+	}
+	r, done, err := connect(ctx, e, *store)
+	if err != nil {
+		return err
+	}
+	defer done()
+	body := map[string]any{"name": *name, "url": pos[0], "client_id": *clientID, "client_secret": secret,
+		"redirect_port": *port, "device": *device}
+	if !*device {
+		fmt.Fprintf(e.stdout, "Signing in to %s in your browser…\n", pos[0])
+	}
+	if err := r.Add(ctx, body, showDevice(e)); err != nil {
+		return err
+	}
+	fmt.Fprintf(e.stdout, "Added %s (%s)\n", *name, pos[0])
+	return nil
+}
+
+func cmdLogin(ctx context.Context, args []string, e env) error {
+	fs := newFlags("login", e)
+	device := fs.Bool("device", false, "sign in with a device code instead of the browser")
+	pos, err := parse(fs, args)
+	if err != nil {
+		return err
+	}
+	if len(pos) != 1 {
+		return errors.New("usage: authkeeper login NAME [--device]")
+	}
+	r, done, err := connect(ctx, e, "")
+	if err != nil {
+		return err
+	}
+	defer done()
+	if err := r.Login(ctx, pos[0], *device, showDevice(e)); err != nil {
+		return err
+	}
+	fmt.Fprintf(e.stdout, "Signed in to %s\n", pos[0])
+	return nil
+}
+
+// cmdSimple runs a one-name command against the owner.
+func cmdSimple(ctx context.Context, verb string, args []string, e env, call func(*Remote, string) error, done string) error {
+	fs := newFlags(verb, e)
+	pos, err := parse(fs, args)
+	if err != nil {
+		return err
+	}
+	if len(pos) != 1 {
+		return fmt.Errorf("usage: authkeeper %s NAME", verb)
+	}
+	r, stop, err := connect(ctx, e, "")
+	if err != nil {
+		return err
+	}
+	defer stop()
+	if err := call(r, pos[0]); err != nil {
+		return err
+	}
+	fmt.Fprintf(e.stdout, done+"\n", pos[0])
+	return nil
+}
+
+func cmdBusy(ctx context.Context, args []string, e env) error {
+	if len(args) == 0 {
+		return errors.New("usage: authkeeper busy start|end|run|list [flags]")
+	}
+	sub, args := args[0], args[1:]
+	fs := newFlags("busy "+sub, e)
+	id := fs.String("id", "", "the lease id (default for run: run-PID)")
+	label := fs.String("label", "", "what the lease is for, shown in the tray")
+	ttl := fs.Duration("ttl", DefaultLeaseTTL, "how long the lease lasts unless ended or renewed")
+	var rest []string
+	if sub == "run" {
+		// Everything after -- is the command.
+		for i, a := range args {
+			if a == "--" {
+				args, rest = args[:i], args[i+1:]
+				break
+			}
+		}
+	}
+	if _, err := parse(fs, args); err != nil {
+		return err
+	}
+	paths, err := DefaultPaths(e.getenv)
+	if err != nil {
+		return err
+	}
+	// Leases matter only to a running owner, so busy never starts one: with none running nothing is
+	// refreshing, and a long `busy run` must not make this process the owner for hours.
+	r, err := reach(ctx, paths)
+	if err != nil {
+		if sub == "run" {
+			fmt.Fprintln(e.stderr, "authkeeper: not running; nothing to defer, running the command without a lease")
+			return runPlain(rest, e)
+		}
+		fmt.Fprintln(e.stderr, "authkeeper: not running; nothing to defer")
+		return nil
+	}
+	switch sub {
+	case "start":
+		if *id == "" {
+			return errors.New("usage: authkeeper busy start --id ID [--ttl 30m] [--label TEXT]")
+		}
+		l, err := r.BusyStart(ctx, *id, *label, *ttl)
+		if err != nil {
+			return err
+		}
+		fmt.Fprintf(e.stdout, "busy: lease %s held until %s\n", l.ID, l.Expires().Format(time.Kitchen))
+	case "end":
+		if *id == "" {
+			return errors.New("usage: authkeeper busy end --id ID")
+		}
+		ended, err := r.BusyEnd(ctx, *id)
+		if err != nil {
+			return err
+		}
+		if !ended {
+			fmt.Fprintf(e.stdout, "busy: no lease %s was held\n", *id)
+		}
+	case "list":
+		s, err := r.Status(ctx)
+		if err != nil {
+			return err
+		}
+		for _, l := range s.Leases {
+			fmt.Fprintf(e.stdout, "%s\t%s\tuntil %s\n", l.ID, l.Label, l.Expires().Format(time.RFC3339))
+		}
+	case "run":
+		return busyRun(ctx, r, *id, *label, rest, e)
+	default:
+		return fmt.Errorf("busy: unknown subcommand %q (start, end, run, list)", sub)
+	}
+	return nil
+}
+
+// busyRun holds a lease while cmd runs. The lease is short and renewed, so a killed `busy run` frees
+// refreshes within a minute instead of holding them for a whole TTL.
+func busyRun(ctx context.Context, r *Remote, id, label string, cmd []string, e env) error {
+	if len(cmd) == 0 {
+		return errors.New("usage: authkeeper busy run [--id ID] [--label TEXT] -- COMMAND [ARGS...]")
+	}
+	if id == "" {
+		id = fmt.Sprintf("run-%d", os.Getpid())
+	}
+	if label == "" {
+		label = strings.Join(cmd, " ")
+	}
+	const ttl = time.Minute
+	if _, err := r.BusyStart(ctx, id, label, ttl); err != nil {
+		return err
+	}
+	defer r.BusyEnd(context.Background(), id) //nolint:errcheck // best effort: the lease expires anyway
+	renew := time.NewTicker(ttl / 3)
+	defer renew.Stop()
+	c := exec.Command(cmd[0], cmd[1:]...)
+	c.Stdin, c.Stdout, c.Stderr = os.Stdin, e.stdout, e.stderr
+	signal.Ignore(os.Interrupt) // the child gets the terminal's ^C; we end the lease after it exits
+	defer signal.Reset(os.Interrupt)
+	if err := c.Start(); err != nil {
+		return fmt.Errorf("busy run: %w", err)
+	}
+	exited := make(chan error, 1)
+	go func() { exited <- c.Wait() }()
+	for {
+		select {
+		case err := <-exited:
+			var ee *exec.ExitError
+			if errors.As(err, &ee) {
+				return exitCode(ee.ExitCode())
+			}
+			return err
+		case <-renew.C:
+			_, _ = r.BusyStart(ctx, id, label, ttl)
+		}
+	}
+}
+
+// runPlain runs cmd with the terminal and returns its exit status.
+func runPlain(cmd []string, e env) error {
+	if len(cmd) == 0 {
+		return errors.New("usage: authkeeper busy run [--id ID] [--label TEXT] -- COMMAND [ARGS...]")
+	}
+	c := exec.Command(cmd[0], cmd[1:]...)
+	c.Stdin, c.Stdout, c.Stderr = os.Stdin, e.stdout, e.stderr
+	err := c.Run()
+	var ee *exec.ExitError
+	if errors.As(err, &ee) {
+		return exitCode(ee.ExitCode())
+	}
+	return err
+}
+
+// exitCode is an error that carries the exit status of a wrapped command.
+type exitCode int
+
+func (c exitCode) Error() string { return fmt.Sprintf("command exited with status %d", int(c)) }

@@ -1,0 +1,168 @@
+package app
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"github.com/authkeeper/authkeeper/keychain"
+)
+
+// cmdClients runs `authkeeper clients [NAME...] [--write CLIENT [--dry-run]]`: it prints, for every
+// supported client, the config that points it at the proxy for the named (default: all) servers, or
+// merges that config into one client's file. It needs no running owner.
+func cmdClients(_ context.Context, args []string, e env) error {
+	fs := newFlags("clients", e)
+	write := fs.String("write", "", "merge the config into this client's file: "+clientIDs())
+	dry := fs.Bool("dry-run", false, "with --write: print the file it would write and change nothing")
+	addr := fs.String("proxy-addr", e.getenv("AUTHKEEPER_PROXY_ADDR"), "the proxy's stable address (default "+DefaultProxyAddr+")")
+	names, err := parse(fs, args)
+	if err != nil {
+		return err
+	}
+	var target clientTarget
+	if *write != "" {
+		var ok bool
+		if target, ok = clientTargetByID(*write); !ok {
+			return fmt.Errorf("clients: unknown client %q (one of %s)", *write, clientIDs())
+		}
+	} else if *dry {
+		return errors.New("clients: --dry-run goes with --write CLIENT")
+	}
+	setup, names, err := loadClientSetup(e, *addr, names)
+	if err != nil {
+		return err
+	}
+	dirs, err := userDirsFrom(e.getenv)
+	if err != nil {
+		return err
+	}
+	if *write == "" {
+		return printClients(e, setup, dirs, names)
+	}
+	path := target.Path(dirs)
+	entries, err := target.entries(setup, names)
+	if err != nil {
+		return err
+	}
+	old, err := os.ReadFile(path)
+	if err != nil && !errors.Is(err, os.ErrNotExist) {
+		return fmt.Errorf("clients: %w", err)
+	}
+	merged, err := mergeServers(old, target.Section, entries)
+	if err != nil {
+		return fmt.Errorf("clients: %s is not plain JSON (%v; comments are not supported), so authkeeper leaves it alone; add this to it by hand:\n%s",
+			path, err, snippet(target.Section, entries))
+	}
+	if *dry {
+		fmt.Fprintf(e.stdout, "Would write %s:\n%s", path, merged)
+		return nil
+	}
+	backup, err := writeFileAtomic(path, merged, time.Now())
+	if err != nil {
+		return fmt.Errorf("clients: write %s: %w", path, err)
+	}
+	fmt.Fprintf(e.stdout, "Added %s to %s (%s).\n", strings.Join(names, ", "), target.Title, path)
+	if backup != "" {
+		fmt.Fprintf(e.stdout, "The previous file is kept at %s.\n", backup)
+	}
+	fmt.Fprintf(e.stdout, "Restart %s (or reload its MCP servers) to use them.\n", target.Title)
+	return nil
+}
+
+func clientIDs() string {
+	ids := make([]string, len(clientTargets))
+	for i, t := range clientTargets {
+		ids[i] = t.ID
+	}
+	return strings.Join(ids, ", ")
+}
+
+// loadClientSetup reads the proxy key and the configured servers (no owner needed) and checks names.
+func loadClientSetup(e env, addr string, names []string) (clientSetup, []string, error) {
+	paths, err := DefaultPaths(e.getenv)
+	if err != nil {
+		return clientSetup{}, nil, err
+	}
+	if err := paths.ensure(); err != nil {
+		return clientSetup{}, nil, err
+	}
+	key, err := loadProxyKey(paths.ConfigDir)
+	if err != nil {
+		return clientSetup{}, nil, err
+	}
+	// Read, not keychain.ConfigFile.Load: a read-only command must not move a corrupt file aside.
+	s := keychain.DefaultSettings()
+	if data, err := os.ReadFile(paths.ConfigFile()); err == nil {
+		if err := json.Unmarshal(data, &s); err != nil {
+			return clientSetup{}, nil, fmt.Errorf("clients: %s: %w", paths.ConfigFile(), err)
+		}
+	} else if !errors.Is(err, os.ErrNotExist) {
+		return clientSetup{}, nil, err
+	}
+	configured := map[string]bool{}
+	for _, srv := range s.Servers {
+		configured[srv.Name] = true
+	}
+	if len(names) == 0 {
+		for _, srv := range s.Servers {
+			names = append(names, srv.Name)
+		}
+		if len(names) == 0 {
+			return clientSetup{}, nil, errors.New("clients: no servers configured yet; add one with `authkeeper add URL`")
+		}
+	}
+	for _, n := range names {
+		if !configured[n] {
+			return clientSetup{}, nil, fmt.Errorf("clients: %q: %w (see `authkeeper status`)", n, ErrUnknownServer)
+		}
+	}
+	exe, err := os.Executable()
+	if err != nil {
+		return clientSetup{}, nil, err
+	}
+	if real, err := filepath.EvalSymlinks(exe); err == nil {
+		exe = real
+	}
+	if addr == "" {
+		addr = DefaultProxyAddr
+	}
+	return clientSetup{ProxyURL: "http://" + addr, Key: key, Exe: exe}, names, nil
+}
+
+// printClients prints every client's snippet and where it goes.
+func printClients(e env, setup clientSetup, dirs userDirs, names []string) error {
+	for i, t := range clientTargets {
+		entries, err := t.entries(setup, names)
+		if err != nil {
+			return err
+		}
+		if i > 0 {
+			fmt.Fprintln(e.stdout)
+		}
+		fmt.Fprintf(e.stdout, "# %s: %s  (authkeeper clients --write %s)\n", t.Title, t.Path(dirs), t.ID)
+		if t.ID == "claude-code" {
+			for _, n := range names {
+				fmt.Fprintf(e.stdout, "#   or: claude mcp add --scope user --transport http %s %s --header \"%s: %s\"\n",
+					n, setup.endpoint(n), ProxyKeyHeader, setup.Key)
+			}
+		}
+		fmt.Fprint(e.stdout, snippet(t.Section, entries))
+	}
+	return nil
+}
+
+// snippet renders {section: {entries}}.
+func snippet(section string, entries []member) string {
+	var inner, out bytes.Buffer
+	if writeObject(&inner, entries, "") != nil || writeObject(&out, []member{{section, inner.Bytes()}}, "") != nil {
+		return ""
+	}
+	return out.String() + "\n"
+}

@@ -1,0 +1,245 @@
+package app
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"io"
+	"net/http"
+	"time"
+
+	"github.com/authkeeper/authkeeper/keychain"
+	"github.com/authkeeper/authkeeper/oauth"
+)
+
+// The control API is HTTP over a unix socket that only the user can open (0600 in a 0700 directory):
+// the CLI, the stdio bridge, the headers helper and a second tray launch reach the owner through it.
+// It hands out tokens, so it is never on TCP.
+
+// Health is the /healthz document: whether the engine is up and, per server, whether it can hand out
+// a token and for how many seconds the current one stays valid.
+type Health struct {
+	Status   string         `json:"status"` // "ok" while the engine serves
+	Version  string         `json:"version"`
+	Uptime   float64        `json:"uptime_seconds"`
+	ProxyURL string         `json:"proxy_url"`
+	Config   string         `json:"config_file"`
+	Servers  []ServerHealth `json:"servers"`
+}
+
+// ServerHealth is one server's line in Health.
+type ServerHealth struct {
+	Name        string  `json:"name"`
+	State       string  `json:"state"` // healthy | degraded | needs-sign-in
+	SecondsLeft float64 `json:"seconds_left"`
+}
+
+// controlError is the body of every failed control call. Code lets clients branch.
+type controlError struct {
+	Error string `json:"error"`
+	Code  string `json:"code"` // unknown_server | exists | needs_sign_in | bad_request | failed
+}
+
+// ProxyInfo is what GET /v1/proxy returns: where the owner's proxy listens and its access key.
+type ProxyInfo struct {
+	URL string `json:"url"`
+	Key string `json:"key"`
+}
+
+// TokenResponse is what GET /v1/servers/{name}/token returns.
+type TokenResponse struct {
+	AccessToken string    `json:"access_token"`
+	Expiry      time.Time `json:"expiry,omitzero"`
+}
+
+func (e *Engine) controlHandler() http.Handler {
+	mux := http.NewServeMux()
+	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) {
+		writeJSON(w, http.StatusOK, e.health())
+	})
+	mux.HandleFunc("GET /v1/status", func(w http.ResponseWriter, r *http.Request) {
+		writeJSON(w, http.StatusOK, e.Snapshot())
+	})
+	mux.HandleFunc("GET /v1/proxy", func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Cache-Control", "no-store")
+		writeJSON(w, http.StatusOK, ProxyInfo{URL: e.ProxyURL(), Key: e.ProxyKey()})
+	})
+	mux.HandleFunc("POST /v1/ui/show", func(w http.ResponseWriter, r *http.Request) {
+		writeJSON(w, http.StatusOK, map[string]bool{"shown": e.show()})
+	})
+	mux.HandleFunc("POST /v1/busy", func(w http.ResponseWriter, r *http.Request) {
+		var req struct {
+			ID    string  `json:"id"`
+			Label string  `json:"label"`
+			TTL   float64 `json:"ttl_seconds"`
+		}
+		if !decode(w, r, &req) {
+			return
+		}
+		l, err := e.busy.Start(req.ID, req.Label, time.Duration(req.TTL*float64(time.Second)))
+		if err != nil {
+			writeErr(w, err)
+			return
+		}
+		writeJSON(w, http.StatusOK, l)
+	})
+	mux.HandleFunc("DELETE /v1/busy/{id}", func(w http.ResponseWriter, r *http.Request) {
+		writeJSON(w, http.StatusOK, map[string]bool{"ended": e.busy.End(r.PathValue("id"))})
+	})
+	mux.HandleFunc("GET /v1/servers/{name}/token", func(w http.ResponseWriter, r *http.Request) {
+		tok, err := e.Token(r.Context(), r.PathValue("name"))
+		if err != nil {
+			writeErr(w, err)
+			return
+		}
+		w.Header().Set("Cache-Control", "no-store")
+		writeJSON(w, http.StatusOK, TokenResponse{AccessToken: tok})
+	})
+	mux.HandleFunc("POST /v1/servers/{name}/refresh", func(w http.ResponseWriter, r *http.Request) {
+		reply(w, e.Refresh(r.Context(), r.PathValue("name"), "user"))
+	})
+	mux.HandleFunc("POST /v1/servers/{name}/logout", func(w http.ResponseWriter, r *http.Request) {
+		reply(w, e.Logout(r.Context(), r.PathValue("name")))
+	})
+	mux.HandleFunc("DELETE /v1/servers/{name}", func(w http.ResponseWriter, r *http.Request) {
+		reply(w, e.Remove(r.Context(), r.PathValue("name")))
+	})
+	mux.HandleFunc("POST /v1/servers/{name}/login", func(w http.ResponseWriter, r *http.Request) {
+		var req struct {
+			Device bool `json:"device"`
+		}
+		if !decode(w, r, &req) {
+			return
+		}
+		stream(w, func(onDevice func(*oauth.DeviceAuthorization)) error {
+			return e.SignIn(r.Context(), r.PathValue("name"), req.Device, onDevice)
+		})
+	})
+	mux.HandleFunc("POST /v1/servers", func(w http.ResponseWriter, r *http.Request) {
+		var req struct {
+			Name     string `json:"name"`
+			URL      string `json:"url"`
+			ClientID string `json:"client_id"`
+			Secret   string `json:"client_secret"`
+			Port     int    `json:"redirect_port"`
+			Device   bool   `json:"device"`
+		}
+		if !decode(w, r, &req) {
+			return
+		}
+		add := AddRequest{Name: req.Name, URL: req.URL, Device: req.Device}
+		if req.ClientID != "" {
+			add.Client = &oauth.StaticClient{ID: req.ClientID, Secret: req.Secret, RedirectPort: req.Port}
+		}
+		stream(w, func(onDevice func(*oauth.DeviceAuthorization)) error {
+			add.OnDevice = onDevice
+			return e.Add(r.Context(), add)
+		})
+	})
+	return mux
+}
+
+// StreamLine is one line of a streamed (NDJSON) control reply: sign-ins report the device code first,
+// then the outcome.
+type StreamLine struct {
+	Device *DeviceCode   `json:"device,omitempty"`
+	Done   bool          `json:"done,omitempty"`
+	Error  *controlError `json:"error,omitempty"`
+}
+
+// DeviceCode is what the user needs to complete a device sign-in elsewhere.
+type DeviceCode struct {
+	UserCode                string    `json:"user_code"`
+	VerificationURI         string    `json:"verification_uri"`
+	VerificationURIComplete string    `json:"verification_uri_complete,omitempty"`
+	Expires                 time.Time `json:"expires,omitzero"`
+}
+
+// stream runs a sign-in and writes NDJSON progress: a device code line if there is one, then the result.
+func stream(w http.ResponseWriter, run func(func(*oauth.DeviceAuthorization)) error) {
+	w.Header().Set("Content-Type", "application/x-ndjson")
+	w.WriteHeader(http.StatusOK)
+	enc := json.NewEncoder(w)
+	flusher, _ := w.(http.Flusher)
+	err := run(func(d *oauth.DeviceAuthorization) {
+		_ = enc.Encode(StreamLine{Device: &DeviceCode{UserCode: d.UserCode, VerificationURI: d.VerificationURI,
+			VerificationURIComplete: d.VerificationURIComplete, Expires: d.ExpiresAt}})
+		if flusher != nil {
+			flusher.Flush()
+		}
+	})
+	line := StreamLine{Done: err == nil}
+	if err != nil {
+		_, ce := classifyErr(err)
+		line.Error = &ce
+	}
+	_ = enc.Encode(line)
+}
+
+func (e *Engine) health() Health {
+	now := e.cfg.Clock.Now()
+	h := Health{Status: "ok", Version: e.cfg.Version, ProxyURL: e.ProxyURL(), Config: e.ConfigFile(), Servers: []ServerHealth{}}
+	e.mu.Lock()
+	h.Uptime = now.Sub(e.started).Seconds()
+	e.mu.Unlock()
+	for _, st := range e.Snapshot().Servers {
+		sh := ServerHealth{Name: st.Name, State: "healthy", SecondsLeft: max(0, st.Expiry.Sub(now).Seconds())}
+		if st.Unsaved {
+			sh.State = "degraded" // serving, but the keychain has not got the newest pair
+		}
+		switch st.State {
+		case StateDegraded:
+			sh.State = "degraded"
+		case StateNeedsSignIn, StateRevoked, StateDisabled:
+			sh.State = "needs-sign-in"
+		}
+		h.Servers = append(h.Servers, sh)
+	}
+	return h
+}
+
+func decode(w http.ResponseWriter, r *http.Request, v any) bool {
+	if err := json.NewDecoder(io.LimitReader(r.Body, 1<<20)).Decode(v); err != nil && !errors.Is(err, io.EOF) {
+		writeJSON(w, http.StatusBadRequest, controlError{Error: "bad request body: " + err.Error(), Code: "bad_request"})
+		return false
+	}
+	return true
+}
+
+func reply(w http.ResponseWriter, err error) {
+	if err != nil {
+		writeErr(w, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, map[string]bool{"ok": true})
+}
+
+// classifyErr maps an engine error onto an HTTP status and a code clients branch on.
+func classifyErr(err error) (int, controlError) {
+	ce := controlError{Error: err.Error(), Code: "failed"}
+	status := http.StatusBadGateway
+	switch {
+	case errors.Is(err, ErrUnknownServer):
+		status, ce.Code = http.StatusNotFound, "unknown_server"
+	case errors.Is(err, ErrServerExists):
+		status, ce.Code = http.StatusConflict, "exists"
+	case errors.Is(err, ErrNeedsSignIn), errors.Is(err, oauth.ErrReauthRequired):
+		status, ce.Code = http.StatusUnauthorized, "needs_sign_in"
+	case errors.Is(err, keychain.ErrUnavailable), errors.Is(err, keychain.ErrLocked):
+		status, ce.Code = http.StatusServiceUnavailable, "keychain"
+	case errors.Is(err, context.Canceled), errors.Is(err, context.DeadlineExceeded):
+		status, ce.Code = http.StatusGatewayTimeout, "timeout"
+	}
+	return status, ce
+}
+
+func writeErr(w http.ResponseWriter, err error) {
+	status, ce := classifyErr(err)
+	writeJSON(w, status, ce)
+}
+
+func writeJSON(w http.ResponseWriter, status int, v any) {
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(status)
+	_ = json.NewEncoder(w).Encode(v)
+}

@@ -1,0 +1,121 @@
+package app
+
+import (
+	"bytes"
+	"context"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+
+	"github.com/authkeeper/authkeeper/internal/testbed"
+	"github.com/authkeeper/authkeeper/keychain"
+)
+
+// newEnvBench is newBench with the engine's directories derived from this process's environment the
+// way DefaultPaths derives them, so that in-process commands (run) and child processes (the real
+// binary, given os.Environ()) find the same owner, config and keyring. It sets HOME, the XDG
+// directories and, through the keyring, DBUS_SESSION_BUS_ADDRESS with t.Setenv: not parallel.
+func newEnvBench(t *testing.T, asOpts testbed.AuthServerOptions) *bench {
+	t.Helper()
+	testbed.StartKeyring(t)
+	home := t.TempDir()
+	rt, err := os.MkdirTemp("/tmp", "akrt") // short: it holds the control socket
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { os.RemoveAll(rt) })
+	t.Setenv("HOME", home)
+	t.Setenv("XDG_CONFIG_HOME", filepath.Join(home, ".config"))
+	t.Setenv("XDG_STATE_HOME", filepath.Join(home, ".local", "state"))
+	t.Setenv("XDG_RUNTIME_DIR", rt)
+	t.Setenv("CLAUDE_CODE_MCP_SERVER_NAME", "")
+	paths, err := DefaultPaths(os.Getenv)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b := &bench{as: testbed.NewAuthServer(t, asOpts), paths: paths}
+	b.srv = testbed.GoMCPServer(t, testbed.MCPServerOptions{Issuer: b.as.Issuer, RequiredScopes: []string{"mcp:read"}})
+	b.start(t)
+	return b
+}
+
+// runCLI runs the command line in process with this process's environment and returns the exit code,
+// stdout and stderr.
+func runCLI(t *testing.T, args ...string) (code int, stdout, stderr string) {
+	t.Helper()
+	var out, errb bytes.Buffer
+	code = run(context.Background(), append([]string{"authkeeper"}, args...), env{stdout: &out, stderr: &errb, getenv: os.Getenv})
+	return code, out.String(), errb.String()
+}
+
+// authkeeperBinary returns the real binary: $AUTHKEEPER_BIN (what `make test` built) or a fresh build
+// of the module's main package. Call it before newEnvBench: the go command finds its module and build
+// caches under HOME.
+func authkeeperBinary(t *testing.T) string {
+	t.Helper()
+	if b := os.Getenv("AUTHKEEPER_BIN"); b != "" {
+		return b
+	}
+	bin := filepath.Join(t.TempDir(), "authkeeper")
+	cmd := exec.Command("go", "build", "-o", bin, "github.com/authkeeper/authkeeper")
+	if out, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("go build: %v\n%s", err, out)
+	}
+	return bin
+}
+
+// assertNoSecrets fails the test if any text contains one of the secrets (tokens, the proxy key).
+func assertNoSecrets(t *testing.T, where string, text string, secrets ...string) {
+	t.Helper()
+	for _, s := range secrets {
+		if s != "" && strings.Contains(text, s) {
+			t.Errorf("%s contains a secret (%d bytes of it)", where, len(s))
+		}
+	}
+}
+
+// tokenSet collects secrets read from the keychain during a test. Safe for concurrent use.
+type tokenSet struct {
+	mu  sync.Mutex
+	set map[string]bool
+}
+
+// addFromKeychain adds the access and refresh tokens the keychain holds for server "bench".
+func (s *tokenSet) addFromKeychain(t *testing.T) {
+	t.Helper()
+	ks, err := keychain.NewKeyringStore(keychain.KeyringConfig{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	rec, err := ks.Get("bench")
+	if err != nil {
+		t.Fatal(err)
+	}
+	s.add(rec.AccessToken, rec.RefreshToken)
+}
+
+func (s *tokenSet) add(secrets ...string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.set == nil {
+		s.set = map[string]bool{}
+	}
+	for _, v := range secrets {
+		if v != "" {
+			s.set[v] = true
+		}
+	}
+}
+
+func (s *tokenSet) list() []string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	out := make([]string, 0, len(s.set))
+	for v := range s.set {
+		out = append(out, v)
+	}
+	return out
+}

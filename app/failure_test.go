@@ -1,0 +1,160 @@
+package app
+
+import (
+	"context"
+	"errors"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/authkeeper/authkeeper/internal/testbed"
+)
+
+// waitEvent waits for an event of kind for server "bench" on ch and returns it.
+func waitEvent(t *testing.T, ch <-chan Event, kind EventKind, timeout time.Duration) Event {
+	t.Helper()
+	deadline := time.After(timeout)
+	for {
+		select {
+		case ev, ok := <-ch:
+			if !ok {
+				t.Fatalf("event stream closed while waiting for %s", kind)
+			}
+			if ev.Kind == kind {
+				return ev
+			}
+		case <-deadline:
+			t.Fatalf("no %s event within %v", kind, timeout)
+		}
+	}
+}
+
+// TestEngineServesTheValidTokenWhileTheASIsDownAndRecovers: with the AS unreachable at refresh time the
+// server is "degraded", the current token keeps serving, and the first retry after the AS returns
+// recovers without any human.
+func TestEngineServesTheValidTokenWhileTheASIsDownAndRecovers(t *testing.T) {
+	b := newBench(t, testbed.AuthServerOptions{AccessTokenTTL: 20 * time.Second})
+	_, ch, cancel := b.eng.Subscribe()
+	defer cancel()
+	before, _ := b.eng.Token(context.Background(), "bench")
+	b.as.Stop(t)
+	ev := waitEvent(t, ch, EventDegraded, 20*time.Second) // the planned refresh at ~10 s fails
+	if ev.Outcome != "transient" {
+		t.Errorf("degraded outcome %q, want transient", ev.Outcome)
+	}
+	if st := b.eng.Snapshot().Servers[0]; st.State != StateDegraded {
+		t.Errorf("state %s, want degraded", st.State)
+	}
+	tok, err := b.eng.Token(context.Background(), "bench")
+	if err != nil || tok != before {
+		t.Fatalf("while the AS is down: %v (same token %t); want the still-valid token", err, tok == before)
+	}
+	if h := b.eng.health(); h.Servers[0].State != "degraded" || h.Servers[0].SecondsLeft <= 0 {
+		t.Errorf("healthz %+v, want degraded with time left", h.Servers[0])
+	}
+	b.as.Start(t)
+	waitEvent(t, ch, EventRecovered, 30*time.Second)
+	if tok, _ := b.eng.Token(context.Background(), "bench"); tok == before {
+		t.Error("recovered but still serving the old token")
+	}
+}
+
+// TestEngineHonoursRetryAfterFromTheAS: a 429 with Retry-After: 8 at refresh time delays the retry by
+// at least eight seconds (longer than any backoff the engine would choose for a first retry).
+func TestEngineHonoursRetryAfterFromTheAS(t *testing.T) {
+	b := newBench(t, testbed.AuthServerOptions{AccessTokenTTL: 30 * time.Second})
+	_, ch, cancel := b.eng.Subscribe()
+	defer cancel()
+	b.as.Fault(t, testbed.Fault{Endpoint: "token", Status: 429, RetryAfter: "8", Count: 1})
+	failed := waitEvent(t, ch, EventDegraded, 25*time.Second)
+	ok := waitEvent(t, ch, EventRecovered, 25*time.Second)
+	if gap := ok.Time.Sub(failed.Time); gap < 8*time.Second {
+		t.Errorf("retried %v after a 429 with Retry-After: 8", gap)
+	}
+	if st := b.eng.Snapshot().Servers[0]; st.State != StateFresh {
+		t.Errorf("state %s after recovery", st.State)
+	}
+}
+
+// TestEngineAfterTheASForgetsItsClientAsksForOneSignIn: an AS restart forgets the registered client and
+// the grant. The next refresh fails with invalid_client; the engine re-registers, announces exactly one
+// needs-sign-in, and one scripted sign-in with the new client brings the server back.
+func TestEngineAfterTheASForgetsItsClientAsksForOneSignIn(t *testing.T) {
+	b := newBench(t, testbed.AuthServerOptions{AccessTokenTTL: 6 * time.Second})
+	_, ch, cancel := b.eng.Subscribe()
+	defer cancel()
+	k, _ := b.eng.keeper("bench")
+	oldClient := k.Grant().ClientID
+	b.as.Restart(t)
+	waitEvent(t, ch, EventNeedsSignIn, 20*time.Second)
+	// The access token already issued still works at the server until it expires; then only a sign-in helps.
+	exp := b.eng.Snapshot().Servers[0].Expiry
+	time.Sleep(time.Until(exp) + 100*time.Millisecond)
+	if _, err := b.eng.Token(context.Background(), "bench"); !errors.Is(err, ErrNeedsSignIn) {
+		t.Fatalf("Token after the AS forgot the client and the token expired: %v, want ErrNeedsSignIn", err)
+	}
+	newClient := k.Grant().ClientID
+	if newClient == "" || newClient == oldClient {
+		t.Errorf("client after re-registration %q (was %q): want a new registration", newClient, oldClient)
+	}
+	// No retry loop and no second announcement while waiting for the user.
+	time.Sleep(5 * time.Second)
+	for len(ch) > 0 {
+		if ev := <-ch; ev.Kind == EventNeedsSignIn {
+			t.Error("needs-sign-in announced twice in one episode")
+		}
+	}
+	opened := len(b.browser.Opened())
+	if err := b.eng.SignIn(context.Background(), "bench", false, nil); err != nil {
+		t.Fatalf("sign in again: %v", err)
+	}
+	if n := len(b.browser.Opened()) - opened; n != 1 {
+		t.Errorf("sign-in opened the browser %d times, want 1", n)
+	}
+	if got := k.Grant().ClientID; got != newClient {
+		t.Errorf("sign-in used client %q, want the re-registered %q (no second registration)", got, newClient)
+	}
+	if _, err := b.eng.Token(context.Background(), "bench"); err != nil {
+		t.Fatalf("Token after signing in again: %v", err)
+	}
+	waitEvent(t, ch, EventRefreshed, 15*time.Second) // and refreshing resumes
+}
+
+// TestEngineKeepsServingFromMemoryWhenTheKeyringStops: with the Secret Service gone, a refresh still
+// succeeds, the new pair serves from memory, a warning says the save failed, and nothing is written
+// in plain text anywhere under the app's directories.
+func TestEngineKeepsServingFromMemoryWhenTheKeyringStops(t *testing.T) {
+	b := newBench(t, testbed.AuthServerOptions{AccessTokenTTL: 8 * time.Second})
+	_, ch, cancel := b.eng.Subscribe()
+	defer cancel()
+	before, _ := b.eng.Token(context.Background(), "bench")
+	b.keyring.Stop(t)
+	warn := waitEvent(t, ch, EventWarning, 20*time.Second)
+	if !strings.Contains(warn.Message, "kept in memory") {
+		t.Errorf("warning %q does not say the token is kept in memory", warn.Message)
+	}
+	tok, err := b.eng.Token(context.Background(), "bench")
+	if err != nil || tok == before {
+		t.Fatalf("after the refresh with no keyring: %v (new token %t)", err, tok != before)
+	}
+	if st := b.eng.Snapshot().Servers[0]; !st.Unsaved {
+		t.Errorf("status %+v does not say the newest pair is unsaved", st)
+	}
+	if h := b.eng.health(); h.Servers[0].State != "degraded" {
+		t.Errorf("healthz says %q with the keychain gone, want degraded", h.Servers[0].State)
+	}
+	for _, dir := range []string{b.paths.ConfigDir, b.paths.StateDir, b.paths.RuntimeDir} {
+		_ = filepath.WalkDir(dir, func(p string, d os.DirEntry, err error) error {
+			if err != nil || d.IsDir() || d.Type()&os.ModeSocket != 0 {
+				return nil
+			}
+			data, _ := os.ReadFile(p)
+			if strings.Contains(string(data), tok) || strings.Contains(string(data), before) {
+				t.Errorf("%s contains an access token in plain text", p)
+			}
+			return nil
+		})
+	}
+}

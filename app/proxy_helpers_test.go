@@ -1,0 +1,156 @@
+package app
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/authkeeper/authkeeper/internal/testbed"
+	"github.com/authkeeper/authkeeper/keychain"
+	"github.com/modelcontextprotocol/go-sdk/jsonrpc"
+	"github.com/modelcontextprotocol/go-sdk/mcp"
+)
+
+// proxyBenchOptions picks the real peers of a proxy test.
+type proxyBenchOptions struct {
+	AS     testbed.AuthServerOptions
+	TS     bool     // the TypeScript SDK server instead of the Go SDK one
+	JSON   bool     // the server answers POSTs with application/json instead of SSE
+	Scopes []string // the server's required scopes; default mcp:read
+}
+
+// newProxyBench is newBench with the MCP server chosen by opts: an engine signed in through the real AS
+// (and the real keyring) to server "bench", serving the proxy on a free loopback port. Opaque tokens
+// make the server introspect every request, so a revoked token is refused at once.
+func newProxyBench(t *testing.T, opts proxyBenchOptions) *bench {
+	t.Helper()
+	testbed.StartKeyring(t)
+	b := &bench{as: testbed.NewAuthServer(t, opts.AS)}
+	mo := testbed.MCPServerOptions{Issuer: b.as.Issuer, JSONResponse: opts.JSON, RequiredScopes: opts.Scopes, Opaque: opts.AS.Opaque}
+	if mo.RequiredScopes == nil {
+		mo.RequiredScopes = []string{"mcp:read"}
+	}
+	if mo.Opaque {
+		mo.IntrospectionClientID, mo.IntrospectionClientSecret = b.as.IntrospectionClient()
+	}
+	if opts.TS {
+		b.srv = testbed.TSMCPServer(t, mo)
+	} else {
+		b.srv = testbed.GoMCPServer(t, mo)
+	}
+	b.paths = tempPaths(t)
+	b.start(t)
+	return b
+}
+
+// proxySession opens a Go SDK client session to server "bench" through the proxy.
+func (b *bench) proxySession(t *testing.T, opts *mcp.ClientOptions) *mcp.ClientSession {
+	t.Helper()
+	c := mcp.NewClient(&mcp.Implementation{Name: "proxy-test", Version: "1"}, opts)
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	cs, err := c.Connect(ctx, &mcp.StreamableClientTransport{Endpoint: b.eng.ProxyEndpoint("bench")}, nil)
+	if err != nil {
+		t.Fatalf("connect through the proxy: %v", err)
+	}
+	t.Cleanup(func() { cs.Close() })
+	return cs
+}
+
+// proxyEcho calls the echo tool and returns its text.
+func proxyEcho(ctx context.Context, cs *mcp.ClientSession, text string) (string, error) {
+	res, err := cs.CallTool(ctx, &mcp.CallToolParams{Name: "echo", Arguments: map[string]any{"text": text}})
+	if err != nil {
+		return "", err
+	}
+	if res.IsError || len(res.Content) != 1 {
+		return "", errors.New("echo: tool error")
+	}
+	tc, ok := res.Content[0].(*mcp.TextContent)
+	if !ok {
+		return "", errors.New("echo: not text")
+	}
+	return tc.Text, nil
+}
+
+// proxyWhoami calls the whoami tool: what the server saw of the token.
+func proxyWhoami(ctx context.Context, cs *mcp.ClientSession) (testbed.Whoami, error) {
+	var w testbed.Whoami
+	res, err := cs.CallTool(ctx, &mcp.CallToolParams{Name: "whoami", Arguments: map[string]any{}})
+	if err != nil {
+		return w, err
+	}
+	if res.IsError || len(res.Content) != 1 {
+		return w, errors.New("whoami: tool error")
+	}
+	tc, _ := res.Content[0].(*mcp.TextContent)
+	if tc == nil {
+		return w, errors.New("whoami: not text")
+	}
+	return w, json.Unmarshal([]byte(tc.Text), &w)
+}
+
+// proxyStructured returns the proxy's error data from a failed call, or fails the test.
+func proxyStructured(t *testing.T, err error) (*jsonrpc.Error, errorData) {
+	t.Helper()
+	var we *jsonrpc.Error
+	if !errors.As(err, &we) {
+		t.Fatalf("call error %v (%T) is not a JSON-RPC error", err, err)
+	}
+	var d errorData
+	if err := json.Unmarshal(we.Data, &d); err != nil {
+		t.Fatalf("error data %s: %v", we.Data, err)
+	}
+	return we, d
+}
+
+// proxyRecord reads server "bench"'s credentials from the real keyring.
+func proxyRecord(t *testing.T) keychain.Record {
+	t.Helper()
+	ks, err := keychain.NewKeyringStore(keychain.KeyringConfig{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	rec, err := ks.Get("bench")
+	if err != nil {
+		t.Fatal(err)
+	}
+	return rec
+}
+
+// proxySecrets collects every token the test has seen, to check that none leaks into what callers see.
+type proxySecrets struct {
+	mu   sync.Mutex
+	seen map[string]bool
+}
+
+func (s *proxySecrets) add(t *testing.T) {
+	t.Helper()
+	rec := proxyRecord(t)
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.seen == nil {
+		s.seen = map[string]bool{}
+	}
+	for _, v := range []string{rec.AccessToken, rec.RefreshToken} {
+		if v != "" {
+			s.seen[v] = true
+		}
+	}
+}
+
+// leak returns a description of the first token found in text, or "".
+func (s *proxySecrets) leak(text string) string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for v := range s.seen {
+		if strings.Contains(text, v) {
+			return "a token"
+		}
+	}
+	return ""
+}

@@ -1,0 +1,232 @@
+// Package app is authkeeper's engine and command line. The engine owns every credential, keeps the
+// tokens fresh, and serves the MCP proxy and the control API; the command line drives it. Nothing here
+// knows about a GUI toolkit: the tray is passed in as a UI by main.
+package app
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+	"runtime"
+	"syscall"
+	"time"
+)
+
+// Version is the release version, set at build time with -ldflags "-X .../app.Version=…".
+var Version = "dev"
+
+// UI runs the desktop front end over a started engine and blocks until the user quits or ctx ends.
+// It must be called on the main goroutine (GUI toolkits need the main thread).
+type UI func(ctx context.Context, e *Engine) error
+
+// env is what a command may touch of the outside world; tests substitute it.
+type env struct {
+	stdout, stderr io.Writer
+	getenv         func(string) string
+	ui             UI
+}
+
+// Run executes the command line args (args[0] is the program name) and returns the exit code.
+// With no command it starts the tray when a display is available and the headless engine otherwise.
+func Run(ctx context.Context, args []string, ui UI) int {
+	ctx, stop := signal.NotifyContext(ctx, os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	return run(ctx, args, env{stdout: os.Stdout, stderr: os.Stderr, getenv: os.Getenv, ui: ui})
+}
+
+func run(ctx context.Context, args []string, e env) int {
+	cmd, rest := "", []string(nil)
+	if len(args) > 1 {
+		cmd, rest = args[1], args[2:]
+	}
+	var err error
+	switch cmd {
+	case "", "tray":
+		err = cmdDefault(ctx, rest, e)
+	case "serve":
+		err = cmdServe(ctx, rest, e, nil)
+	case "status":
+		err = cmdStatus(ctx, rest, e)
+	case "add":
+		err = cmdAdd(ctx, rest, e)
+	case "login":
+		err = cmdLogin(ctx, rest, e)
+	case "logout":
+		err = cmdSimple(ctx, "logout", rest, e, func(r *Remote, n string) error { return r.Logout(ctx, n) }, "Signed out of %s")
+	case "remove":
+		err = cmdSimple(ctx, "remove", rest, e, func(r *Remote, n string) error { return r.Remove(ctx, n) }, "Removed %s")
+	case "refresh":
+		err = cmdSimple(ctx, "refresh", rest, e, func(r *Remote, n string) error { return r.Refresh(ctx, n) }, "Refreshed %s")
+	case "busy":
+		err = cmdBusy(ctx, rest, e)
+	case "bridge":
+		err = cmdBridge(ctx, rest, e, os.Stdin)
+	case "headers":
+		err = cmdHeaders(ctx, rest, e)
+	case "clients":
+		err = cmdClients(ctx, rest, e)
+	case "version", "--version":
+		fmt.Fprintln(e.stdout, "authkeeper", Version)
+	case "help", "-h", "--help":
+		fmt.Fprint(e.stdout, usage)
+	default:
+		fmt.Fprintf(e.stderr, "authkeeper: unknown command %q\n%s", cmd, usage)
+		return 2
+	}
+	var code exitCode
+	switch {
+	case err == nil:
+		return 0
+	case errors.As(err, &code):
+		return int(code)
+	case errors.Is(err, flag.ErrHelp):
+		return 2
+	}
+	fmt.Fprintln(e.stderr, "authkeeper:", err)
+	return 1
+}
+
+const usage = `usage: authkeeper [command]
+
+  (none)                     the tray app (the headless engine when there is no display)
+  serve [--proxy-addr A] [--store keychain|file]
+                             the engine headless: MCP proxy + control API
+  status [--json]            each server's state and token lifetime
+  add URL [--name N] [--client-id ID] [--device]
+                             sign in to an MCP server and keep its token fresh
+  login NAME [--device]      sign in to a server again
+  logout NAME                revoke and forget a server's tokens
+  remove NAME                revoke its tokens and remove the server
+  refresh NAME               refresh a server's token now
+  busy start --id X [--ttl 30m] | busy end --id X | busy run -- CMD | busy list
+                             hold refreshes while an agent turn runs
+  bridge NAME                MCP over stdin/stdout for stdio-only clients (Claude Desktop)
+  headers [NAME]             print {"Authorization": …} for Claude Code's headersHelper
+                             (exit 2: sign-in needed; NAME defaults to $CLAUDE_CODE_MCP_SERVER_NAME)
+  clients [NAME...] [--write CLIENT [--dry-run]]
+                             print or write the MCP config of Claude Code, Claude Desktop,
+                             VS Code, GitHub Copilot CLI and Cursor
+  version                    print the version
+`
+
+// hasDisplay reports whether a desktop session is available for the tray.
+func hasDisplay(getenv func(string) string) bool {
+	if runtime.GOOS != "linux" && runtime.GOOS != "freebsd" && runtime.GOOS != "openbsd" {
+		return true
+	}
+	return getenv("DISPLAY") != "" || getenv("WAYLAND_DISPLAY") != ""
+}
+
+func cmdDefault(ctx context.Context, args []string, e env) error {
+	// Single instance: a second launch asks the running app to show its status window, then exits.
+	if paths, err := DefaultPaths(e.getenv); err == nil {
+		if shown, err := NewRemote(ownerSocket(paths)).Show(ctx); err == nil {
+			if shown {
+				fmt.Fprintln(e.stdout, "authkeeper is already running; showed its status window")
+			} else {
+				fmt.Fprintln(e.stdout, "authkeeper is already running headless; see `authkeeper status`")
+			}
+			return nil
+		}
+	}
+	if e.ui == nil || !hasDisplay(e.getenv) {
+		fmt.Fprintln(e.stdout, "authkeeper: no display found, running the headless engine (authkeeper serve)")
+		return cmdServe(ctx, args, e, nil)
+	}
+	return cmdServe(ctx, args, e, e.ui)
+}
+
+// cmdServe starts the engine, prints where it listens, and serves until ctx ends (or, with a UI, until
+// the user quits the tray).
+func cmdServe(ctx context.Context, args []string, e env, ui UI) error {
+	fs := newFlags("serve", e)
+	proxyAddr := fs.String("proxy-addr", e.getenv("AUTHKEEPER_PROXY_ADDR"), "loopback host:port for the MCP proxy (default "+DefaultProxyAddr+")")
+	store := fs.String("store", e.getenv("AUTHKEEPER_STORE"), "credential store: keychain (default) or file (plain text, 0600)")
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	paths, err := DefaultPaths(e.getenv)
+	if err != nil {
+		return err
+	}
+	eng, err := NewEngine(Config{Paths: paths, ProxyAddr: *proxyAddr, Version: Version, StoreKind: *store})
+	if err != nil {
+		return err
+	}
+	if err := eng.Start(ctx); err != nil {
+		if errors.Is(err, ErrNotOwner) {
+			return fmt.Errorf("another authkeeper is already running (see `authkeeper status`): %w", err)
+		}
+		return err
+	}
+	defer eng.Close()
+	mode := "headless"
+	if ui != nil {
+		mode = "with tray"
+	}
+	if w := eng.Warning(); w != "" {
+		fmt.Fprintln(e.stderr, "authkeeper: warning:", w)
+	}
+	fmt.Fprintf(e.stdout, "authkeeper %s: engine running (%s)\n", Version, mode)
+	fmt.Fprintf(e.stdout, "  proxy:   %s/mcp/<server>\n", eng.ProxyURL())
+	fmt.Fprintf(e.stdout, "  control: %s\n", eng.ControlAddr())
+	fmt.Fprintf(e.stdout, "  config:  %s\n", eng.ConfigFile())
+	if ui != nil {
+		return ui(ctx, eng)
+	}
+	<-ctx.Done()
+	fmt.Fprintln(e.stdout, "authkeeper: shutting down")
+	return nil
+}
+
+// cmdStatus asks the running engine for its state over the control socket. It never starts one.
+func cmdStatus(ctx context.Context, args []string, e env) error {
+	fs := newFlags("status", e)
+	asJSON := fs.Bool("json", false, "print the raw /healthz document")
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	paths, err := DefaultPaths(e.getenv)
+	if err != nil {
+		return err
+	}
+	r := NewRemote(ownerSocket(paths))
+	h, err := r.Health(ctx)
+	if err != nil {
+		return fmt.Errorf("authkeeper is not running (no answer on %s); start it with `authkeeper` or `authkeeper serve`", ownerSocket(paths))
+	}
+	if *asJSON {
+		enc := json.NewEncoder(e.stdout)
+		enc.SetIndent("", "  ")
+		return enc.Encode(h)
+	}
+	s, err := r.Status(ctx)
+	if err != nil {
+		return err
+	}
+	fmt.Fprintf(e.stdout, "authkeeper %s: running for %s, proxy %s, %d server(s)\n",
+		h.Version, time.Duration(h.Uptime*float64(time.Second)).Round(time.Second), h.ProxyURL, len(s.Servers))
+	now := time.Now()
+	for _, st := range s.Servers {
+		left := "no token"
+		if !st.Expiry.IsZero() {
+			left = "expires in " + st.Expiry.Sub(now).Round(time.Second).String()
+		}
+		note := ""
+		if st.Unsaved {
+			note = " — not saved: the keychain is unavailable, the newest token is kept in memory"
+		} else if st.State != StateFresh && st.Message != "" {
+			note = " — " + st.Message
+		}
+		fmt.Fprintf(e.stdout, "  %-20s %-14s %s%s\n", st.Name, st.State, left, note)
+	}
+	for _, l := range s.Leases {
+		fmt.Fprintf(e.stdout, "  busy: %s (%s) until %s\n", l.ID, l.Label, l.Expires().Format(time.Kitchen))
+	}
+	return nil
+}

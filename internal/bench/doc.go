@@ -1,0 +1,19 @@
+// Package bench measures what authkeeper costs, against the test bench's real peers
+// (internal/testbed): the oidc-provider authorization server, Go SDK MCP servers, the Go SDK client,
+// gnome-keyring, Xvfb, and the real authkeeper binary. `make bench` runs each benchmark in a process of
+// its own and writes its report to docs/:
+//
+//   - TestProxyBenchmark (bench-proxy.md): the latency the loopback proxy adds to a tools/call, at 1 and
+//     50 concurrent clients, the throughput it allows, and the latency of the first SSE event, each
+//     against the same call made directly to the server;
+//   - TestBridgeBenchmark (bench-bridge.md, bench-latency.png): a tools/call round trip over stdio
+//     through `authkeeper bridge` and through the pinned npm mcp-remote given the same token, next to
+//     direct and proxied calls, and each stdio process's resident memory;
+//   - TestFootprintBenchmark (bench-footprint.md): idle CPU and resident memory of `authkeeper serve`
+//     and of the tray app, each with 10 signed-in servers;
+//   - TestSchedulerScaleBenchmark (bench-scale.md): 1,000 servers in the engine's scheduler — heap,
+//     time to plan, CPU per idle hour.
+//
+// Without AUTHKEEPER_BENCH_REPORT each runs a short smoke version and writes nothing, so `go test ./...`
+// stays quick. See each report for its method and figures.
+package bench

@@ -1,0 +1,132 @@
+package testbed
+
+import (
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/godbus/dbus/v5"
+)
+
+// Secret Service names (https://specifications.freedesktop.org/secret-service-spec/latest/).
+const (
+	secretsName       = "org.freedesktop.secrets"
+	secretsPath       = "/org/freedesktop/secrets"
+	loginCollection   = "/org/freedesktop/secrets/collection/login"
+	defaultCollection = "/org/freedesktop/secrets/aliases/default"
+)
+
+// Keyring is a gnome-keyring-daemon serving the Secret Service on a private session bus, with a fresh
+// login keyring in a private HOME. Safe for concurrent use.
+type Keyring struct {
+	// Bus is the session bus the daemon serves; DBUS_SESSION_BUS_ADDRESS points at it.
+	Bus *Bus
+	// Home is the daemon's private HOME; the keyring files live under Home/.local/share/keyrings.
+	Home string
+
+	proc *Process
+}
+
+// StartKeyring starts a Secret Service on a new private session bus. See KeyringOn. (Not named
+// Keyring: that is the type.)
+func StartKeyring(t testing.TB) *Keyring {
+	t.Helper()
+	return KeyringOn(t, SessionBus(t))
+}
+
+// KeyringOn starts `gnome-keyring-daemon --foreground --unlock --components=secrets` on bus, with a
+// private HOME and XDG directories, feeding the login password on stdin so the login collection is
+// created unlocked. It returns once org.freedesktop.secrets answers and the default collection is
+// unlocked, and stops the daemon in cleanup.
+func KeyringOn(t testing.TB, bus *Bus) *Keyring {
+	t.Helper()
+	Need(t, "gnome-keyring-daemon")
+	home := t.TempDir()
+	run := filepath.Join(bus.Dir, "run") // XDG_RUNTIME_DIR holds a socket: keep the path short
+	if err := os.MkdirAll(run, 0o700); err != nil {
+		t.Fatalf("keyring: %v", err)
+	}
+	cmd := exec.Command("gnome-keyring-daemon", "--foreground", "--unlock", "--components=secrets")
+	cmd.Env = append(os.Environ(), bus.Env()...)
+	cmd.Env = append(cmd.Env,
+		"HOME="+home,
+		"XDG_DATA_HOME="+filepath.Join(home, ".local", "share"),
+		"XDG_CONFIG_HOME="+filepath.Join(home, ".config"),
+		"XDG_CACHE_HOME="+filepath.Join(home, ".cache"),
+		"XDG_RUNTIME_DIR="+run,
+	)
+	cmd.Stdin = strings.NewReader("testbed-login-password") // --unlock reads it up to EOF
+	k := &Keyring{Bus: bus, Home: home, proc: StartProcess(t, "gnome-keyring-daemon", cmd)}
+	bus.WaitName(t, secretsName, 15*time.Second, k.proc.Done())
+	// The name is claimed before the login keyring is loaded; wait until the collection is usable.
+	c := bus.Connect(t)
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		locked, err := k.locked(c)
+		if err == nil && !locked {
+			return k
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("keyring: default collection not unlocked after 10s (locked=%v, err=%v)", locked, err)
+		}
+		time.Sleep(20 * time.Millisecond) // polling another process's state
+	}
+}
+
+// Stop stops the daemon; afterwards org.freedesktop.secrets has no owner (the bus cannot activate a
+// new one), which is what a headless machine without a Secret Service looks like.
+func (k *Keyring) Stop(t testing.TB) {
+	t.Helper()
+	_ = k.proc.Stop()
+}
+
+// Freeze stops the daemon with SIGSTOP until cleanup: it keeps its bus name but never answers, like a
+// Secret Service waiting on an unlock prompt nobody sees.
+func (k *Keyring) Freeze(t testing.TB) {
+	t.Helper()
+	pid := k.proc.cmd.Process.Pid
+	if err := syscall.Kill(-pid, syscall.SIGSTOP); err != nil {
+		t.Fatalf("freeze keyring: %v", err)
+	}
+	t.Cleanup(func() { _ = syscall.Kill(-pid, syscall.SIGCONT) })
+}
+
+// Lock locks the login collection through the Secret Service's own Lock method, as the screen locker
+// or `seahorse` would. Unlocking it again would need a user at a prompt.
+func (k *Keyring) Lock(t testing.TB) {
+	t.Helper()
+	c := k.Bus.Connect(t)
+	var locked []dbus.ObjectPath
+	var prompt dbus.ObjectPath
+	err := c.Object(secretsName, secretsPath).Call("org.freedesktop.Secret.Service.Lock", 0,
+		[]dbus.ObjectPath{loginCollection}).Store(&locked, &prompt)
+	if err != nil {
+		t.Fatalf("lock keyring: %v", err)
+	}
+	if is, err := k.locked(c); err != nil || !is {
+		t.Fatalf("lock keyring: still unlocked (err=%v)", err)
+	}
+}
+
+// Locked reports whether the default collection is locked.
+func (k *Keyring) Locked(t testing.TB) bool {
+	t.Helper()
+	locked, err := k.locked(k.Bus.Connect(t))
+	if err != nil {
+		t.Fatalf("keyring: %v", err)
+	}
+	return locked
+}
+
+func (k *Keyring) locked(c *dbus.Conn) (bool, error) {
+	v, err := c.Object(secretsName, defaultCollection).GetProperty("org.freedesktop.Secret.Collection.Locked")
+	if err != nil {
+		return false, err
+	}
+	locked, _ := v.Value().(bool)
+	return locked, nil
+}

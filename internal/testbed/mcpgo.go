@@ -1,0 +1,276 @@
+package testbed
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net"
+	"net/http"
+	"strconv"
+	"strings"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/modelcontextprotocol/go-sdk/auth"
+	"github.com/modelcontextprotocol/go-sdk/mcp"
+	"github.com/modelcontextprotocol/go-sdk/oauthex"
+)
+
+// MCPServerOptions configures GoMCPServer and TSMCPServer; both read every field the same way.
+type MCPServerOptions struct {
+	// Issuer is the authorization server's issuer (AuthServer.Issuer), listed in the protected
+	// resource metadata and required in every token. Required.
+	Issuer string
+	// JSONResponse makes the server answer POSTs with a single application/json body instead of a
+	// text/event-stream. Default false: SSE, so notifications arrive while a tool runs.
+	JSONResponse bool
+	// RequiredScopes must all be granted to every request's token, else 403. Default: none.
+	RequiredScopes []string
+	// Opaque verifies tokens by RFC 7662 introspection instead of as RFC 9068 JWTs against the
+	// issuer's JWKS. Default false.
+	Opaque bool
+	// IntrospectionClientID and IntrospectionClientSecret authenticate the server to the issuer's
+	// introspection endpoint (client_secret_basic). Required when Opaque, ignored otherwise.
+	IntrospectionClientID, IntrospectionClientSecret string
+	// Path is the MCP endpoint's path. Default "/mcp".
+	Path string
+}
+
+// validate fails the test on a bad configuration and fills in defaults.
+func (o MCPServerOptions) validate(t testing.TB) MCPServerOptions {
+	t.Helper()
+	if o.Issuer == "" {
+		t.Fatal("MCPServerOptions.Issuer is required")
+	}
+	if o.Opaque && (o.IntrospectionClientID == "" || o.IntrospectionClientSecret == "") {
+		t.Fatal("MCPServerOptions.Opaque needs IntrospectionClientID and IntrospectionClientSecret")
+	}
+	if o.Path == "" {
+		o.Path = "/mcp"
+	}
+	if !strings.HasPrefix(o.Path, "/") {
+		t.Fatalf("MCPServerOptions.Path %q must start with /", o.Path)
+	}
+	return o
+}
+
+// MCPServer is a running bench MCP server, stopped by the test's cleanup. Safe for concurrent use.
+type MCPServer struct {
+	// URL is the MCP endpoint, which is also the protected resource: the RFC 8707 resource a token
+	// must be issued for, and the resource of the RFC 9728 metadata.
+	URL string
+	// ResourceMetadataURL is where the RFC 9728 metadata is served, as named by 401 challenges:
+	// /.well-known/oauth-protected-resource followed by the endpoint's path.
+	ResourceMetadataURL string
+
+	stats func(testing.TB) MCPStats
+}
+
+// MCPStats counts the HTTP requests an MCP server has seen on its endpoint.
+type MCPStats struct {
+	Requests     int // every request to the MCP endpoint (POST, GET, DELETE), rejected ones included
+	Unauthorized int // requests answered 401
+	Forbidden    int // requests answered 403
+}
+
+// Stats returns the server's request counters so far.
+func (s *MCPServer) Stats(t testing.TB) MCPStats {
+	t.Helper()
+	return s.stats(t)
+}
+
+// GoMCPServer starts, in process, an MCP server built on the official Go SDK: the SDK's streamable
+// HTTP handler (stateful sessions, GET stream, DELETE) behind the SDK's auth.RequireBearerToken, and
+// the SDK's RFC 9728 metadata handler. It serves the bench tools (see registerGoTools).
+//
+// SDK behaviour kept as is: a token lacking RequiredScopes gets 403 with a `scope=` challenge but no
+// `error="insufficient_scope"`; a session is bound to the token's subject, so another user's token on
+// it gets 403 "session user mismatch"; an unknown session id gets 404.
+func GoMCPServer(t testing.TB, opts MCPServerOptions) *MCPServer {
+	t.Helper()
+	opts = opts.validate(t)
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatalf("go mcp server: %v", err)
+	}
+	base := "http://" + l.Addr().String()
+	s := &MCPServer{URL: base + opts.Path, ResourceMetadataURL: base + "/.well-known/oauth-protected-resource" + opts.Path}
+
+	ctx, cancel := context.WithTimeout(context.Background(), 15*time.Second)
+	defer cancel()
+	v, err := newTokenVerifier(ctx, opts.Issuer, s.URL, opts)
+	if err != nil {
+		l.Close()
+		t.Fatalf("go mcp server: %v", err)
+	}
+
+	server := mcp.NewServer(&mcp.Implementation{Name: "authkeeper-bench-go", Version: "1"}, nil)
+	registerGoTools(server)
+	mcpHandler := mcp.NewStreamableHTTPHandler(func(*http.Request) *mcp.Server { return server },
+		&mcp.StreamableHTTPOptions{JSONResponse: opts.JSONResponse})
+	protect := auth.RequireBearerToken(v.Verify, &auth.RequireBearerTokenOptions{
+		ResourceMetadataURL: s.ResourceMetadataURL,
+		Scopes:              opts.RequiredScopes,
+	})
+	var c mcpCounters
+	mux := http.NewServeMux()
+	mux.Handle(opts.Path, c.count(protect(mcpHandler)))
+	mux.Handle("/.well-known/oauth-protected-resource"+opts.Path, auth.ProtectedResourceMetadataHandler(
+		&oauthex.ProtectedResourceMetadata{
+			Resource:               s.URL,
+			AuthorizationServers:   []string{opts.Issuer},
+			ScopesSupported:        opts.RequiredScopes,
+			BearerMethodsSupported: []string{"header"},
+		}))
+	s.stats = func(testing.TB) MCPStats { return c.snapshot() }
+
+	hs := &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
+	served := make(chan error, 1)
+	go func() { served <- hs.Serve(l) }()
+	t.Cleanup(func() {
+		// Open GET streams never go idle, so close the sessions first or Shutdown would wait.
+		for ss := range server.Sessions() {
+			_ = ss.Close()
+		}
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		if err := hs.Shutdown(ctx); err != nil {
+			_ = hs.Close()
+		}
+		if err := <-served; !errors.Is(err, http.ErrServerClosed) {
+			t.Errorf("go mcp server: %v", err)
+		}
+	})
+	return s
+}
+
+// mcpCounters implements MCPStats for the Go server.
+type mcpCounters struct{ requests, unauthorized, forbidden atomic.Int64 }
+
+func (c *mcpCounters) count(h http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		c.requests.Add(1)
+		h.ServeHTTP(&mcpStatusRecorder{ResponseWriter: w, c: c}, r)
+	})
+}
+
+func (c *mcpCounters) snapshot() MCPStats {
+	return MCPStats{Requests: int(c.requests.Load()), Unauthorized: int(c.unauthorized.Load()), Forbidden: int(c.forbidden.Load())}
+}
+
+// mcpStatusRecorder counts 401 and 403 answers. It unwraps to the real writer so that the SDK can still
+// flush SSE events through http.ResponseController.
+type mcpStatusRecorder struct {
+	http.ResponseWriter
+	c *mcpCounters
+}
+
+func (w *mcpStatusRecorder) WriteHeader(code int) {
+	switch code {
+	case http.StatusUnauthorized:
+		w.c.unauthorized.Add(1)
+	case http.StatusForbidden:
+		w.c.forbidden.Add(1)
+	}
+	w.ResponseWriter.WriteHeader(code)
+}
+
+func (w *mcpStatusRecorder) Unwrap() http.ResponseWriter { return w.ResponseWriter }
+
+// The bench tools, identical in name, arguments and results on the Go and TS servers:
+//
+//	echo {text}                 → text
+//	add {a, b}                  → a+b, formatted as JavaScript's String(number) would for ordinary values
+//	whoami {}                   → {"subject","client_id","scopes","expires_at"} as the server saw the token
+//	countdown {n, interval_ms}  → n notifications interval_ms apart, then "done"
+//	slow {ms}                   → "slept <ms>ms" after ms milliseconds
+//
+// countdown's notifications are notifications/progress (progress i, total n, message "countdown i/n"),
+// sent only when the call carries a progress token, as the specification requires; without one it
+// just takes as long. (Logging notifications would need no token, but SEP-2577 deprecates logging
+// and the Go SDK sends them only after logging/setLevel.) Over SSE they stream on the call's POST
+// response; in JSON mode the Go SDK moves them to the session's GET stream, and the TS SDK drops them.
+func registerGoTools(s *mcp.Server) {
+	type echoIn struct {
+		Text string `json:"text"`
+	}
+	mcp.AddTool(s, &mcp.Tool{Name: "echo", Description: "Returns text."},
+		func(_ context.Context, _ *mcp.CallToolRequest, in echoIn) (*mcp.CallToolResult, any, error) {
+			return mcpText(in.Text), nil, nil
+		})
+	type addIn struct {
+		A float64 `json:"a"`
+		B float64 `json:"b"`
+	}
+	mcp.AddTool(s, &mcp.Tool{Name: "add", Description: "Returns a+b."},
+		func(_ context.Context, _ *mcp.CallToolRequest, in addIn) (*mcp.CallToolResult, any, error) {
+			return mcpText(strconv.FormatFloat(in.A+in.B, 'f', -1, 64)), nil, nil
+		})
+	mcp.AddTool(s, &mcp.Tool{Name: "whoami", Description: "Describes the caller's token, never the token itself."},
+		func(_ context.Context, req *mcp.CallToolRequest, _ struct{}) (*mcp.CallToolResult, any, error) {
+			ti := req.Extra.TokenInfo
+			sub, _ := ti.Extra["sub"].(string)
+			client, _ := ti.Extra["client_id"].(string)
+			b, err := json.Marshal(Whoami{Subject: sub, ClientID: client, Scopes: append([]string{}, ti.Scopes...), ExpiresAt: ti.Expiration.Unix()})
+			return mcpText(string(b)), nil, err
+		})
+	type countdownIn struct {
+		N          int `json:"n"`
+		IntervalMS int `json:"interval_ms"`
+	}
+	mcp.AddTool(s, &mcp.Tool{Name: "countdown", Description: "Sends n notifications interval_ms apart."},
+		func(ctx context.Context, req *mcp.CallToolRequest, in countdownIn) (*mcp.CallToolResult, any, error) {
+			token := req.Params.GetProgressToken()
+			for i := 1; i <= in.N; i++ {
+				if i > 1 {
+					if err := sleepCtx(ctx, in.IntervalMS); err != nil {
+						return nil, nil, err
+					}
+				}
+				if token == nil {
+					continue
+				}
+				err := req.Session.NotifyProgress(ctx, &mcp.ProgressNotificationParams{ProgressToken: token,
+					Progress: float64(i), Total: float64(in.N), Message: fmt.Sprintf("countdown %d/%d", i, in.N)})
+				if err != nil {
+					return nil, nil, err
+				}
+			}
+			return mcpText("done"), nil, nil
+		})
+	type slowIn struct {
+		MS int `json:"ms"`
+	}
+	mcp.AddTool(s, &mcp.Tool{Name: "slow", Description: "Returns after ms milliseconds."},
+		func(ctx context.Context, _ *mcp.CallToolRequest, in slowIn) (*mcp.CallToolResult, any, error) {
+			if err := sleepCtx(ctx, in.MS); err != nil {
+				return nil, nil, err
+			}
+			return mcpText(fmt.Sprintf("slept %dms", in.MS)), nil, nil
+		})
+}
+
+// Whoami is the JSON text the whoami tool returns.
+type Whoami struct {
+	Subject   string   `json:"subject"`
+	ClientID  string   `json:"client_id"`
+	Scopes    []string `json:"scopes"`
+	ExpiresAt int64    `json:"expires_at"` // Unix seconds
+}
+
+func mcpText(s string) *mcp.CallToolResult {
+	return &mcp.CallToolResult{Content: []mcp.Content{&mcp.TextContent{Text: s}}}
+}
+
+func sleepCtx(ctx context.Context, ms int) error {
+	t := time.NewTimer(time.Duration(ms) * time.Millisecond)
+	defer t.Stop()
+	select {
+	case <-t.C:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}

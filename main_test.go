@@ -1,0 +1,104 @@
+package main
+
+import (
+	"bufio"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+)
+
+// binary returns the authkeeper binary under test: $AUTHKEEPER_BIN (what `make test` built) or a fresh
+// build into a temp dir.
+func binary(t *testing.T) string {
+	t.Helper()
+	if b := os.Getenv("AUTHKEEPER_BIN"); b != "" {
+		return b
+	}
+	b := filepath.Join(t.TempDir(), "authkeeper")
+	if out, err := exec.Command("go", "build", "-o", b, ".").CombinedOutput(); err != nil {
+		t.Fatalf("go build: %v\n%s", err, out)
+	}
+	return b
+}
+
+// TestMakeRunWithoutDisplayStartsHeadlessEngine runs the binary exactly as `make run` does on a machine
+// with no display: it must say so in one line, print its addresses, answer `status`, and exit cleanly
+// on SIGTERM.
+func TestMakeRunWithoutDisplayStartsHeadlessEngine(t *testing.T) {
+	bin := binary(t)
+	home := t.TempDir()
+	rt, err := os.MkdirTemp("/tmp", "akrt")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { os.RemoveAll(rt) })
+	env := []string{"HOME=" + home, "PATH=" + os.Getenv("PATH"), "XDG_RUNTIME_DIR=" + rt,
+		"XDG_CONFIG_HOME=" + filepath.Join(home, ".config"), "AUTHKEEPER_PROXY_ADDR=127.0.0.1:0"}
+
+	cmd := exec.Command(bin)
+	cmd.Env = env
+	stdout, err := cmd.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	cmd.Stderr = os.Stderr
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = cmd.Process.Kill() })
+
+	lines := make(chan string)
+	go func() {
+		sc := bufio.NewScanner(stdout)
+		for sc.Scan() {
+			lines <- sc.Text()
+		}
+		close(lines)
+	}()
+	var got []string
+	timeout := time.After(20 * time.Second)
+	for len(got) == 0 || !strings.Contains(got[len(got)-1], "config:") {
+		select {
+		case l, ok := <-lines:
+			if !ok {
+				t.Fatalf("authkeeper exited early; output:\n%s", strings.Join(got, "\n"))
+			}
+			got = append(got, l)
+		case <-timeout:
+			t.Fatalf("no addresses within 20s; output:\n%s", strings.Join(got, "\n"))
+		}
+	}
+	out := strings.Join(got, "\n")
+	for _, want := range []string{
+		"no display found, running the headless engine (authkeeper serve)",
+		"engine running (headless)",
+		"proxy:   http://127.0.0.1:",
+		"control: " + filepath.Join(rt, "authkeeper", "control.sock"),
+		"config:  " + filepath.Join(home, ".config", "authkeeper", "config.json"),
+	} {
+		if !strings.Contains(out, want) {
+			t.Errorf("output lacks %q:\n%s", want, out)
+		}
+	}
+
+	status := exec.Command(bin, "status")
+	status.Env = env
+	if b, err := status.CombinedOutput(); err != nil || !strings.Contains(string(b), "running for") {
+		t.Errorf("authkeeper status: %v\n%s", err, b)
+	}
+
+	if err := cmd.Process.Signal(syscall.SIGTERM); err != nil {
+		t.Fatal(err)
+	}
+	go func() {
+		for range lines {
+		}
+	}()
+	if err := cmd.Wait(); err != nil {
+		t.Errorf("exit after SIGTERM: %v", err)
+	}
+}

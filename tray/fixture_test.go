@@ -1,0 +1,131 @@
+package tray
+
+import (
+	"context"
+	"image/png"
+	"os"
+	"path/filepath"
+	"testing"
+	"time"
+
+	"fyne.io/fyne/v2"
+
+	"github.com/authkeeper/authkeeper/app"
+	"github.com/authkeeper/authkeeper/internal/testbed"
+	"github.com/authkeeper/authkeeper/oauth"
+)
+
+// fixture is a snapshot with a server in most states, for the windows' tests and screenshots.
+func fixture() (app.Snapshot, []app.Event) {
+	s := app.Snapshot{Time: now, ProxyURL: "http://127.0.0.1:47615", Servers: []app.ServerStatus{
+		{Name: "github", State: app.StateFresh, Expiry: now.Add(42 * time.Minute),
+			Last: app.LastRefresh{At: now.Add(-18 * time.Minute), Trigger: "schedule", Outcome: "ok"},
+			Next: now.Add(27 * time.Minute), NextTrigger: "schedule"},
+		{Name: "linear", State: app.StateNeedsSignIn,
+			Last: app.LastRefresh{At: now.Add(-3 * time.Minute), Trigger: "schedule", Outcome: "invalid_grant"}},
+		{Name: "notion", State: app.StateDeferred, Expiry: now.Add(6 * time.Minute), Deferred: true,
+			Last: app.LastRefresh{At: now.Add(-54 * time.Minute), Trigger: "sign-in", Outcome: "ok"},
+			Next: now.Add(4 * time.Minute), NextTrigger: "deadline"},
+		{Name: "sentry", State: app.StateDegraded, Expiry: now.Add(25 * time.Minute),
+			Last: app.LastRefresh{At: now.Add(-20 * time.Second), Trigger: "retry", Outcome: "transient"},
+			Next: now.Add(40 * time.Second), NextTrigger: "retry"},
+	}, Leases: []app.Lease{{ID: "claude-7", Label: "claude code turn", Started: now.Add(-2 * time.Minute), TTL: 30 * time.Minute}}}
+	evs := []app.Event{
+		{Time: now.Add(-54 * time.Minute), Kind: app.EventSignedIn, Server: "notion", Trigger: "user", Outcome: "ok"},
+		{Time: now.Add(-18 * time.Minute), Kind: app.EventRefreshed, Server: "github", Trigger: "schedule", Outcome: "ok"},
+		{Time: now.Add(-3 * time.Minute), Kind: app.EventNeedsSignIn, Server: "linear", Trigger: "schedule", Outcome: "invalid_grant",
+			Message: "the refresh token was revoked"},
+		{Time: now.Add(-2 * time.Minute), Kind: app.EventDeferred, Server: "notion", Trigger: "schedule"},
+		{Time: now.Add(-20 * time.Second), Kind: app.EventDegraded, Server: "sentry", Trigger: "retry", Outcome: "transient",
+			Message: "token endpoint answered 503"},
+	}
+	return s, evs
+}
+
+// capture writes canvas c as a PNG to the artifact folder.
+func capture(t *testing.T, c fyne.Canvas, name string) {
+	t.Helper()
+	dir := testbed.ArtifactDir(t)
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	f, err := os.Create(filepath.Join(dir, name))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	if err := png.Encode(f, c.Capture()); err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("screenshot: %s", f.Name())
+}
+
+// bench is an engine (file store in a temp dir) next to a real authorization server and MCP server.
+type bench struct {
+	as      *testbed.AuthServer
+	srv     *testbed.MCPServer
+	browser *testbed.Browser
+	eng     *app.Engine
+}
+
+// newBench starts the peers and an engine whose browser is opener (nil: the scripted browser).
+func newBench(t *testing.T, opener oauth.Opener) *bench {
+	t.Helper()
+	b := &bench{as: testbed.NewAuthServer(t, testbed.AuthServerOptions{DeviceInterval: time.Second})}
+	b.srv = testbed.GoMCPServer(t, testbed.MCPServerOptions{Issuer: b.as.Issuer, RequiredScopes: []string{"mcp:read"}})
+	b.browser = testbed.NewBrowser(t, testbed.BrowserOptions{})
+	if opener == nil {
+		opener = b.browser
+	}
+	home := t.TempDir()
+	rt, err := os.MkdirTemp("/tmp", "akrt")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { os.RemoveAll(rt) })
+	paths := app.Paths{ConfigDir: filepath.Join(home, "config"), StateDir: filepath.Join(home, "state"), RuntimeDir: rt}
+	eng, err := app.NewEngine(app.Config{Paths: paths, ProxyAddr: "127.0.0.1:0", StoreKind: "file", Opener: opener})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := eng.Start(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { eng.Close() })
+	b.eng = eng
+	return b
+}
+
+// uiLoop plays the UI goroutine for a test. fyne's test driver runs fyne.Do inline on the calling
+// goroutine, so windows post their UI work here instead, and the test runs it on its own goroutine
+// while it waits for a step.
+type uiLoop struct {
+	posts chan func()
+	steps []string // appended by posted work, so only on the test goroutine
+}
+
+func newUILoop() *uiLoop { return &uiLoop{posts: make(chan func(), 256)} }
+
+func (l *uiLoop) post(f func()) { l.posts <- f }
+
+func (l *uiLoop) step(s string) { l.steps = append(l.steps, s) }
+
+// wait runs posted UI work until step want has happened.
+func (l *uiLoop) wait(t *testing.T, want string) {
+	t.Helper()
+	timeout := time.After(60 * time.Second)
+	for {
+		for i, s := range l.steps {
+			if s == want {
+				l.steps = l.steps[i+1:]
+				return
+			}
+		}
+		select {
+		case f := <-l.posts:
+			f()
+		case <-timeout:
+			t.Fatalf("no step %q within 60s; steps seen: %q", want, l.steps)
+		}
+	}
+}

@@ -1,0 +1,100 @@
+package tray
+
+import (
+	"slices"
+	"sync"
+	"time"
+
+	"github.com/authkeeper/authkeeper/app"
+)
+
+// notice is one desktop notification. Routine notices (a refresh, a sign-in) are silenced by the
+// Notifications preference; notices about a server that needs the user are always sent, because until
+// the user acts the agents using it are stopped.
+type notice struct {
+	Title, Body string
+	Routine     bool
+}
+
+// noticeFor is the notification an event calls for, if any. Refreshes are not here: they go through
+// the coalescer. The engine announces needs_sign_in and revoked once per episode, so neither repeats.
+func noticeFor(ev app.Event) (notice, bool) {
+	switch ev.Kind {
+	case app.EventNeedsSignIn:
+		return notice{Title: ev.Server + " needs you to sign in again",
+			Body: "Choose “Sign in again” under " + ev.Server + " in the authkeeper menu. " + ev.Message}, true
+	case app.EventRevoked:
+		return notice{Title: ev.Server + ": the server revoked access",
+			Body: "Choose “Sign in again” under " + ev.Server + " in the authkeeper menu."}, true
+	case app.EventSignedIn:
+		return notice{Title: "Signed in to " + ev.Server, Body: "Agents using " + ev.Server + " carry on.", Routine: true}, true
+	}
+	return notice{}, false
+}
+
+// isRefresh reports whether ev is a successful refresh, which the coalescer announces.
+func isRefresh(ev app.Event) bool {
+	return ev.Kind == app.EventRefreshed || ev.Kind == app.EventDeadlineRefresh
+}
+
+// coalesceWindow is how long refresh notices gather before one is sent for all of them.
+const coalesceWindow = 10 * time.Second
+
+// coalescer turns a burst of refreshes into one notice: the first refresh opens a window, and when it
+// closes one notice names every server refreshed in it ("Refreshed auth for X, Y and 2 more"). Safe for
+// concurrent use.
+type coalescer struct {
+	clock  app.Clock
+	window time.Duration
+	send   func(notice) // called on the clock's timer goroutine; must not block for long
+
+	mu    sync.Mutex
+	names []string
+	timer app.Timer
+}
+
+// newCoalescer returns a coalescer that calls send once per window that saw refreshes.
+func newCoalescer(clock app.Clock, window time.Duration, send func(notice)) *coalescer {
+	return &coalescer{clock: clock, window: window, send: send}
+}
+
+// add records that server was refreshed.
+func (c *coalescer) add(server string) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if !slices.Contains(c.names, server) {
+		c.names = append(c.names, server)
+	}
+	if c.timer == nil {
+		c.timer = c.clock.AfterFunc(c.window, c.flush)
+	}
+}
+
+func (c *coalescer) flush() {
+	c.mu.Lock()
+	n := c.names
+	c.names, c.timer = nil, nil
+	c.mu.Unlock()
+	if len(n) > 0 {
+		c.send(refreshNotice(n))
+	}
+}
+
+// stop drops any pending notice.
+func (c *coalescer) stop() {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.timer != nil {
+		c.timer.Stop()
+	}
+	c.names, c.timer = nil, nil
+}
+
+// refreshNotice announces the refresh of servers n.
+func refreshNotice(n []string) notice {
+	body := "Their agents keep working."
+	if len(n) == 1 {
+		body = "Agents using it keep working."
+	}
+	return notice{Title: "Refreshed auth for " + names(n), Body: body, Routine: true}
+}

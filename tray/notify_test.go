@@ -1,0 +1,86 @@
+package tray
+
+import (
+	"testing"
+	"testing/synctest"
+	"time"
+
+	"github.com/google/go-cmp/cmp"
+
+	"github.com/authkeeper/authkeeper/app"
+)
+
+// TestRefreshNoticesCoalesceWithinTenSeconds runs the coalescer on fake time: one refresh is announced
+// once its 10 s window closes, a burst inside one window becomes a single notice naming everyone, and
+// a refresh after the window opens a new one.
+func TestRefreshNoticesCoalesceWithinTenSeconds(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		var sent []string
+		ch := make(chan string, 10)
+		c := newCoalescer(app.SystemClock{}, coalesceWindow, func(n notice) { ch <- n.Title })
+		step := func(d time.Duration) {
+			time.Sleep(d) // fake time inside the bubble
+			synctest.Wait()
+			for len(ch) > 0 {
+				sent = append(sent, <-ch)
+			}
+		}
+
+		c.add("github")
+		step(9 * time.Second)
+		if len(sent) != 0 {
+			t.Fatalf("sent %q before the window closed", sent)
+		}
+		step(time.Second)
+		if diff := cmp.Diff([]string{"Refreshed auth for github"}, sent); diff != "" {
+			t.Fatalf("single refresh (-want +got):\n%s", diff)
+		}
+
+		sent = nil
+		for _, s := range []string{"linear", "jira", "linear", "notion", "sentry"} {
+			c.add(s)
+			step(2 * time.Second)
+		}
+		step(10 * time.Second)
+		if diff := cmp.Diff([]string{"Refreshed auth for linear, jira and 2 more"}, sent); diff != "" {
+			t.Errorf("burst (-want +got):\n%s", diff)
+		}
+
+		sent = nil
+		c.add("x")
+		c.stop()
+		step(time.Minute)
+		if len(sent) != 0 {
+			t.Errorf("stopped coalescer sent %q", sent)
+		}
+	})
+}
+
+func TestNoticesForEventsThatNeedTheUserAreNotRoutine(t *testing.T) {
+	tests := []struct {
+		ev   app.Event
+		want notice
+		ok   bool
+	}{
+		{app.Event{Kind: app.EventNeedsSignIn, Server: "gh", Message: "invalid_grant"},
+			notice{Title: "gh needs you to sign in again", Body: "Choose “Sign in again” under gh in the authkeeper menu. invalid_grant"}, true},
+		{app.Event{Kind: app.EventRevoked, Server: "gh"},
+			notice{Title: "gh: the server revoked access", Body: "Choose “Sign in again” under gh in the authkeeper menu."}, true},
+		{app.Event{Kind: app.EventSignedIn, Server: "gh"},
+			notice{Title: "Signed in to gh", Body: "Agents using gh carry on.", Routine: true}, true},
+		{app.Event{Kind: app.EventRefreshed, Server: "gh"}, notice{}, false}, // the coalescer's
+		{app.Event{Kind: app.EventBusyChanged}, notice{}, false},
+		{app.Event{Kind: app.EventDegraded, Server: "gh"}, notice{}, false},
+	}
+	for _, tt := range tests {
+		t.Run(string(tt.ev.Kind), func(t *testing.T) {
+			got, ok := noticeFor(tt.ev)
+			if ok != tt.ok {
+				t.Fatalf("noticeFor ok = %v, want %v", ok, tt.ok)
+			}
+			if diff := cmp.Diff(tt.want, got); diff != "" {
+				t.Errorf("notice (-want +got):\n%s", diff)
+			}
+		})
+	}
+}

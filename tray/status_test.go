@@ -1,0 +1,61 @@
+package tray
+
+import (
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/google/go-cmp/cmp"
+
+	"fyne.io/fyne/v2/test"
+
+	"github.com/authkeeper/authkeeper/app"
+)
+
+func TestStatusRowsSayStateExpiryLastAndNextRefreshAndDeferral(t *testing.T) {
+	s, _ := fixture()
+	in := func(d time.Duration) string { return now.Add(d).Local().Format(" (15:04)") }
+	want := [][]string{
+		{"github", "fresh", "in 42 min" + in(42*time.Minute), "18 min ago, schedule", "in 27 min (schedule)", "no"},
+		{"linear", "needs sign-in", "—", "3 min ago, schedule: invalid_grant", "—", "no"},
+		{"notion", "refresh deferred (agent busy)", "in 6 min" + in(6*time.Minute), "54 min ago, sign-in", "in 4 min (deadline)", "yes"},
+		{"sentry", "refresh failing, retrying", "in 25 min" + in(25*time.Minute), "20 s ago, retry: transient", "in 40 s (retry)", "no"},
+	}
+	if diff := cmp.Diff(want, statusRows(s, now)); diff != "" {
+		t.Errorf("rows (-want +got):\n%s", diff)
+	}
+}
+
+// TestStatusWindowShowsTheTableAndNewestEventsFirstAndUpdates drives the window with fyne's test app:
+// the cells on the canvas are the snapshot's, the newest event is first, a second update replaces
+// both, and the screenshot of the first state goes to the artifacts.
+func TestStatusWindowShowsTheTableAndNewestEventsFirstAndUpdates(t *testing.T) {
+	a := test.NewTempApp(t)
+	s, evs := fixture()
+	w := newStatusWindow(a)
+	t.Cleanup(w.w.Close)
+	w.update(s, evs, now)
+	w.w.Show()
+
+	markup := test.RenderToMarkup(w.w.Canvas())
+	for _, cell := range []string{"Token expires", "needs sign-in", "54 min ago, sign-in", "in 4 min (deadline)",
+		"linear needs you to sign in", "sentry  degraded (retry): transient — token endpoint answered 503"} {
+		if !strings.Contains(markup, cell) {
+			t.Errorf("window does not show %q", cell)
+		}
+	}
+	if !strings.Contains(w.lines[0], "sentry  degraded") || !strings.Contains(w.lines[len(w.lines)-1], "notion  signed in (user)") {
+		t.Errorf("events not newest first: %q", w.lines)
+	}
+	capture(t, w.w.Canvas(), "status-window.png")
+
+	s.Servers[1].State = app.StateFresh
+	s.Servers[1].Expiry = now.Add(time.Hour)
+	w.update(s, append(evs, app.Event{Time: now, Kind: app.EventSignedIn, Server: "linear", Trigger: "user", Outcome: "ok"}), now)
+	if w.rows[1][1] != "fresh" || !strings.HasPrefix(w.lines[0], now.Local().Format("15:04:05")+"  linear  signed in") {
+		t.Errorf("after update: row %q, first event %q", w.rows[1], w.lines[0])
+	}
+	if markup := test.RenderToMarkup(w.w.Canvas()); strings.Contains(markup, "needs sign-in") {
+		t.Errorf("window still shows needs sign-in after the update")
+	}
+}

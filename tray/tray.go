@@ -1,0 +1,193 @@
+// Package tray is authkeeper's desktop front end: a system-tray icon and menu over the engine, plus the
+// Status, Add server and sign-in windows. It is a view: it holds no state the engine does not have
+// (only which of its own windows are open), rebuilds the menu from the engine's snapshot on every
+// event, and every click becomes a call on the engine. fyne objects are touched only on the UI
+// goroutine: work done elsewhere comes back through fyne.Do.
+package tray
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"reflect"
+	"time"
+
+	"fyne.io/fyne/v2"
+	fyneapp "fyne.io/fyne/v2/app"
+	"fyne.io/fyne/v2/driver/desktop"
+	"fyne.io/systray"
+
+	"github.com/authkeeper/authkeeper/app"
+	"github.com/authkeeper/authkeeper/assets"
+	"github.com/authkeeper/authkeeper/tray/autostart"
+)
+
+// AppID is the application identifier shared with FyneApp.toml; fyne keys preferences by it.
+const AppID = "dev.authkeeper.app"
+
+// Run shows the tray icon and menu for e and blocks until the user chooses Quit or ctx ends. It must be
+// called on the main goroutine. It satisfies app.UI.
+func Run(ctx context.Context, e *app.Engine) error {
+	a := fyneapp.NewWithID(AppID)
+	a.SetIcon(fyne.NewStaticResource("icon.png", assets.Icon))
+	if _, ok := a.(desktop.App); !ok {
+		return errors.New("this desktop has no system tray; run `authkeeper serve` for the headless engine")
+	}
+	exe, err := os.Executable()
+	if err != nil {
+		return fmt.Errorf("find the program for start at login: %w", err)
+	}
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	u := newUI(ctx, a, e, options{Autostart: autostart.Config{Exec: exe}})
+	defer u.close()
+	u.renewAutostart()
+	go func() {
+		<-ctx.Done()
+		fyne.Do(a.Quit)
+	}()
+	a.Run()
+	return nil
+}
+
+// options configure the view; Run fills them in, tests vary them.
+type options struct {
+	// Clock times the notification window and the menu's lifetimes; default app.SystemClock.
+	Clock app.Clock
+	// Autostart is where "Start at login" writes its entry; Exec is required for the item to work.
+	Autostart autostart.Config
+	// NotifyWindow is how long refresh notices gather into one; default coalesceWindow (10 s).
+	NotifyWindow time.Duration
+	// Post runs f on the UI goroutine; default fyne.Do. (fyne's test driver runs fyne.Do inline on the
+	// caller's goroutine, so tests post to their own goroutine instead.)
+	Post func(f func())
+	// Steps, in tests, is told of each asynchronous step the windows complete; nil in the app.
+	Steps func(string)
+}
+
+// ui is the controller: it renders snapshots and turns clicks into engine calls. Every field below mu
+// in the struct is owned by the UI goroutine.
+type ui struct {
+	ctx   context.Context
+	a     fyne.App
+	desk  desktop.App // nil under fyne's test driver, which has no tray
+	eng   *app.Engine
+	cfg   options
+	notes *coalescer
+	loop  *events
+
+	snap    app.Snapshot
+	recent  []app.Event // newest last, at most maxRecent
+	icon    iconState
+	model   []item // the menu last drawn
+	menu    *fyne.Menu
+	status  *statusWindow
+	adder   *addWindow
+	signIns map[string]*signInWindow
+	removes map[string]fyne.Window
+}
+
+// maxRecent bounds the events the Status window lists.
+const maxRecent = 200
+
+// newUI subscribes to e, draws the first menu and starts following events. Call on the UI goroutine.
+func newUI(ctx context.Context, a fyne.App, e *app.Engine, cfg options) *ui {
+	if cfg.Clock == nil {
+		cfg.Clock = app.SystemClock{}
+	}
+	if cfg.NotifyWindow == 0 {
+		cfg.NotifyWindow = coalesceWindow
+	}
+	if cfg.Post == nil {
+		cfg.Post = fyne.Do
+	}
+	u := &ui{ctx: ctx, a: a, eng: e, cfg: cfg, icon: -1, signIns: map[string]*signInWindow{}, removes: map[string]fyne.Window{}}
+	u.desk, _ = a.(desktop.App)
+	u.notes = newCoalescer(cfg.Clock, cfg.NotifyWindow, u.notify)
+	e.SetShowHandler(func() { cfg.Post(u.showStatus) })
+	u.loop = follow(ctx, e, cfg.Clock, u.handle, func(s app.Snapshot, evs []app.Event) {
+		cfg.Post(func() { u.render(s, evs) })
+	})
+	u.render(u.loop.first, nil)
+	return u
+}
+
+// close stops following the engine and drops a pending notice.
+func (u *ui) close() {
+	u.eng.SetShowHandler(nil)
+	u.loop.stop()
+	u.notes.stop()
+}
+
+// handle runs on the event goroutine for every event: notifications do not wait for the UI thread.
+func (u *ui) handle(ev app.Event) {
+	if isRefresh(ev) {
+		u.notes.add(ev.Server)
+		return
+	}
+	if n, ok := noticeFor(ev); ok {
+		u.notify(n)
+	}
+}
+
+// notify sends n unless it is routine and the user turned notifications off. SendNotification does
+// not wait for the user: notifications never block anything.
+func (u *ui) notify(n notice) {
+	if n.Routine && !u.eng.Prefs().Notifications {
+		return
+	}
+	u.a.SendNotification(fyne.NewNotification(n.Title, n.Body))
+}
+
+// render shows snapshot s and appends evs to the recent events. UI goroutine.
+func (u *ui) render(s app.Snapshot, evs []app.Event) {
+	u.snap = s
+	for _, ev := range evs {
+		if ev.Kind != app.EventBusyChanged {
+			u.recent = append(u.recent, ev)
+		}
+	}
+	if n := len(u.recent) - maxRecent; n > 0 {
+		u.recent = append([]app.Event(nil), u.recent[n:]...)
+	}
+	now := u.cfg.Clock.Now()
+	model := menuModel(s, u.eng.Prefs(), now)
+	changed := !reflect.DeepEqual(model, u.model)
+	if changed {
+		u.model, u.menu = model, fyneMenu(model, u.do)
+	}
+	if u.status != nil {
+		u.status.update(s, u.recent, now)
+	}
+	if u.cfg.Steps != nil {
+		u.cfg.Steps("render")
+	}
+	if u.desk == nil || !changed {
+		return
+	}
+	// Only a changed menu is sent: every SetSystemTrayMenu renumbers the D-Bus menu, and a panel (or
+	// a user) holding the old one would click a vanished id.
+	u.desk.SetSystemTrayMenu(u.menu)
+	if ic := iconFor(s); ic != u.icon {
+		u.icon = ic
+		u.desk.SetSystemTrayIcon(iconResource(ic))
+	}
+	// fyne has no tooltip API; its tray is fyne.io/systray, whose setter is safe from any goroutine.
+	systray.SetTooltip(tooltip(s, now))
+}
+
+// rerender draws the current snapshot again, after a preference changed.
+func (u *ui) rerender() { u.render(u.eng.Snapshot(), nil) }
+
+func iconResource(s iconState) fyne.Resource {
+	switch s {
+	case iconBusy:
+		return fyne.NewStaticResource("tray-busy.png", assets.TrayBusy)
+	case iconAttention:
+		return fyne.NewStaticResource("tray-attention.png", assets.TrayAttention)
+	case iconError:
+		return fyne.NewStaticResource("tray-error.png", assets.TrayError)
+	}
+	return fyne.NewStaticResource("tray-fresh.png", assets.TrayFresh)
+}

@@ -1,0 +1,253 @@
+package tray
+
+import (
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/authkeeper/authkeeper/app"
+	"github.com/authkeeper/authkeeper/keychain"
+)
+
+// This file is the pure half of the view: the snapshot → menu, icon and tooltip mapping, with no fyne
+// in it, so every state can be table-tested. menu.go turns the model into fyne menus.
+
+// action is what clicking a menu item asks of the engine (or of the tray's windows).
+type action int
+
+const (
+	actNone action = iota
+	actRefresh
+	actSignIn
+	actCopyProxy
+	actCopyConfig
+	actRemove
+	actBusy
+	actAdd
+	actStatus
+	actNotifications
+	actStartAtLogin
+	actQuit
+)
+
+// item is one tray menu entry.
+type item struct {
+	Label     string
+	Action    action
+	Server    string // the server the action applies to
+	Check     bool   // a check item; Checked is its state
+	Checked   bool
+	Disabled  bool
+	Separator bool
+	Children  []item
+}
+
+// trayBusyLease is the id of the lease the "Agent turn busy" toggle takes.
+const trayBusyLease = "tray"
+
+// menuModel is the whole tray menu for snapshot s and preferences p, with lifetimes relative to now.
+func menuModel(s app.Snapshot, p keychain.Prefs, now time.Time) []item {
+	sep := item{Separator: true}
+	items := []item{{Label: headline(s), Disabled: true}}
+	if len(s.Servers) > 0 {
+		items = append(items, sep)
+	}
+	for _, st := range s.Servers {
+		var children []item
+		// A static token or a server without auth has nothing to refresh or sign in to.
+		if st.Auth == "" || st.Auth == "oauth" {
+			children = append(children,
+				item{Label: "Refresh now", Action: actRefresh, Server: st.Name, Disabled: !canRefresh(st.State)},
+				item{Label: "Sign in again", Action: actSignIn, Server: st.Name})
+		}
+		children = append(children,
+			item{Label: "Copy proxy URL", Action: actCopyProxy, Server: st.Name},
+			item{Label: "Copy client config", Action: actCopyConfig, Server: st.Name},
+			item{Label: "Remove…", Action: actRemove, Server: st.Name})
+		items = append(items, item{Label: serverLabel(st, now), Children: children})
+	}
+	return append(items, sep,
+		item{Label: busyLabel(s.Leases), Action: actBusy, Check: true, Checked: len(s.Leases) > 0},
+		sep,
+		item{Label: "Add server…", Action: actAdd},
+		item{Label: "Status…", Action: actStatus},
+		item{Label: "Notifications", Action: actNotifications, Check: true, Checked: p.Notifications},
+		item{Label: "Start at login", Action: actStartAtLogin, Check: true, Checked: p.StartAtLogin},
+		sep,
+		item{Label: "Quit", Action: actQuit},
+	)
+}
+
+// canRefresh: a refresh needs a grant; without one only "Sign in again" helps.
+func canRefresh(s app.State) bool {
+	return s != app.StateNeedsSignIn && s != app.StateRevoked && s != app.StateDisabled
+}
+
+// serverLabel is "name — state, expires in 42 min".
+func serverLabel(st app.ServerStatus, now time.Time) string {
+	l := st.Name + " — " + stateText(st.State)
+	if st.Expiry.IsZero() || st.State == app.StateNeedsSignIn || st.State == app.StateRevoked {
+		return l
+	}
+	return l + ", " + expiresText(st.Expiry, now)
+}
+
+// stateText names a state for people.
+func stateText(s app.State) string {
+	switch s {
+	case app.StateFresh:
+		return "fresh"
+	case app.StateRefreshing:
+		return "refreshing"
+	case app.StateDeferred:
+		return "refresh deferred (agent busy)"
+	case app.StateDegraded:
+		return "refresh failing, retrying"
+	case app.StateNeedsSignIn:
+		return "needs sign-in"
+	case app.StateRevoked:
+		return "access revoked, sign in again"
+	case app.StateDisabled:
+		return "disabled"
+	}
+	return string(s)
+}
+
+// expiresText is "expires in 42 min" or "expired 3 min ago".
+func expiresText(expiry, now time.Time) string {
+	d := expiry.Sub(now)
+	if d < 0 {
+		return "expired " + span(-d) + " ago"
+	}
+	return "expires in " + span(d)
+}
+
+// span renders a duration coarsely, the way a person reads a clock: "40 s", "42 min", "2 h 5 min",
+// "3 days".
+func span(d time.Duration) string {
+	switch {
+	case d < time.Minute:
+		return fmt.Sprintf("%d s", int(d/time.Second))
+	case d < time.Hour:
+		return fmt.Sprintf("%d min", int(d/time.Minute))
+	case d < 48*time.Hour:
+		h, m := int(d/time.Hour), int(d%time.Hour/time.Minute)
+		if m == 0 {
+			return fmt.Sprintf("%d h", h)
+		}
+		return fmt.Sprintf("%d h %d min", h, m)
+	}
+	return fmt.Sprintf("%d days", int(d/(24*time.Hour)))
+}
+
+// busyLabel says how many leases hold refreshes back when agents (not only this toggle) set them.
+func busyLabel(leases []app.Lease) string {
+	agents := 0
+	for _, l := range leases {
+		if l.ID != trayBusyLease {
+			agents++
+		}
+	}
+	switch {
+	case agents == 0:
+		return "Agent turn busy"
+	case len(leases) == 1:
+		return "Agent turn busy (1 lease held)"
+	}
+	return fmt.Sprintf("Agent turn busy (%d leases held)", len(leases))
+}
+
+// iconState is which tray icon shows.
+type iconState int
+
+const (
+	iconFresh     iconState = iota // every server has a valid token
+	iconBusy                       // an agent turn is busy: refreshes wait
+	iconAttention                  // a server needs the user to sign in
+	iconError                      // refreshes fail (retrying)
+)
+
+// iconFor picks the icon: what needs the user first, then failures, then busy.
+func iconFor(s app.Snapshot) iconState {
+	out := iconFresh
+	if len(s.Leases) > 0 {
+		out = iconBusy
+	}
+	for _, st := range s.Servers {
+		switch st.State {
+		case app.StateNeedsSignIn, app.StateRevoked:
+			return iconAttention
+		case app.StateDegraded:
+			out = iconError
+		case app.StateDeferred:
+			if out != iconError {
+				out = iconBusy
+			}
+		}
+	}
+	return out
+}
+
+// headline is the one-line summary at the top of the menu and of the tooltip.
+func headline(s app.Snapshot) string {
+	var need, failing, deferred []string
+	for _, st := range s.Servers {
+		switch st.State {
+		case app.StateNeedsSignIn, app.StateRevoked:
+			need = append(need, st.Name)
+		case app.StateDegraded:
+			failing = append(failing, st.Name)
+		case app.StateDeferred:
+			deferred = append(deferred, st.Name)
+		}
+	}
+	var parts []string
+	if len(need) > 0 {
+		parts = append(parts, names(need)+" need"+plural(len(need), "s", "")+" you to sign in")
+	}
+	if len(failing) > 0 {
+		parts = append(parts, "refresh failing for "+names(failing))
+	}
+	if len(deferred) > 0 {
+		parts = append(parts, "refresh deferred for "+names(deferred))
+	} else if len(s.Leases) > 0 {
+		parts = append(parts, "agent turn busy")
+	}
+	if len(parts) > 0 {
+		return strings.Join(parts, "; ")
+	}
+	switch len(s.Servers) {
+	case 0:
+		return "No servers yet"
+	case 1:
+		return "1 server, token fresh"
+	}
+	return fmt.Sprintf("All %d servers fresh", len(s.Servers))
+}
+
+// tooltip is the tray icon's hover text: the headline, then one line per server.
+func tooltip(s app.Snapshot, now time.Time) string {
+	lines := []string{"authkeeper: " + headline(s)}
+	for _, st := range s.Servers {
+		lines = append(lines, serverLabel(st, now))
+	}
+	return strings.Join(lines, "\n")
+}
+
+// names lists up to three names in full, then "X, Y and 2 more".
+func names(n []string) string {
+	switch {
+	case len(n) == 1:
+		return n[0]
+	case len(n) <= 3:
+		return strings.Join(n[:len(n)-1], ", ") + " and " + n[len(n)-1]
+	}
+	return fmt.Sprintf("%s, %s and %d more", n[0], n[1], len(n)-2)
+}
+
+func plural(n int, one, many string) string {
+	if n == 1 {
+		return one
+	}
+	return many
+}

@@ -1,0 +1,221 @@
+package main
+
+import (
+	"bufio"
+	"context"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/authkeeper/authkeeper/internal/testbed"
+)
+
+// trayDesktop is the real binary on a virtual desktop (Xvfb, dunst, a StatusNotifierWatcher, the
+// keyring on the same session bus) next to a real AS and MCP server, with a fake xdg-open that hands
+// every URL the app opens to the scripted browser.
+type trayDesktop struct {
+	bin     string
+	env     []string
+	display *testbed.Display
+	watcher *testbed.Watcher
+	browser *testbed.Browser
+	mcp     *testbed.MCPServer
+	rt      string
+}
+
+func newTrayDesktop(t *testing.T) *trayDesktop {
+	t.Helper()
+	td := &trayDesktop{bin: binary(t), display: testbed.NewDisplay(t)}
+	td.watcher = testbed.NewWatcher(t, td.display.Bus)
+	testbed.KeyringOn(t, td.display.Bus)
+	as := testbed.NewAuthServer(t, testbed.AuthServerOptions{})
+	td.mcp = testbed.GoMCPServer(t, testbed.MCPServerOptions{Issuer: as.Issuer, RequiredScopes: []string{"mcp:read"}})
+	td.browser = testbed.NewBrowser(t, testbed.BrowserOptions{})
+
+	home := t.TempDir()
+	rt, err := os.MkdirTemp("/tmp", "akrt")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { os.RemoveAll(rt) })
+	td.rt = rt
+	fakeBin := filepath.Join(home, "bin")
+	td.fakeXDGOpen(t, fakeBin)
+	td.env = append([]string{"HOME=" + home, "PATH=" + fakeBin + ":" + os.Getenv("PATH"), "XDG_RUNTIME_DIR=" + rt,
+		"XDG_CONFIG_HOME=" + filepath.Join(home, ".config"), "XDG_STATE_HOME=" + filepath.Join(home, ".state"),
+		"AUTHKEEPER_PROXY_ADDR=127.0.0.1:0"}, td.display.Env()...)
+	return td
+}
+
+// fakeXDGOpen puts an xdg-open in dir that writes its URL to a FIFO the test reads and opens in the
+// scripted browser (pkg/browser runs xdg-open and ignores $BROWSER).
+func (td *trayDesktop) fakeXDGOpen(t *testing.T, dir string) {
+	t.Helper()
+	fifo := filepath.Join(dir, "opened")
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	if err := syscall.Mkfifo(fifo, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	script := "#!/bin/sh\nprintf '%s\\n' \"$1\" > '" + fifo + "'\n"
+	if err := os.WriteFile(filepath.Join(dir, "xdg-open"), []byte(script), 0o700); err != nil {
+		t.Fatal(err)
+	}
+	// Opened read-write, the FIFO always has a writer: reads never see EOF between two xdg-open runs.
+	f, err := os.OpenFile(fifo, os.O_RDWR, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { f.Close() })
+	go func() {
+		sc := bufio.NewScanner(f)
+		for sc.Scan() {
+			_ = td.browser.Open(sc.Text())
+		}
+	}()
+}
+
+// cli runs an authkeeper command against the running app and returns its output.
+func (td *trayDesktop) cli(t *testing.T, args ...string) string {
+	t.Helper()
+	cmd := exec.Command(td.bin, args...)
+	cmd.Env = td.env
+	out, err := cmd.CombinedOutput()
+	if err != nil {
+		t.Fatalf("authkeeper %s: %v\n%s", strings.Join(args, " "), err, out)
+	}
+	return string(out)
+}
+
+// waitMenu reads the tray menu until it has an item starting with prefix (the tray redraws shortly
+// after each event; the menu lives in another process).
+func (td *trayDesktop) waitMenu(t *testing.T, item testbed.TrayItem, prefix string) testbed.MenuItem {
+	t.Helper()
+	deadline := time.Now().Add(15 * time.Second)
+	for {
+		menu := td.watcher.Menu(t, item)
+		if it, ok := testbed.Find(menu, prefix); ok {
+			return it
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("tray menu has no %q within 15s: %+v", prefix, menu)
+		}
+		time.Sleep(100 * time.Millisecond) // polling another process
+	}
+}
+
+// TestTrayAppNotifiesCoalescesSignsInAgainAndShowsStatusOnSecondLaunch runs the real app on a virtual
+// desktop: it registers its tray item; three servers added from the CLI appear in the menu and the
+// tooltip; "Refresh now" brings one "Refreshed auth for a" notification; a burst of three refreshes
+// brings one coalesced notification; "Sign in again" drives the browser to a completed sign-in
+// ("Signed in to a"); a second launch shows the Status window and exits; Quit ends the app cleanly.
+func TestTrayAppNotifiesCoalescesSignsInAgainAndShowsStatusOnSecondLaunch(t *testing.T) {
+	td := newTrayDesktop(t)
+	cmd := exec.Command(td.bin)
+	cmd.Env = td.env
+	p := testbed.StartProcess(t, "authkeeper", cmd)
+	if banner := p.WaitLine(t, "authkeeper ", 30*time.Second); !strings.Contains(banner, "engine running (with tray)") {
+		t.Fatalf("banner %q: want the tray, not the headless engine", banner)
+	}
+	item := td.watcher.WaitItem(t, 30*time.Second)
+	td.waitMenu(t, item, "No servers yet")
+
+	for _, name := range []string{"a", "b", "c"} {
+		if out := td.cli(t, "add", td.mcp.URL, "--name", name); !strings.Contains(out, "Added "+name) {
+			t.Fatalf("add %s: %s", name, out)
+		}
+	}
+	td.waitMenu(t, item, "c — fresh, expires in 59 min")
+	tip := td.watcher.Property(t, item, "ToolTip").String()
+	if !strings.Contains(tip, "authkeeper: All 3 servers fresh") || !strings.Contains(tip, "b — fresh, expires in") {
+		t.Errorf("tooltip %s", tip)
+	}
+
+	td.waitMenu(t, item, "Refresh now")
+	td.watcher.Click(t, item, "Refresh now") // the first server's: a
+	n := td.display.WaitNotification(t, "Refreshed auth for", 30*time.Second)
+	if n.Summary != "Refreshed auth for a" {
+		t.Errorf("notification %q, want \"Refreshed auth for a\"", n.Summary)
+	}
+
+	for _, name := range []string{"a", "b", "c"} {
+		td.cli(t, "refresh", name)
+	}
+	td.display.WaitNotification(t, "Refreshed auth for a, b and c", 30*time.Second)
+	refreshes := 0
+	for _, n := range td.display.Notifications() {
+		if strings.HasPrefix(n.Summary, "Refreshed auth") {
+			refreshes++
+		}
+	}
+	if refreshes != 2 {
+		t.Errorf("%d refresh notifications, want 2 (one, then one for the burst): %+v", refreshes, td.display.Notifications())
+	}
+
+	td.waitMenu(t, item, "Sign in again")
+	td.watcher.Click(t, item, "Sign in again") // a's
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	visits := 0
+	for visits < 4 { // three adds, then the sign-in again
+		v, err := td.browser.Wait(ctx)
+		if err != nil {
+			t.Fatalf("browser: %v", err)
+		}
+		if v.Err != nil || v.Status != 200 {
+			t.Fatalf("browser flow %d: status %d, %v", visits+1, v.Status, v.Err)
+		}
+		visits++
+	}
+	td.display.WaitNotification(t, "Signed in to a", 30*time.Second)
+
+	second := exec.Command(td.bin)
+	second.Env = td.env
+	if out, err := second.CombinedOutput(); err != nil || !strings.Contains(string(out), "showed its status window") {
+		t.Fatalf("second launch: %v\n%s", err, out)
+	}
+	td.waitWindow(t, "authkeeper — Status")
+	td.display.Screenshot(t, filepath.Join(testbed.ArtifactDir(t), "tray-desktop.png"))
+
+	td.watcher.Click(t, item, "Quit")
+	select {
+	case <-p.Done():
+	case <-time.After(15 * time.Second):
+		t.Fatalf("still running 15s after Quit:\n%s", p.Output())
+	}
+	if err := p.ExitErr(); err != nil {
+		t.Errorf("exit after Quit: %v\n%s", err, p.Output())
+	}
+	if _, err := os.Stat(filepath.Join(td.rt, "authkeeper", "control.sock")); !os.IsNotExist(err) {
+		t.Errorf("control socket left behind after Quit: %v", err)
+	}
+	for _, n := range td.display.Notifications() {
+		if strings.Contains(n.Body, "eyJ") || strings.Contains(n.Summary, "eyJ") {
+			t.Errorf("a notification carries a JWT: %s", n)
+		}
+	}
+}
+
+// waitWindow waits until the X server has a window titled title (xwininfo lists every window).
+func (td *trayDesktop) waitWindow(t *testing.T, title string) {
+	t.Helper()
+	testbed.Need(t, "xwininfo")
+	deadline := time.Now().Add(15 * time.Second)
+	for {
+		cmd := exec.Command("xwininfo", "-root", "-tree")
+		cmd.Env = append(os.Environ(), "DISPLAY="+td.display.Name)
+		out, err := cmd.CombinedOutput()
+		if err == nil && strings.Contains(string(out), `"`+title+`"`) {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("no window %q on the display within 15s; windows:\n%s", title, out)
+		}
+		time.Sleep(100 * time.Millisecond) // polling the X server
+	}
+}
