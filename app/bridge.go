@@ -9,6 +9,7 @@ import (
 	"net/http"
 	"net/url"
 	"sync"
+	"time"
 
 	"github.com/modelcontextprotocol/go-sdk/jsonrpc"
 	"github.com/modelcontextprotocol/go-sdk/mcp"
@@ -72,7 +73,10 @@ func NewBridge(cfg BridgeConfig) (*Bridge, error) {
 	b.log = func(format string, args ...any) {
 		fmt.Fprintf(cfg.Log, "authkeeper bridge %s: "+format+"\n", append([]any{cfg.Server}, args...)...)
 	}
-	b.rt = &proxyTransport{base: http.DefaultTransport, resolve: cfg.Resolve}
+	base := http.DefaultTransport.(*http.Transport).Clone()
+	// The proxy starts reading a body at once (see proxyTransport), so this only bounds a stalled owner.
+	base.ExpectContinueTimeout = 5 * time.Second
+	b.rt = &proxyTransport{base: base, resolve: cfg.Resolve}
 	return b, nil
 }
 

@@ -16,6 +16,10 @@ import (
 // the bridge's, not the client's.
 const reinitPrefix = "authkeeper-reinit-"
 
+// codeRejectedByTransport is the code of the Go SDK's jsonrpc2.ErrRejected, which wraps every
+// transport failure of a Streamable HTTP client connection.
+const codeRejectedByTransport = -32005
+
 func isReinitID(id jsonrpc.ID) bool {
 	s, ok := id.Raw().(string)
 	return ok && strings.HasPrefix(s, reinitPrefix)
@@ -176,7 +180,9 @@ func (b *Bridge) reopen(ctx context.Context, gen int) error {
 // like keep their code and data), else a proxy_error of subtype "bridge" naming the server.
 func (b *Bridge) reply(ctx context.Context, id jsonrpc.ID, err error) {
 	var wire *jsonrpc.Error
-	if !errors.As(err, &wire) {
+	// The SDK marks its own transport failures with a "rejected by transport" error of its own; that
+	// says nothing to the client, so only an error the proxy sent is relayed as it is.
+	if !errors.As(err, &wire) || wire.Code == codeRejectedByTransport {
 		data, _ := json.Marshal(errorData{Type: "proxy_error", Subtype: "bridge", Retryable: true, Server: b.cfg.Server,
 			Action: "retry the call; if it keeps failing, check `authkeeper status`"})
 		wire = &jsonrpc.Error{Code: CodeProxyError, Message: fmt.Sprintf("authkeeper bridge: %s: %v", b.cfg.Server, err), Data: data}

@@ -180,3 +180,110 @@ func TestBridgeReopensAnEndedSessionWithoutTheClientNoticing(t *testing.T) {
 		t.Errorf("bridge log does not say it re-opened the session:\n%s", log)
 	}
 }
+
+// TestProxyTransportResendsOnlyWhatTheOldOwnerCannotHaveSeen: when the owner goes away under a bridge,
+// a request is sent again to the new owner only if the old one cannot have acted on it — the dial
+// failed, or the connection died before any of the body left (the Expect: 100-continue handshake) —
+// and never when the old owner had the whole request, so a tool call is never executed twice.
+func TestProxyTransportResendsOnlyWhatTheOldOwnerCannotHaveSeen(t *testing.T) {
+	const body = `{"jsonrpc":"2.0","id":7,"method":"tools/call"}`
+	tests := []struct {
+		name string
+		// old handles the second request at the old owner (the first warms a kept-alive connection);
+		// nil means the old owner is not listening at all.
+		old        func(w http.ResponseWriter, r *http.Request)
+		wantResent bool
+	}{
+		{"the old owner is gone before the dial", nil, true},
+		{"the old owner dies before reading the body", func(w http.ResponseWriter, r *http.Request) {
+			hijackClose(t, w)
+		}, true},
+		{"the old owner dies after reading the body", func(w http.ResponseWriter, r *http.Request) {
+			if b, _ := io.ReadAll(r.Body); string(b) != body {
+				t.Errorf("old owner read %q", b)
+			}
+			hijackClose(t, w)
+		}, false},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			var newGot []string
+			var mu sync.Mutex
+			newOwner := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+				b, _ := io.ReadAll(r.Body)
+				mu.Lock()
+				newGot = append(newGot, string(b))
+				mu.Unlock()
+				if r.Header.Get(ProxyKeyHeader) != "new-key" {
+					t.Errorf("new owner got key %q", r.Header.Get(ProxyKeyHeader))
+				}
+				io.WriteString(w, "from the new owner")
+			}))
+			defer newOwner.Close()
+			var oldURL string
+			var warmed bool
+			if tt.old != nil {
+				n := 0
+				oldOwner := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+					if n++; n == 1 {
+						io.WriteString(w, "warm")
+						return
+					}
+					tt.old(w, r)
+				}))
+				defer oldOwner.Close()
+				oldURL = oldOwner.URL
+			} else {
+				oldURL = fmt.Sprintf("http://127.0.0.1:%d", testbed.FreePort(t))
+			}
+			renewals := 0
+			rt := &proxyTransport{base: http.DefaultTransport.(*http.Transport).Clone(), resolve: func(_ context.Context, renew bool) (ProxyInfo, error) {
+				if renew {
+					renewals++
+					return ProxyInfo{URL: newOwner.URL, Key: "new-key"}, nil
+				}
+				return ProxyInfo{URL: oldURL, Key: "old-key"}, nil
+			}}
+			client := &http.Client{Transport: rt}
+			if tt.old != nil { // a kept-alive connection to the old owner, as a running bridge has
+				resp, err := client.Post("http://authkeeper/mcp/x", "application/json", strings.NewReader(body))
+				if err != nil {
+					t.Fatal(err)
+				}
+				io.Copy(io.Discard, resp.Body)
+				resp.Body.Close()
+				warmed = true
+			}
+			resp, err := client.Post("http://authkeeper/mcp/x", "application/json", strings.NewReader(body))
+			if tt.wantResent {
+				if err != nil {
+					t.Fatalf("not resent to the new owner: %v", err)
+				}
+				got, _ := io.ReadAll(resp.Body)
+				resp.Body.Close()
+				if string(got) != "from the new owner" || len(newGot) != 1 || newGot[0] != body || renewals != 1 {
+					t.Errorf("answer %q, new owner got %q, %d renewals; want the new owner's answer to one copy of the body", got, newGot, renewals)
+				}
+				return
+			}
+			if err == nil {
+				resp.Body.Close()
+				t.Fatalf("a request the old owner had read was answered (status %d): it was replayed", resp.StatusCode)
+			}
+			if len(newGot) != 0 || !warmed {
+				t.Errorf("the new owner got %q: a request the old owner may have acted on was replayed", newGot)
+			}
+		})
+	}
+}
+
+// hijackClose drops the connection under an HTTP handler without answering, as a killed process does.
+func hijackClose(t *testing.T, w http.ResponseWriter) {
+	t.Helper()
+	conn, _, err := http.NewResponseController(w).Hijack()
+	if err != nil {
+		t.Error(err)
+		return
+	}
+	conn.Close()
+}
