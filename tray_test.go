@@ -6,6 +6,8 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
+	"strconv"
 	"strings"
 	"syscall"
 	"testing"
@@ -116,6 +118,7 @@ func (td *trayDesktop) waitMenu(t *testing.T, item testbed.TrayItem, prefix stri
 // ("Signed in to a"); a second launch shows the Status window and exits; Quit ends the app cleanly.
 func TestTrayAppNotifiesCoalescesSignsInAgainAndShowsStatusOnSecondLaunch(t *testing.T) {
 	td := newTrayDesktop(t)
+	before := td.topWindows(t)
 	cmd := exec.Command(td.bin)
 	cmd.Env = td.env
 	p := testbed.StartProcess(t, "authkeeper", cmd)
@@ -124,6 +127,11 @@ func TestTrayAppNotifiesCoalescesSignsInAgainAndShowsStatusOnSecondLaunch(t *tes
 	}
 	item := td.watcher.WaitItem(t, 30*time.Second)
 	td.waitMenu(t, item, "No servers yet")
+	// The idle tray is D-Bus only: fyne's event loop (GLFW, 60 wake-ups a second) has not started, so
+	// the app has not even created GLFW's helper window on the X server.
+	if after := td.topWindows(t); after != before {
+		t.Errorf("the idle tray made the X server's top-level windows go from %d to %d: the GUI loop started", before, after)
+	}
 
 	for _, name := range []string{"a", "b", "c"} {
 		if out := td.cli(t, "add", td.mcp.URL, "--name", name); !strings.Contains(out, "Added "+name) {
@@ -201,6 +209,24 @@ func TestTrayAppNotifiesCoalescesSignsInAgainAndShowsStatusOnSecondLaunch(t *tes
 	}
 }
 
+// topWindows counts the X server's top-level windows.
+func (td *trayDesktop) topWindows(t *testing.T) int {
+	t.Helper()
+	testbed.Need(t, "xwininfo")
+	cmd := exec.Command("xwininfo", "-root", "-children")
+	cmd.Env = append(os.Environ(), "DISPLAY="+td.display.Name)
+	out, err := cmd.CombinedOutput()
+	if err != nil {
+		t.Fatalf("xwininfo: %v\n%s", err, out)
+	}
+	m := regexp.MustCompile(`(?m)^\s*(\d+) child(?:ren)?[:.]`).FindSubmatch(out)
+	if m == nil {
+		return 0 // "Root window ... has no children."
+	}
+	n, _ := strconv.Atoi(string(m[1]))
+	return n
+}
+
 // waitWindow waits until the X server has a window titled title (xwininfo lists every window).
 func (td *trayDesktop) waitWindow(t *testing.T, title string) {
 	t.Helper()
@@ -217,5 +243,36 @@ func (td *trayDesktop) waitWindow(t *testing.T, title string) {
 			t.Fatalf("no window %q on the display within 15s; windows:\n%s", title, out)
 		}
 		time.Sleep(100 * time.Millisecond) // polling the X server
+	}
+}
+
+// TestIdleTrayQuitsCleanly: a tray that never opened a window (fyne's loop never started) ends cleanly
+// both from its menu's Quit and from SIGTERM, removing its control socket each time.
+func TestIdleTrayQuitsCleanly(t *testing.T) {
+	td := newTrayDesktop(t)
+	for _, how := range []string{"menu", "SIGTERM"} {
+		n := td.watcher.Registered()
+		cmd := exec.Command(td.bin)
+		cmd.Env = td.env
+		p := testbed.StartProcess(t, "authkeeper ("+how+")", cmd)
+		p.WaitLine(t, "authkeeper ", 30*time.Second)
+		item := td.watcher.WaitNewItem(t, n, 30*time.Second)
+		td.waitMenu(t, item, "Quit")
+		if how == "menu" {
+			td.watcher.Click(t, item, "Quit")
+		} else if err := cmd.Process.Signal(syscall.SIGTERM); err != nil {
+			t.Fatal(err)
+		}
+		select {
+		case <-p.Done():
+		case <-time.After(15 * time.Second):
+			t.Fatalf("%s: still running 15s after Quit:\n%s", how, p.Output())
+		}
+		if err := p.ExitErr(); err != nil {
+			t.Errorf("%s: exit: %v\n%s", how, err, p.Output())
+		}
+		if _, err := os.Stat(filepath.Join(td.rt, "authkeeper", "control.sock")); !os.IsNotExist(err) {
+			t.Errorf("%s: control socket left behind: %v", how, err)
+		}
 	}
 }

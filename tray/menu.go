@@ -24,8 +24,6 @@ func fyneItems(items []item, do func(item)) []*fyne.MenuItem {
 		}
 		mi := fyne.NewMenuItem(it.Label, nil)
 		mi.Disabled, mi.Checked = it.Disabled, it.Checked
-		// Quit gets its own action too: fyne's tray fills in a nil quit action only after it has
-		// captured the item actions of a menu set while it runs.
 		mi.IsQuit = it.Action == actQuit
 		if it.Action != actNone {
 			mi.Action = func() { do(it) }
@@ -50,25 +48,25 @@ func (u *ui) do(it item) {
 			return u.eng.Refresh(ctx, it.Server, "user")
 		})
 	case actSignIn:
-		u.signIn(it.Server)
+		u.gui(func() { u.signIn(it.Server) })
 	case actCopyProxy:
-		u.a.Clipboard().SetContent(u.eng.ProxyEndpoint(it.Server))
+		u.gui(func() { u.a.Clipboard().SetContent(u.eng.ProxyEndpoint(it.Server)) })
 	case actCopyConfig:
-		u.a.Clipboard().SetContent(clientConfig(it.Server, u.eng.ProxyEndpoint(it.Server)))
+		u.gui(func() { u.a.Clipboard().SetContent(clientConfig(it.Server, u.eng.ProxyEndpoint(it.Server))) })
 	case actRemove:
-		u.confirmRemove(it.Server)
+		u.gui(func() { u.confirmRemove(it.Server) })
 	case actBusy:
 		u.toggleBusy()
 	case actAdd:
-		u.showAdd()
+		u.gui(u.showAdd)
 	case actStatus:
-		u.showStatus()
+		u.gui(u.showStatus)
 	case actNotifications:
 		u.setPref(func(p *keychain.Prefs) { p.Notifications = !p.Notifications })
 	case actStartAtLogin:
 		u.toggleAutostart()
 	case actQuit:
-		u.a.Quit()
+		u.cfg.Quit()
 	}
 }
 

@@ -16,7 +16,6 @@ import (
 	"fyne.io/fyne/v2"
 	fyneapp "fyne.io/fyne/v2/app"
 	"fyne.io/fyne/v2/driver/desktop"
-	"fyne.io/systray"
 
 	"github.com/authkeeper/authkeeper/app"
 	"github.com/authkeeper/authkeeper/assets"
@@ -28,6 +27,9 @@ const AppID = "dev.authkeeper.app"
 
 // Run shows the tray icon and menu for e and blocks until the user chooses Quit or ctx ends. It must be
 // called on the main goroutine. It satisfies app.UI.
+//
+// The idle tray runs no GUI toolkit loop: the icon and menu are fyne.io/systray over D-Bus, and fyne's
+// event loop starts only when a window or the clipboard is first needed (see mainLoop).
 func Run(ctx context.Context, e *app.Engine) error {
 	a := fyneapp.NewWithID(AppID)
 	a.SetIcon(fyne.NewStaticResource("icon.png", assets.Icon))
@@ -40,14 +42,17 @@ func Run(ctx context.Context, e *app.Engine) error {
 	}
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
-	u := newUI(ctx, a, e, options{Autostart: autostart.Config{Exec: exe}})
+	m := newMainLoop(a)
+	sh, endTray := startSystray("authkeeper", m.post)
+	defer endTray()
+	u := newUI(ctx, a, e, options{Autostart: autostart.Config{Exec: exe}, Post: m.post, GUI: m.gui, Quit: m.quit, Shell: sh})
 	defer u.close()
 	u.renewAutostart()
 	go func() {
 		<-ctx.Done()
-		fyne.Do(a.Quit)
+		m.post(m.quit)
 	}()
-	a.Run()
+	m.run()
 	return nil
 }
 
@@ -62,6 +67,13 @@ type options struct {
 	// Post runs f on the UI goroutine; default fyne.Do. (fyne's test driver runs fyne.Do inline on the
 	// caller's goroutine, so tests post to their own goroutine instead.)
 	Post func(f func())
+	// GUI runs f, on the UI goroutine, once fyne's event loop runs (windows, the clipboard); default:
+	// f at once, as under fyne's test driver, which needs no loop.
+	GUI func(f func())
+	// Quit ends the app; default the fyne app's Quit.
+	Quit func()
+	// Shell is the tray icon and menu; nil draws none (fyne's test driver has no tray).
+	Shell shell
 	// Steps, in tests, is told of each asynchronous step the windows complete; nil in the app.
 	Steps func(string)
 }
@@ -71,7 +83,6 @@ type options struct {
 type ui struct {
 	ctx   context.Context
 	a     fyne.App
-	desk  desktop.App // nil under fyne's test driver, which has no tray
 	eng   *app.Engine
 	cfg   options
 	notes *coalescer
@@ -102,10 +113,15 @@ func newUI(ctx context.Context, a fyne.App, e *app.Engine, cfg options) *ui {
 	if cfg.Post == nil {
 		cfg.Post = fyne.Do
 	}
+	if cfg.GUI == nil {
+		cfg.GUI = func(f func()) { f() }
+	}
+	if cfg.Quit == nil {
+		cfg.Quit = a.Quit
+	}
 	u := &ui{ctx: ctx, a: a, eng: e, cfg: cfg, icon: -1, signIns: map[string]*signInWindow{}, removes: map[string]fyne.Window{}}
-	u.desk, _ = a.(desktop.App)
 	u.notes = newCoalescer(cfg.Clock, cfg.NotifyWindow, u.notify)
-	e.SetShowHandler(func() { cfg.Post(u.showStatus) })
+	e.SetShowHandler(func() { cfg.Post(func() { u.gui(u.showStatus) }) })
 	u.loop = follow(ctx, e, cfg.Clock, u.handle, func(s app.Snapshot, evs []app.Event) {
 		cfg.Post(func() { u.render(s, evs) })
 	})
@@ -163,19 +179,21 @@ func (u *ui) render(s app.Snapshot, evs []app.Event) {
 	if u.cfg.Steps != nil {
 		u.cfg.Steps("render")
 	}
-	if u.desk == nil || !changed {
+	if u.cfg.Shell == nil || !changed {
 		return
 	}
-	// Only a changed menu is sent: every SetSystemTrayMenu renumbers the D-Bus menu, and a panel (or
-	// a user) holding the old one would click a vanished id.
-	u.desk.SetSystemTrayMenu(u.menu)
+	// Only a changed menu is sent: every new menu renumbers the D-Bus menu, and a panel (or a user)
+	// holding the old one would click a vanished id.
+	u.cfg.Shell.SetMenu(u.menu)
 	if ic := iconFor(s); ic != u.icon {
 		u.icon = ic
-		u.desk.SetSystemTrayIcon(iconResource(ic))
+		u.cfg.Shell.SetIcon(iconResource(ic))
 	}
-	// fyne has no tooltip API; its tray is fyne.io/systray, whose setter is safe from any goroutine.
-	systray.SetTooltip(tooltip(s, now))
+	u.cfg.Shell.SetTooltip(tooltip(s, now))
 }
+
+// gui runs f, a step that needs fyne's event loop (a window, the clipboard), on the UI goroutine.
+func (u *ui) gui(f func()) { u.cfg.GUI(f) }
 
 // rerender draws the current snapshot again, after a preference changed.
 func (u *ui) rerender() { u.render(u.eng.Snapshot(), nil) }

@@ -62,6 +62,16 @@ func TestFootprintBenchmark(t *testing.T) {
 	time.Sleep(settle)
 	withTray := observeIdle(t, "authkeeper (tray)", tray.Process.Pid, procCPU(tray.Process.Pid), window)
 	allFresh(t, bin, env)
+	// A second launch opens the Status window in the running tray: fyne's event loop now runs, and
+	// keeps running until Quit (see tray.mainLoop).
+	second := exec.Command(bin)
+	second.Env = tray.Env
+	if out, err := second.CombinedOutput(); err != nil || !strings.Contains(string(out), "showed its status window") {
+		t.Fatalf("second launch: %v\n%s", err, out)
+	}
+	time.Sleep(settle)
+	withWindow := observeIdle(t, "authkeeper (tray, Status window open)", tray.Process.Pid, procCPU(tray.Process.Pid), window)
+	allFresh(t, bin, env)
 	if err := p.Stop(); err != nil {
 		t.Fatal(err)
 	}
@@ -72,7 +82,7 @@ func TestFootprintBenchmark(t *testing.T) {
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		t.Fatal(err)
 	}
-	if err := os.WriteFile(filepath.Join(dir, "bench-footprint.md"), footprintReport(settle, headless, withTray), 0o644); err != nil {
+	if err := os.WriteFile(filepath.Join(dir, "bench-footprint.md"), footprintReport(settle, headless, withTray, withWindow), 0o644); err != nil {
 		t.Fatal(err)
 	}
 	t.Logf("wrote %s", filepath.Join(dir, "bench-footprint.md"))

@@ -78,6 +78,25 @@ func (m watcherMethods) RegisterStatusNotifierHost(string) *dbus.Error { return 
 // WaitItem waits up to timeout for a tray item to register and returns the latest one.
 func (w *Watcher) WaitItem(t testing.TB, timeout time.Duration) TrayItem {
 	t.Helper()
+	return w.waitItems(t, 1, timeout)
+}
+
+// Registered is how many items have registered so far (items are never forgotten).
+func (w *Watcher) Registered() int {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return len(w.items)
+}
+
+// WaitNewItem waits for an item registered after the first n (see Registered) and returns it: a
+// restarted app's, not the one that went away.
+func (w *Watcher) WaitNewItem(t testing.TB, n int, timeout time.Duration) TrayItem {
+	t.Helper()
+	return w.waitItems(t, n+1, timeout)
+}
+
+func (w *Watcher) waitItems(t testing.TB, n int, timeout time.Duration) TrayItem {
+	t.Helper()
 	timer := time.AfterFunc(timeout, func() {
 		w.mu.Lock()
 		w.cond.Broadcast()
@@ -87,7 +106,7 @@ func (w *Watcher) WaitItem(t testing.TB, timeout time.Duration) TrayItem {
 	deadline := time.Now().Add(timeout)
 	w.mu.Lock()
 	defer w.mu.Unlock()
-	for len(w.items) == 0 {
+	for len(w.items) < n {
 		if !time.Now().Before(deadline) {
 			t.Fatalf("no tray item registered within %v", timeout)
 		}
