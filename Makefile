@@ -18,7 +18,7 @@ export AUTHKEEPER_ARTIFACTS ?= $(CURDIR)/test-artifacts
 # Service, a notification daemon and its client, window tools for screenshots).
 BUILD_PKGS := gcc pkg-config libgl1-mesa-dev libx11-dev libxcursor-dev libxrandr-dev libxinerama-dev \
               libxi-dev libxxf86vm-dev
-TEST_PKGS  := xvfb xauth dbus dbus-x11 gnome-keyring dunst libnotify-bin x11-utils xdotool imagemagick
+TEST_PKGS  := xvfb xauth dbus dbus-x11 gnome-keyring dunst libnotify-bin libglib2.0-bin x11-utils xdotool imagemagick
 FUZZTIME   ?= 5s
 
 .PHONY: help deps deps-build build run test test-go fuzz lint bench package clean

@@ -75,7 +75,7 @@ func (u *ui) background(what string, f func(context.Context) error) {
 	ctx, cancel := context.WithTimeout(u.ctx, actionTimeout)
 	defer cancel()
 	if err := f(ctx); err != nil && u.ctx.Err() == nil {
-		u.a.SendNotification(fyne.NewNotification(what+" failed", err.Error()))
+		u.out.send(fyne.NewNotification(what+" failed", err.Error()))
 	}
 }
 
@@ -86,7 +86,7 @@ func (u *ui) toggleBusy() {
 	leases := b.Leases()
 	if len(leases) == 0 {
 		if _, err := b.Start(trayBusyLease, "set from the tray", 0); err != nil {
-			u.a.SendNotification(fyne.NewNotification("Agent turn busy failed", err.Error()))
+			u.out.send(fyne.NewNotification("Agent turn busy failed", err.Error()))
 		}
 		return
 	}

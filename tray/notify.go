@@ -3,7 +3,10 @@ package tray
 import (
 	"slices"
 	"sync"
+	"sync/atomic"
 	"time"
+
+	"fyne.io/fyne/v2"
 
 	"github.com/authkeeper/authkeeper/app"
 )
@@ -97,4 +100,63 @@ func refreshNotice(n []string) notice {
 		body = "Agents using it keep working."
 	}
 	return notice{Title: "Refreshed auth for " + names(n), Body: body, Routine: true}
+}
+
+// notifyQueue bounds the notifications waiting for the daemon; more are dropped, oldest kept.
+const notifyQueue = 16
+
+// sender delivers notifications on a goroutine of its own. Sending one is a D-Bus call that waits for
+// the notification daemon's answer (the bus gives up after about 25 s): a daemon that hangs must hold
+// up neither the engine's event stream nor the menu, so send never blocks.
+type sender struct {
+	app     interface{ SendNotification(*fyne.Notification) }
+	queue   chan *fyne.Notification
+	done    chan struct{}
+	dropped atomic.Int64 // notifications not sent because the queue was full or the sender stopped
+
+	mu      sync.RWMutex
+	stopped bool
+}
+
+func newSender(a interface{ SendNotification(*fyne.Notification) }) *sender {
+	s := &sender{app: a, queue: make(chan *fyne.Notification, notifyQueue), done: make(chan struct{})}
+	go func() {
+		defer close(s.done)
+		for n := range s.queue {
+			s.app.SendNotification(n)
+		}
+	}()
+	return s
+}
+
+// send queues n, or drops it when notifyQueue notifications already wait or the sender stopped. Safe
+// from any goroutine.
+func (s *sender) send(n *fyne.Notification) {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	if s.stopped {
+		s.dropped.Add(1)
+		return
+	}
+	select {
+	case s.queue <- n:
+	default:
+		s.dropped.Add(1)
+	}
+}
+
+// stop delivers what is queued, waiting at most d for the daemon, and ends the sender.
+func (s *sender) stop(d time.Duration) {
+	s.mu.Lock()
+	if s.stopped {
+		s.mu.Unlock()
+		return
+	}
+	s.stopped = true
+	close(s.queue)
+	s.mu.Unlock()
+	select {
+	case <-s.done:
+	case <-time.After(d):
+	}
 }

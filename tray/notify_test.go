@@ -1,10 +1,13 @@
 package tray
 
 import (
+	"strconv"
+	"sync"
 	"testing"
 	"testing/synctest"
 	"time"
 
+	"fyne.io/fyne/v2"
 	"github.com/google/go-cmp/cmp"
 
 	"github.com/authkeeper/authkeeper/app"
@@ -83,4 +86,51 @@ func TestNoticesForEventsThatNeedTheUserAreNotRoutine(t *testing.T) {
 			}
 		})
 	}
+}
+
+// daemonFunc is a notification daemon as the tray sees it.
+type daemonFunc func(*fyne.Notification)
+
+func (f daemonFunc) SendNotification(n *fyne.Notification) { f(n) }
+
+// TestNotificationsNeverWaitForAHungDaemon: while the daemon does not answer, sending returns at once;
+// notifyQueue notifications wait and later ones are dropped (counted); quitting waits for the daemon
+// only up to its limit; once the daemon answers, the queued ones arrive in order.
+func TestNotificationsNeverWaitForAHungDaemon(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		release := make(chan struct{})
+		var mu sync.Mutex
+		var got []string
+		s := newSender(daemonFunc(func(n *fyne.Notification) {
+			<-release
+			mu.Lock()
+			got = append(got, n.Title)
+			mu.Unlock()
+		}))
+		s.send(fyne.NewNotification("0", ""))
+		synctest.Wait() // the daemon has the first one and hangs
+		for i := 1; i < notifyQueue+5; i++ {
+			s.send(fyne.NewNotification(strconv.Itoa(i), "")) // must not block: the test would deadlock
+		}
+		if n := s.dropped.Load(); n != 4 {
+			t.Errorf("%d dropped, want 4 (one in flight, %d queued)", n, notifyQueue)
+		}
+		start := time.Now()
+		s.stop(2 * time.Second)
+		if waited := time.Since(start); waited != 2*time.Second {
+			t.Errorf("stop waited %v for a hung daemon, want its 2s limit", waited)
+		}
+		s.send(fyne.NewNotification("late", "")) // after stop: dropped, no panic
+		close(release)
+		synctest.Wait()
+		want := make([]string, notifyQueue+1)
+		for i := range want {
+			want[i] = strconv.Itoa(i)
+		}
+		mu.Lock()
+		defer mu.Unlock()
+		if diff := cmp.Diff(want, got); diff != "" {
+			t.Errorf("delivered (-want +got):\n%s", diff)
+		}
+	})
 }

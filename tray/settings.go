@@ -17,7 +17,7 @@ func (u *ui) setPref(change func(*keychain.Prefs)) {
 	p := u.eng.Prefs()
 	change(&p)
 	if err := u.eng.SetPrefs(p); err != nil {
-		u.a.SendNotification(fyne.NewNotification("Could not save the preference", err.Error()))
+		u.out.send(fyne.NewNotification("Could not save the preference", err.Error()))
 	}
 	u.rerender()
 }
@@ -26,7 +26,7 @@ func (u *ui) setPref(change func(*keychain.Prefs)) {
 func (u *ui) toggleAutostart() {
 	on := !u.eng.Prefs().StartAtLogin
 	if err := autostart.Set(u.cfg.Autostart, on); err != nil {
-		u.a.SendNotification(fyne.NewNotification("Start at login failed", err.Error()))
+		u.out.send(fyne.NewNotification("Start at login failed", err.Error()))
 		return
 	}
 	u.setPref(func(p *keychain.Prefs) { p.StartAtLogin = on })
@@ -39,7 +39,7 @@ func (u *ui) renewAutostart() {
 		return
 	}
 	if err := autostart.Set(u.cfg.Autostart, true); err != nil {
-		u.a.SendNotification(fyne.NewNotification("Start at login failed", err.Error()))
+		u.out.send(fyne.NewNotification("Start at login failed", err.Error()))
 	}
 }
 

@@ -86,6 +86,7 @@ type ui struct {
 	eng   *app.Engine
 	cfg   options
 	notes *coalescer
+	out   *sender
 	loop  *events
 
 	snap    app.Snapshot
@@ -120,6 +121,7 @@ func newUI(ctx context.Context, a fyne.App, e *app.Engine, cfg options) *ui {
 		cfg.Quit = a.Quit
 	}
 	u := &ui{ctx: ctx, a: a, eng: e, cfg: cfg, icon: -1, signIns: map[string]*signInWindow{}, removes: map[string]fyne.Window{}}
+	u.out = newSender(a)
 	u.notes = newCoalescer(cfg.Clock, cfg.NotifyWindow, u.notify)
 	e.SetShowHandler(func() { cfg.Post(func() { u.gui(u.showStatus) }) })
 	u.loop = follow(ctx, e, cfg.Clock, u.handle, func(s app.Snapshot, evs []app.Event) {
@@ -129,12 +131,16 @@ func newUI(ctx context.Context, a fyne.App, e *app.Engine, cfg options) *ui {
 	return u
 }
 
-// close stops following the engine and drops a pending notice.
+// close stops following the engine, drops a pending refresh notice and delivers the queued ones.
 func (u *ui) close() {
 	u.eng.SetShowHandler(nil)
 	u.loop.stop()
 	u.notes.stop()
+	u.out.stop(notifyDrain)
 }
+
+// notifyDrain is how long quitting waits for queued notifications to reach the daemon.
+const notifyDrain = 2 * time.Second
 
 // handle runs on the event goroutine for every event: notifications do not wait for the UI thread.
 func (u *ui) handle(ev app.Event) {
@@ -147,13 +153,13 @@ func (u *ui) handle(ev app.Event) {
 	}
 }
 
-// notify sends n unless it is routine and the user turned notifications off. SendNotification does
-// not wait for the user: notifications never block anything.
+// notify sends n unless it is routine and the user turned notifications off. Notifications never
+// block anything: the sender queues them, and the daemon shows them without waiting for the user.
 func (u *ui) notify(n notice) {
 	if n.Routine && !u.eng.Prefs().Notifications {
 		return
 	}
-	u.a.SendNotification(fyne.NewNotification(n.Title, n.Body))
+	u.out.send(fyne.NewNotification(n.Title, n.Body))
 }
 
 // render shows snapshot s and appends evs to the recent events. UI goroutine.

@@ -65,10 +65,13 @@ func isSet(cfg Config) (bool, error) {
 	return false, fmt.Errorf("autostart: %w", err)
 }
 
-// desktopEntry is the autostart file for exe. Exec quotes the path as the Desktop Entry spec requires
-// ("Quoting" in the Exec key section): inside double quotes, `"`, backtick, `$` and `\` are escaped.
+// desktopEntry is the autostart file for exe. Exec is written as the Desktop Entry spec requires (the
+// Exec key's "Quoting" section): the path is double-quoted with `"`, backtick, `$` and `\` escaped by a
+// backslash; a literal `%` is doubled (field codes); and since the general string escape rule is
+// applied before the quoting rule, every backslash of the result is doubled once more — a `\` in the
+// path is four in the file.
 func desktopEntry(exe string) string {
-	q := strings.NewReplacer(`\`, `\\`, `"`, `\"`, "`", "\\`", `$`, `\$`).Replace(exe)
+	q := strings.NewReplacer(`\`, `\\\\`, `"`, `\\"`, "`", "\\\\`", `$`, `\\$`, `%`, `%%`).Replace(exe)
 	return "[Desktop Entry]\nType=Application\nName=authkeeper\n" +
 		"Comment=Keeps the OAuth credentials of remote MCP servers fresh\n" +
 		"Exec=\"" + q + "\"\nIcon=dev.authkeeper.app\nTerminal=false\nX-GNOME-Autostart-enabled=true\n"
