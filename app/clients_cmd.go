@@ -131,7 +131,7 @@ func loadClientSetup(e env, addr string, names []string) (clientSetup, []string,
 		exe = real
 	}
 	if addr == "" {
-		addr = DefaultProxyAddr
+		addr = proxyAddrFor(s.Prefs)
 	}
 	return clientSetup{ProxyURL: "http://" + addr, Key: key, Exe: exe}, names, nil
 }

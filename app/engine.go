@@ -7,6 +7,7 @@ import (
 	"net"
 	"net/http"
 	"os"
+	"strconv"
 	"sync"
 	"time"
 
@@ -25,8 +26,9 @@ var ErrNotOwner = errors.New("another authkeeper process owns the credentials")
 type Config struct {
 	// Paths are the directories to use; required (see DefaultPaths).
 	Paths Paths
-	// ProxyAddr is the loopback host:port of the MCP proxy; default DefaultProxyAddr. Port 0 picks a
-	// free port (tests). A non-loopback host is rejected: the proxy spends the user's tokens.
+	// ProxyAddr is the loopback host:port of the MCP proxy; default the settings' proxy_port on
+	// 127.0.0.1, else DefaultProxyAddr. Port 0 picks a free port (tests). A non-loopback host is
+	// rejected: the proxy spends the user's tokens.
 	ProxyAddr string
 	// NoProxy starts the engine without the proxy listener.
 	NoProxy bool
@@ -73,22 +75,40 @@ type Engine struct {
 	adding   map[string]bool // names reserved by an Add in progress
 	proxy    net.Listener
 	servers  []*http.Server
+
+	// Credentials the keychain would not give at start (locked, not answering) are read again: every
+	// keychainRetry, and at once (at most once a second) when a caller asks for such a server's token.
+	reloadMu     sync.Mutex // one attempt at a time; guards the fields below
+	reloadTimer  Timer
+	lastReload   time.Time
+	reloadClosed bool
 }
+
+// proxyAddrFor is the proxy's address when no flag or environment variable names one: the settings'
+// proxy_port on 127.0.0.1, else DefaultProxyAddr. Agents' configs name it, so it must stay put.
+func proxyAddrFor(p keychain.Prefs) string {
+	if p.ProxyPort != 0 {
+		return net.JoinHostPort("127.0.0.1", strconv.Itoa(p.ProxyPort))
+	}
+	return DefaultProxyAddr
+}
+
+// keychainRetry is how often credentials that could not be read are tried again.
+const keychainRetry = 15 * time.Second
 
 // NewEngine validates cfg and returns an engine that is not yet running.
 func NewEngine(cfg Config) (*Engine, error) {
 	if cfg.Paths.ConfigDir == "" || cfg.Paths.StateDir == "" || cfg.Paths.RuntimeDir == "" {
 		return nil, errors.New("engine config: Paths must name the config, state and runtime directories")
 	}
-	if cfg.ProxyAddr == "" {
-		cfg.ProxyAddr = DefaultProxyAddr
-	}
-	host, _, err := net.SplitHostPort(cfg.ProxyAddr)
-	if err != nil {
-		return nil, fmt.Errorf("engine config: proxy address %q: %w", cfg.ProxyAddr, err)
-	}
-	if ip := net.ParseIP(host); ip == nil || !ip.IsLoopback() {
-		return nil, fmt.Errorf("engine config: proxy address %q must be a loopback IP such as 127.0.0.1", cfg.ProxyAddr)
+	if cfg.ProxyAddr != "" { // else the settings' proxy_port, or DefaultProxyAddr: see load
+		host, _, err := net.SplitHostPort(cfg.ProxyAddr)
+		if err != nil {
+			return nil, fmt.Errorf("engine config: proxy address %q: %w", cfg.ProxyAddr, err)
+		}
+		if ip := net.ParseIP(host); ip == nil || !ip.IsLoopback() {
+			return nil, fmt.Errorf("engine config: proxy address %q must be a loopback IP such as 127.0.0.1", cfg.ProxyAddr)
+		}
 	}
 	switch cfg.StoreKind {
 	case "", "keychain", "file":
@@ -151,6 +171,7 @@ func (e *Engine) Start(ctx context.Context) (err error) {
 	}
 	e.mu.Unlock()
 	e.wake = NewWakeDetector(e.cfg.Clock, 0, 0, e.woke)
+	e.scheduleReload()
 	return nil
 }
 
@@ -175,6 +196,9 @@ func (e *Engine) load() error {
 		}
 	}
 	e.settings = settings
+	if e.cfg.ProxyAddr == "" {
+		e.cfg.ProxyAddr = proxyAddrFor(settings.Prefs)
+	}
 	for _, s := range settings.Servers {
 		k, err := e.newKeeper(s)
 		if err != nil {
@@ -219,9 +243,11 @@ func (e *Engine) openStore(settings keychain.Settings) (keychain.Store, error) {
 // newKeeper builds the keeper for server s from its stored record (or none: needs sign-in).
 func (e *Engine) newKeeper(s keychain.Server) (*Keeper, error) {
 	rec, err := e.store.Get(s.Name)
+	var unreadable error
 	if err != nil && !errors.Is(err, keychain.ErrNotFound) {
-		// Keep the server listed; it needs the keychain (or a sign-in) before it can serve.
-		rec = keychain.Record{}
+		// Keep the server listed, degraded: the engine reads the keychain again until it answers, so
+		// unlocking it is enough — no sign-in, no restart.
+		rec, unreadable = keychain.Record{}, err
 		e.publish(Event{Kind: EventWarning, Server: s.Name, Trigger: "load", Outcome: "error",
 			Message: "cannot read credentials: " + err.Error()})
 	}
@@ -237,8 +263,82 @@ func (e *Engine) newKeeper(s keychain.Server) (*Keeper, error) {
 	if issued.IsZero() {
 		issued = e.cfg.Clock.Now()
 	}
-	return NewKeeper(KeeperConfig{Name: s.Name, Clock: e.cfg.Clock, Store: e.store, Auth: e.oauth,
-		Busy: e.busy, Emit: e.publish, Policy: policy}, tokenOf(rec), g, issued)
+	k, err := NewKeeper(KeeperConfig{Name: s.Name, Clock: e.cfg.Clock, Store: e.store, Auth: e.oauth,
+		Busy: e.busy, Emit: e.publish, Policy: policy, OnUnreadable: e.kickReload}, tokenOf(rec), g, issued)
+	if err == nil && unreadable != nil {
+		k.SetUnreadable(unreadable)
+	}
+	return k, err
+}
+
+// scheduleReload arms the keychain retry when a server's credentials are still unreadable.
+func (e *Engine) scheduleReload() {
+	e.reloadMu.Lock()
+	defer e.reloadMu.Unlock()
+	e.scheduleReloadLocked()
+}
+
+func (e *Engine) scheduleReloadLocked() {
+	if e.reloadTimer != nil || e.reloadClosed {
+		return
+	}
+	for _, k := range e.keeperList() {
+		if k.Unreadable() {
+			e.reloadTimer = e.cfg.Clock.AfterFunc(keychainRetry, func() {
+				e.reloadMu.Lock()
+				e.reloadTimer = nil
+				e.reloadMu.Unlock()
+				e.reload()
+			})
+			return
+		}
+	}
+}
+
+// kickReload is a KeeperConfig.OnUnreadable: a caller waits on unreadable credentials, so the keychain
+// is tried now, unless it was tried less than a second ago.
+func (e *Engine) kickReload() {
+	e.reloadMu.Lock()
+	recent := e.cfg.Clock.Now().Sub(e.lastReload) < time.Second
+	e.reloadMu.Unlock()
+	if !recent {
+		go e.reload()
+	}
+}
+
+// reload reads the credentials of every server whose record could not be read, restores those the
+// keychain now gives (or none, when it has no record: the server then needs a sign-in), and tries
+// again later for the rest.
+func (e *Engine) reload() {
+	e.reloadMu.Lock()
+	defer e.reloadMu.Unlock()
+	if e.reloadClosed {
+		return
+	}
+	e.lastReload = e.cfg.Clock.Now()
+	for _, k := range e.keeperList() {
+		if !k.Unreadable() {
+			continue
+		}
+		name := k.Status().Name
+		rec, err := e.store.Get(name)
+		if err != nil && !errors.Is(err, keychain.ErrNotFound) {
+			k.SetUnreadable(err) // the message follows the cause (locked, gone, timing out)
+			continue
+		}
+		g := grantOf(rec.Binding)
+		if g.Resource == "" {
+			if s, serr := e.Server(name); serr == nil {
+				g.Resource = s.URL
+			}
+		}
+		issued := rec.Written
+		if issued.IsZero() {
+			issued = e.cfg.Clock.Now()
+		}
+		k.Restore(tokenOf(rec), g, issued)
+	}
+	e.scheduleReloadLocked()
 }
 
 // publish records an event in the audit log and fans it out to subscribers.
@@ -296,6 +396,12 @@ func (e *Engine) Close() error {
 	if e.wake != nil {
 		e.wake.Stop()
 	}
+	e.reloadMu.Lock()
+	e.reloadClosed = true
+	if e.reloadTimer != nil {
+		e.reloadTimer.Stop()
+	}
+	e.reloadMu.Unlock()
 	e.mu.Lock()
 	servers := e.servers
 	e.servers = nil

@@ -6,6 +6,8 @@ import (
 	"encoding/base64"
 	"encoding/json"
 	"errors"
+	"fmt"
+	"io"
 	"os"
 	"path/filepath"
 	"strings"
@@ -269,5 +271,62 @@ func TestEngineRestartLoadsCredentialsFromTheKeychain(t *testing.T) {
 	}
 	if n := len(b.browser.Opened()); n != 1 {
 		t.Errorf("browser opened %d times, want 1 (no sign-in after restart)", n)
+	}
+}
+
+// TestProxyPortComesFromTheSettingsUnlessAFlagNamesOne: with no address given, the proxy listens on the
+// settings' proxy_port (what a tray started at login has to go on), and `authkeeper clients` prints
+// that address; an explicit address wins over the setting.
+func TestProxyPortComesFromTheSettingsUnlessAFlagNamesOne(t *testing.T) {
+	home := t.TempDir()
+	rt, err := os.MkdirTemp("/tmp", "akrt")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { os.RemoveAll(rt) })
+	vars := map[string]string{"HOME": home, "XDG_CONFIG_HOME": filepath.Join(home, ".config"),
+		"XDG_STATE_HOME": filepath.Join(home, ".state"), "XDG_RUNTIME_DIR": rt}
+	e := env{stdout: io.Discard, stderr: io.Discard, getenv: func(k string) string { return vars[k] }}
+	paths, err := DefaultPaths(e.getenv)
+	if err != nil {
+		t.Fatal(err)
+	}
+	port := testbed.FreePort(t)
+	conf, err := keychain.NewConfigFile(paths.ConfigDir, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := keychain.DefaultSettings()
+	s.Prefs.ProxyPort = port
+	s.Servers = []keychain.Server{{Name: "bench", URL: "http://127.0.0.1:1/mcp"}}
+	if err := conf.Save(s); err != nil {
+		t.Fatal(err)
+	}
+	for _, tt := range []struct{ addr, want string }{
+		{"", fmt.Sprintf("http://127.0.0.1:%d", port)},
+		{"127.0.0.1:0", ""}, // an explicit address: any port but the setting's
+	} {
+		eng, err := NewEngine(Config{Paths: paths, ProxyAddr: tt.addr, StoreKind: "file"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := eng.Start(context.Background()); err != nil {
+			t.Fatal(err)
+		}
+		got := eng.ProxyURL()
+		eng.Close()
+		if tt.want != "" && got != tt.want {
+			t.Errorf("proxy address %q, want the setting's %q", got, tt.want)
+		}
+		if tt.want == "" && got == fmt.Sprintf("http://127.0.0.1:%d", port) {
+			t.Errorf("--proxy-addr %s: the proxy still took the setting's port", tt.addr)
+		}
+	}
+	setup, _, err := loadClientSetup(e, "", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := fmt.Sprintf("http://127.0.0.1:%d", port); setup.ProxyURL != want {
+		t.Errorf("clients would point agents at %q, want %q", setup.ProxyURL, want)
 	}
 }

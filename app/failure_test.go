@@ -2,7 +2,9 @@ package app
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
+	"net/http"
 	"os"
 	"path/filepath"
 	"strings"
@@ -156,5 +158,79 @@ func TestEngineKeepsServingFromMemoryWhenTheKeyringStops(t *testing.T) {
 			}
 			return nil
 		})
+	}
+}
+
+// TestEngineStartedOnALockedKeychainRecoversWhenItIsUnlocked: an engine that starts while the login
+// keyring is locked lists the server as degraded with the keychain's own diagnosis, refreshes nothing,
+// and answers a proxied call with a retryable keychain_unavailable auth_failure. Once the keyring is
+// unlocked, the next call has the engine read the keychain again: the stored grant serves, with no
+// sign-in, no restart and no token request while it was locked.
+func TestEngineStartedOnALockedKeychainRecoversWhenItIsUnlocked(t *testing.T) {
+	b := newBench(t, testbed.AuthServerOptions{AccessTokenTTL: time.Hour})
+	stored, err := b.eng.Token(context.Background(), "bench")
+	if err != nil {
+		t.Fatal(err)
+	}
+	b.eng.Close()
+	b.keyring.Lock(t)
+	eng, err := NewEngine(Config{Paths: b.paths, ProxyAddr: "127.0.0.1:0", Opener: b.browser})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := eng.Start(context.Background()); err != nil {
+		t.Fatalf("start on a locked keychain: %v (want a degraded start, not a failure)", err)
+	}
+	t.Cleanup(func() { eng.Close() })
+	_, ch, cancel := eng.Subscribe()
+	defer cancel()
+	if w := eng.Warning(); !strings.Contains(w, "locked") {
+		t.Errorf("start warning %q does not say the keychain is locked", w)
+	}
+	st := eng.Snapshot().Servers[0]
+	if st.State != StateDegraded || !strings.Contains(st.Message, "keychain") || !strings.Contains(st.Message, "unlock it") {
+		t.Errorf("status %s %q, want degraded with the keychain's diagnosis", st.State, st.Message)
+	}
+	if _, err := eng.Token(context.Background(), "bench"); !errors.Is(err, ErrCredentialsUnreadable) {
+		t.Errorf("Token while locked: %v, want ErrCredentialsUnreadable", err)
+	}
+	status, _, body := proxyPost(t, eng.ProxyEndpoint("bench"), nil, proxyInitBody)
+	var r rpcResponse
+	if err := json.Unmarshal([]byte(body), &r); err != nil || status != http.StatusOK || r.Error.Data.Subtype != SubtypeKeychainUnavailable ||
+		!r.Error.Data.Retryable || !strings.Contains(r.Error.Data.Action, "Unlock the keychain") {
+		t.Errorf("proxied call while locked: %d %s, want a retryable keychain_unavailable auth_failure", status, body)
+	}
+	if strings.Contains(body, stored) {
+		t.Error("the error carries the token")
+	}
+	refreshes := b.as.TokenRequests(t, "refresh_token")
+
+	b.keyring.Unlock(t)
+	deadline := time.Now().Add(10 * time.Second)
+	var tok string
+	for {
+		// Each call asks the engine to read the keychain again (at most once a second).
+		if tok, err = eng.Token(context.Background(), "bench"); err == nil {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("still no token 10s after the unlock: %v", err)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	if tok != stored {
+		t.Error("after the unlock the engine serves another token than the stored one")
+	}
+	if ev := waitEvent(t, ch, EventRecovered, 5*time.Second); ev.Trigger != "keychain" {
+		t.Errorf("recovered event %+v, want trigger keychain", ev)
+	}
+	if st := eng.Snapshot().Servers[0]; st.State != StateFresh || st.Next.IsZero() {
+		t.Errorf("after the unlock: %s, next refresh %v; want fresh with a refresh planned", st.State, st.Next)
+	}
+	if n := b.as.TokenRequests(t, "refresh_token") - refreshes; n != 0 {
+		t.Errorf("%d refresh requests while the keychain was locked", n)
+	}
+	if n := len(b.browser.Opened()); n != 1 {
+		t.Errorf("browser opened %d times, want 1 (the first sign-in only)", n)
 	}
 }

@@ -56,6 +56,9 @@ type KeeperConfig struct {
 	RefreshTimeout time.Duration
 	// Rand returns uniform numbers in [0, 1) for jitter; default math/rand/v2.
 	Rand func() float64
+	// OnUnreadable, if set, is called (without locks held, must not block) whenever a caller asks for
+	// a token while the stored credentials could not be read: the engine then tries the keychain again.
+	OnUnreadable func()
 }
 
 // LastRefresh records the outcome of the latest refresh attempt.
@@ -112,6 +115,10 @@ type Keeper struct {
 	saveTries int   // consecutive failed saves, for the retry backoff
 	lastErr   error // the last refresh failure, returned while backing off
 	closed    bool
+	// unreadable is why the stored credentials could not be read (a locked or absent keychain); nil
+	// once they were. While set, nothing is refreshed — the refresh token is in the keychain — and
+	// Token fails with ErrCredentialsUnreadable until Restore installs the record.
+	unreadable error
 	// epoch is bumped whenever the token pair is replaced or dropped other than by a refresh (sign-in,
 	// logout, removal). A refresh that started in an older epoch is stale: its result is discarded,
 	// never persisted, so it cannot overwrite what the user just did.
@@ -152,16 +159,73 @@ func NewKeeper(cfg KeeperConfig, tok oauth.Token, grant oauth.Grant, issued time
 	if cfg.Rand == nil {
 		cfg.Rand = rand.Float64
 	}
-	k := &Keeper{cfg: cfg, tok: tok, grant: grant, issued: issued, state: StateFresh}
+	k := &Keeper{cfg: cfg, tok: tok, grant: grant, issued: issued}
+	k.initialStateLocked()
+	return k, nil
+}
+
+// initialStateLocked sets the state for a token pair just loaded. Caller holds k.mu (or owns k).
+func (k *Keeper) initialStateLocked() {
+	k.state, k.message = StateFresh, ""
 	switch {
 	case k.unmanagedLocked():
 		if _, err := k.unmanagedTokenLocked(); err != nil {
 			k.state, k.message = StateNeedsSignIn, "the static token expired"
 		}
-	case tok.RefreshToken == "" && !tok.Valid(cfg.Clock.Now(), 0):
+	case k.tok.RefreshToken == "" && !k.tok.Valid(k.cfg.Clock.Now(), 0):
 		k.state, k.message = StateNeedsSignIn, "no refresh token stored"
 	}
-	return k, nil
+}
+
+// ErrCredentialsUnreadable means the server's stored credentials could not be read: the keychain is
+// locked or does not answer. No sign-in is needed: the engine reads them again once it can.
+var ErrCredentialsUnreadable = errors.New("its credentials cannot be read from the keychain")
+
+// SetUnreadable records that the stored credentials could not be read because of err. The server is
+// degraded, nothing is refreshed, and Token fails with ErrCredentialsUnreadable until Restore.
+func (k *Keeper) SetUnreadable(err error) {
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	k.unreadable = err
+	k.state, k.message = StateDegraded, "cannot read its credentials from the keychain: "+err.Error()
+	k.stopTimerLocked()
+}
+
+// Unreadable reports whether the stored credentials are still to be read.
+func (k *Keeper) Unreadable() bool {
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	return k.unreadable != nil
+}
+
+// Restore installs the record read once the keychain answers (tok and g empty when there is none)
+// and plans the next refresh, unless the credentials were not unreadable any more: a sign-in, logout
+// or removal since then wins. It reports whether it installed anything.
+func (k *Keeper) Restore(tok oauth.Token, g oauth.Grant, issued time.Time) bool {
+	k.mu.Lock()
+	if k.unreadable == nil || k.closed {
+		k.mu.Unlock()
+		return false
+	}
+	k.unreadable = nil
+	k.tok, k.grant, k.issued = tok, g, issued
+	k.initialStateLocked()
+	k.planLocked()
+	k.mu.Unlock()
+	k.emit(Event{Kind: EventRecovered, Trigger: "keychain", Outcome: "ok", Message: "read its credentials from the keychain"})
+	return true
+}
+
+// unreadableErrLocked is the error for a caller while the credentials are unreadable. Caller holds k.mu.
+func (k *Keeper) unreadableErrLocked() error {
+	return fmt.Errorf("%s: %w: %v", k.cfg.Name, ErrCredentialsUnreadable, k.unreadable)
+}
+
+// kickUnreadable tells the engine a caller waits on unreadable credentials. Call without k.mu.
+func (k *Keeper) kickUnreadable() {
+	if k.cfg.OnUnreadable != nil {
+		k.cfg.OnUnreadable()
+	}
 }
 
 // Start plans the next refresh (or runs it at once when it is already due).
@@ -212,6 +276,12 @@ func (k *Keeper) Token(ctx context.Context) (string, error) {
 	if k.closed {
 		k.mu.Unlock()
 		return "", fmt.Errorf("%s: %w", k.cfg.Name, errClosed)
+	}
+	if k.unreadable != nil {
+		err := k.unreadableErrLocked()
+		k.mu.Unlock()
+		k.kickUnreadable()
+		return "", err
 	}
 	if k.unmanagedLocked() {
 		defer k.mu.Unlock()
@@ -273,6 +343,11 @@ func (k *Keeper) ForceRefresh(ctx context.Context, reason string) error {
 	case k.closed:
 		k.mu.Unlock()
 		return fmt.Errorf("%s: %w", k.cfg.Name, errClosed)
+	case k.unreadable != nil:
+		err := k.unreadableErrLocked()
+		k.mu.Unlock()
+		k.kickUnreadable()
+		return err
 	case k.unmanagedLocked():
 		k.mu.Unlock()
 		return fmt.Errorf("%s: a static token or a server without auth has nothing to refresh", k.cfg.Name)
@@ -294,6 +369,12 @@ func (k *Keeper) Rejected(ctx context.Context, token string) error {
 	if k.closed {
 		k.mu.Unlock()
 		return fmt.Errorf("%s: %w", k.cfg.Name, errClosed)
+	}
+	if k.unreadable != nil {
+		err := k.unreadableErrLocked()
+		k.mu.Unlock()
+		k.kickUnreadable()
+		return err
 	}
 	if k.unmanagedLocked() {
 		// Nothing to refresh: the server refused the user's token, and only the user can replace it.

@@ -180,6 +180,7 @@ func (k *Keeper) Adopt(tok oauth.Token, g oauth.Grant) error {
 	k.mu.Lock()
 	now := k.cfg.Clock.Now()
 	k.epoch++
+	k.unreadable = nil // the sign-in's pair replaces whatever the keychain held
 	k.tok, k.grant, k.issued = tok, g, now
 	k.state, k.message, k.attempt, k.lastErr, k.announced = StateFresh, "", 0, nil, false
 	k.last = LastRefresh{At: now, Trigger: "sign-in", Outcome: "ok"}
@@ -239,6 +240,7 @@ func (k *Keeper) Forget() (oauth.Token, oauth.Grant) {
 	defer k.mu.Unlock()
 	tok, g := k.tok, k.grant
 	k.epoch++
+	k.unreadable = nil
 	k.tok = oauth.Token{}
 	k.state, k.message, k.announced, k.unsaved = StateNeedsSignIn, "signed out", true, false
 	k.stopTimerLocked()

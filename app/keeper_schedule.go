@@ -6,6 +6,10 @@ import (
 
 // planLocked plans the next refresh of the current token and arms the timer. Caller holds k.mu.
 func (k *Keeper) planLocked() {
+	if k.unreadable != nil {
+		k.stopTimerLocked() // the refresh token is in the keychain; Restore plans again
+		return
+	}
 	if k.unmanagedLocked() {
 		k.planUnmanagedLocked()
 		return

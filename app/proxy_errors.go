@@ -34,6 +34,7 @@ const (
 	SubtypeRateLimited         = "rate_limited"         // the AS answered 429; retryable
 	SubtypeUpstreamUnavailable = "upstream_unavailable" // the AS cannot be reached; retryable
 	SubtypeServerDisabled      = "server_disabled"      // the user turned the server off
+	SubtypeKeychainUnavailable = "keychain_unavailable" // the keychain is locked or does not answer; retryable
 )
 
 // errorData is the `data` member of the proxy's JSON-RPC errors: what an agent may branch on and what
@@ -150,6 +151,13 @@ func authFailure(k *Keeper, err error) rpcError {
 	signIn := fmt.Sprintf("Open authkeeper and click “Sign in again” for %s, or run `authkeeper login %s`; the agent's next call then works without a restart.", name, name)
 	d := errorData{Type: "auth_failure", Server: name, Action: signIn}
 	var msg string
+	switch {
+	case errors.Is(err, ErrCredentialsUnreadable):
+		d.Subtype, d.Retryable, d.RetryAfter = SubtypeKeychainUnavailable, true, int(keychainRetry.Seconds())
+		msg = "the credentials are in the keychain, which is locked or does not answer"
+		d.Action = fmt.Sprintf("Unlock the keychain (log in to the desktop again, or open Passwords and Keys), or start its service if the message says it is missing; authkeeper reads it again within %d s, and the call then works with no sign-in.", d.RetryAfter)
+		return rpcError{Code: CodeAuthFailure, Message: "authkeeper: " + name + ": " + msg + ": " + st.Message, Data: d, status: http.StatusServiceUnavailable}
+	}
 	switch st.State {
 	case StateRevoked:
 		d.Subtype = SubtypeCredentialRevoked

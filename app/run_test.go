@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/authkeeper/authkeeper/internal/testbed"
+	"github.com/authkeeper/authkeeper/keychain"
 )
 
 // isolate points every user directory at a fresh temp dir. The runtime dir is kept short because a
@@ -206,7 +207,8 @@ func TestNewEngineValidatesConfig(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			e, err := NewEngine(tt.cfg)
 			if tt.wantErr == "" {
-				if err != nil || e.cfg.ProxyAddr != DefaultProxyAddr {
+				// The address is settled at Start, from the settings (see proxyAddrFor).
+				if err != nil || e.cfg.ProxyAddr != "" || proxyAddrFor(keychain.DefaultSettings().Prefs) != DefaultProxyAddr {
 					t.Fatalf("NewEngine = %v, proxy %q", err, e.cfg.ProxyAddr)
 				}
 				return

@@ -9,7 +9,6 @@ import (
 	"net"
 	"net/http"
 	"net/url"
-	"os"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -31,12 +30,9 @@ func securityCases(t *testing.T, r *report) {
 			"sign-in, saves nothing and leaves the stored token unchanged; a second delivery of a good callback is "+
 			"answered 'already handled' and redeems nothing", callbacks)
 	r.run(t, "security", "upstream-redirect",
-		"a server whose configured URL is changed (config edited while the engine is stopped) to one that "+
-			"redirects to another host: the proxy refuses with a proxy_error (upstream_redirect, or "+
-			"resource_mismatch since the tokens were issued for the old URL) and the other host never sees a "+
-			"request. (The redirect proper, at the URL the tokens were issued for, needs an MCP server that can "+
-			"be switched to redirecting; the bench has none, so it is covered only in process by app's "+
-			"TestProxyRefusesToFollowACrossOriginRedirect.)", upstreamRedirect)
+		"a signed-in server starts answering every request with a 307 to another host (127.0.0.2), as a "+
+			"moved server would: the proxy does not follow it, the agent gets a proxy_error/upstream_redirect "+
+			"naming the new location, and the other host never sees a request (so never the token)", upstreamRedirect)
 }
 
 // rawPost posts body to u with the MCP headers plus set, and returns the status and body.
@@ -199,55 +195,28 @@ func upstreamRedirect(t *testing.T, c *caseResult) {
 	}), ReadHeaderTimeout: 5 * time.Second}
 	go foreign.Serve(fl)
 	t.Cleanup(func() { foreign.Close() })
-	var redirects atomic.Int32
-	rl, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	redirector := &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		redirects.Add(1)
-		http.Redirect(w, r, "http://"+fl.Addr().String()+"/mcp", http.StatusTemporaryRedirect)
-	}), ReadHeaderTimeout: 5 * time.Second}
-	go redirector.Serve(rl)
-	t.Cleanup(func() { redirector.Close() })
-
-	// The server moved: its configured URL now redirects (edited while the engine is stopped).
-	_ = e.serve().Stop()
-	cfgFile := e.paths.ConfigFile()
-	data, err := os.ReadFile(cfgFile)
-	if err != nil {
-		t.Fatal(err)
-	}
-	var cfg map[string]any
-	if err := json.Unmarshal(data, &cfg); err != nil {
-		t.Fatal(err)
-	}
-	edited := strings.ReplaceAll(string(data), s.srv.URL, "http://"+rl.Addr().String()+"/mcp")
-	if edited == string(data) {
-		t.Fatalf("config file does not name %s:\n%s", s.srv.URL, data)
-	}
-	if err := os.WriteFile(cfgFile, []byte(edited), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	e.start()
+	// The server moved: from now on its URL — the one its tokens were issued for — redirects.
+	s.srv.RedirectTo(t, "http://"+fl.Addr().String()+"/mcp")
 	before := s.srv.Stats(t).Requests
 	status, body := rawPost(t, e.endpoint("moved"), nil, initBody)
 	var resp struct {
 		Error struct {
-			Code int
-			Data struct{ Type, Subtype string }
+			Code    int
+			Message string
+			Data    struct{ Type, Subtype string }
 		}
 	}
 	_ = json.Unmarshal([]byte(body), &resp)
+	redirects := s.srv.Stats(t).Requests - before
 	c.figure("status", status)
 	c.figure("error", resp.Error.Data.Type+"/"+resp.Error.Data.Subtype)
-	c.figure("redirects_answered", redirects.Load())
+	c.figure("redirects_answered", redirects)
 	c.figure("requests_at_the_other_host", foreignHits.Load())
-	sub := resp.Error.Data.Subtype
-	c.check(t, resp.Error.Data.Type == "proxy_error" && (sub == "upstream_redirect" || sub == "resource_mismatch"),
-		"answer %d %.300s, want proxy_error/upstream_redirect or resource_mismatch", status, body)
+	c.check(t, resp.Error.Data.Type == "proxy_error" && resp.Error.Data.Subtype == "upstream_redirect" &&
+		strings.Contains(resp.Error.Message, fl.Addr().String()),
+		"answer %d %.300s, want proxy_error/upstream_redirect naming the new location", status, body)
+	c.check(t, redirects >= 1, "the server was never asked (%d requests)", redirects)
 	c.check(t, foreignHits.Load() == 0, "the other host saw %d requests", foreignHits.Load())
-	c.check(t, s.srv.Stats(t).Requests == before, "the old server was asked")
 	toks := &tokenSet{}
 	toks.sample(e, []string{"moved"})
 	leakCheck(t, c, e, toks, map[string]string{}, nil)

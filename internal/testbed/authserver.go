@@ -252,6 +252,9 @@ type AuthServerStats struct {
 	// TokenRequests counts token-endpoint requests by grant_type ("(none)" when absent), faulted
 	// ones included.
 	TokenRequests map[string]int `json:"tokenRequests"`
+	// TokenRequestTimes holds, by grant_type, when each token request arrived, in milliseconds since
+	// the Unix epoch on the machine's clock (the AS runs on the same machine as the test).
+	TokenRequestTimes map[string][]int64 `json:"tokenRequestTimes"`
 	// Requests counts requests by endpoint (the names of Fault.Endpoint, or the path), faulted ones
 	// included.
 	Requests map[string]int `json:"requests"`
@@ -275,6 +278,16 @@ func (a *AuthServer) Stats(t testing.TB) AuthServerStats {
 func (a *AuthServer) TokenRequests(t testing.TB, grantType string) int {
 	t.Helper()
 	return a.Stats(t).TokenRequests[grantType]
+}
+
+// TokenRequestTimes returns when each token request of grantType arrived, in order.
+func (a *AuthServer) TokenRequestTimes(t testing.TB, grantType string) []time.Time {
+	t.Helper()
+	var out []time.Time
+	for _, ms := range a.Stats(t).TokenRequestTimes[grantType] {
+		out = append(out, time.UnixMilli(ms))
+	}
+	return out
 }
 
 // Events returns the server's notable events (see AuthServerStats.Events).

@@ -55,6 +55,10 @@ func TestKeyringServesSecretServiceUntilStopped(t *testing.T) {
 	if !k.Locked(t) {
 		t.Fatal("Lock did not lock the default collection")
 	}
+	k.Unlock(t)
+	if k.Locked(t) {
+		t.Fatal("Unlock did not unlock the default collection")
+	}
 	k.Stop(t)
 	if nameOwned(t, c, secretsName) {
 		t.Error("org.freedesktop.secrets still owned after Stop (was it re-activated?)")

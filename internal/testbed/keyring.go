@@ -18,6 +18,7 @@ const (
 	secretsPath       = "/org/freedesktop/secrets"
 	loginCollection   = "/org/freedesktop/secrets/collection/login"
 	defaultCollection = "/org/freedesktop/secrets/aliases/default"
+	keyringPassword   = "testbed-login-password"
 )
 
 // Keyring is a gnome-keyring-daemon serving the Secret Service on a private session bus, with a fresh
@@ -59,7 +60,7 @@ func KeyringOn(t testing.TB, bus *Bus) *Keyring {
 		"XDG_CACHE_HOME="+filepath.Join(home, ".cache"),
 		"XDG_RUNTIME_DIR="+run,
 	)
-	cmd.Stdin = strings.NewReader("testbed-login-password") // --unlock reads it up to EOF
+	cmd.Stdin = strings.NewReader(keyringPassword) // --unlock reads it up to EOF
 	k := &Keyring{Bus: bus, Home: home, proc: StartProcess(t, "gnome-keyring-daemon", cmd)}
 	bus.WaitName(t, secretsName, 15*time.Second, k.proc.Done())
 	// The name is claimed before the login keyring is loaded; wait until the collection is usable.
@@ -109,6 +110,34 @@ func (k *Keyring) Lock(t testing.TB) {
 	}
 	if is, err := k.locked(c); err != nil || !is {
 		t.Fatalf("lock keyring: still unlocked (err=%v)", err)
+	}
+}
+
+// Unlock unlocks the login collection with its password, as the user answering the unlock prompt
+// would. It goes through gnome-keyring's internal interface, which takes the password over a plain
+// Secret Service session instead of showing a prompt (there is no one to answer it here).
+func (k *Keyring) Unlock(t testing.TB) {
+	t.Helper()
+	c := k.Bus.Connect(t)
+	svc := c.Object(secretsName, secretsPath)
+	var out dbus.Variant
+	var session dbus.ObjectPath
+	if err := svc.Call("org.freedesktop.Secret.Service.OpenSession", 0, "plain", dbus.MakeVariant("")).Store(&out, &session); err != nil {
+		t.Fatalf("unlock keyring: open session: %v", err)
+	}
+	secret := struct {
+		Session     dbus.ObjectPath
+		Parameters  []byte
+		Value       []byte
+		ContentType string
+	}{session, []byte{}, []byte(keyringPassword), "text/plain"}
+	err := svc.Call("org.gnome.keyring.InternalUnsupportedGuiltRiddenInterface.UnlockWithMasterPassword", 0,
+		dbus.ObjectPath(loginCollection), secret).Err
+	if err != nil {
+		t.Fatalf("unlock keyring: %v", err)
+	}
+	if is, err := k.locked(c); err != nil || is {
+		t.Fatalf("unlock keyring: still locked (err=%v)", err)
 	}
 }
 

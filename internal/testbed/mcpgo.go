@@ -65,7 +65,18 @@ type MCPServer struct {
 	// /.well-known/oauth-protected-resource followed by the endpoint's path.
 	ResourceMetadataURL string
 
-	stats func(testing.TB) MCPStats
+	stats    func(testing.TB) MCPStats
+	redirect func(to string) // nil for servers that cannot be switched (the TypeScript one)
+}
+
+// RedirectTo switches a Go SDK server to answering every request to its endpoint with a 307 to `to`,
+// as a server that moved does (the metadata stays where it was). The requests are still counted.
+func (s *MCPServer) RedirectTo(t testing.TB, to string) {
+	t.Helper()
+	if s.redirect == nil {
+		t.Fatal("this MCP server cannot be switched to redirecting")
+	}
+	s.redirect(to)
 }
 
 // MCPStats counts the HTTP requests an MCP server has seen on its endpoint.
@@ -115,8 +126,17 @@ func GoMCPServer(t testing.TB, opts MCPServerOptions) *MCPServer {
 		Scopes:              opts.RequiredScopes,
 	})
 	var c mcpCounters
+	var moved atomic.Pointer[string]
+	s.redirect = func(to string) { moved.Store(&to) }
+	protected := protect(mcpHandler)
 	mux := http.NewServeMux()
-	mux.Handle(opts.Path, c.count(protect(mcpHandler)))
+	mux.Handle(opts.Path, c.count(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if to := moved.Load(); to != nil {
+			http.Redirect(w, r, *to, http.StatusTemporaryRedirect)
+			return
+		}
+		protected.ServeHTTP(w, r)
+	})))
 	mux.Handle("/.well-known/oauth-protected-resource"+opts.Path, auth.ProtectedResourceMetadataHandler(
 		&oauthex.ProtectedResourceMetadata{
 			Resource:               s.URL,

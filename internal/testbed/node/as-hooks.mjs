@@ -2,7 +2,8 @@
 //
 //   POST   /__testbed/faults  {endpoint, status, retryAfter, body, contentType, delayMs, count}
 //   DELETE /__testbed/faults  clears every pending fault
-//   GET    /__testbed/stats   {tokenRequests: {<grant_type>: n}, requests: {<endpoint>: n}, events: [...]}
+//   GET    /__testbed/stats   {tokenRequests: {<grant_type>: n}, tokenRequestTimes: {<grant_type>: [ms since
+//                              the epoch, on arrival]}, requests: {<endpoint>: n}, events: [...]}
 //
 // A fault applies to the next `count` requests of an endpoint (default 1, negative = until cleared):
 // it waits delayMs, then either answers with `status` (and Retry-After, and `body` or an OAuth error
@@ -43,6 +44,7 @@ function defaultError(status) {
 export function newHooks(prefix) {
   const events = [];
   const tokenRequests = {};
+  const tokenRequestTimes = {};
   const requests = {};
   let faults = [];
 
@@ -63,7 +65,7 @@ export function newHooks(prefix) {
     res.status(204).end();
   });
   router.get('/__testbed/stats', (_req, res) => {
-    res.json({ tokenRequests, requests, events });
+    res.json({ tokenRequests, tokenRequestTimes, requests, events });
   });
 
   // The token endpoint's body is read here, to count grant types even for faulted requests;
@@ -72,6 +74,7 @@ export function newHooks(prefix) {
     const body = Buffer.isBuffer(req.body) ? req.body.toString() : '';
     const gt = new URLSearchParams(body).get('grant_type') ?? '(none)';
     tokenRequests[gt] = (tokenRequests[gt] ?? 0) + 1;
+    (tokenRequestTimes[gt] ??= []).push(Date.now());
     req.grantType = gt;
     next();
   });
