@@ -78,13 +78,7 @@ func (m *mainLoop) quit() {
 func (m *mainLoop) run() {
 	for {
 		<-m.wake
-		m.mu.Lock()
-		batch := m.pending
-		m.pending = nil
-		m.mu.Unlock()
-		for _, f := range batch {
-			f()
-		}
+		m.runPending()
 		m.mu.Lock()
 		on, quitting := m.fyneOn, m.quitting
 		m.mu.Unlock()
@@ -93,13 +87,7 @@ func (m *mainLoop) run() {
 			return
 		case on:
 			// Work posted from now on goes to fyne's queue; what was posted before is run first.
-			m.mu.Lock()
-			rest := m.pending
-			m.pending = nil
-			m.mu.Unlock()
-			for _, f := range rest {
-				f()
-			}
+			m.runPending()
 			m.mu.Lock()
 			m.running = true
 			quitting = m.quitting
@@ -109,5 +97,16 @@ func (m *mainLoop) run() {
 			}
 			return
 		}
+	}
+}
+
+// runPending runs, in order, the work posted so far. UI goroutine.
+func (m *mainLoop) runPending() {
+	m.mu.Lock()
+	batch := m.pending
+	m.pending = nil
+	m.mu.Unlock()
+	for _, f := range batch {
+		f()
 	}
 }

@@ -32,8 +32,8 @@ func TestBridgeBenchmark(t *testing.T) {
 	signIns := e.as.TokenRequests(t, "authorization_code")
 
 	paths := []*stdioPath{{name: "direct"}, {name: "proxy"}, {name: "bridge"}, {name: "mcp-remote"}, {name: "mcp-remote --silent"}}
-	paths[0].cs = e.session(t, mode, false, nil)
-	paths[1].cs = e.session(t, mode, true, nil)
+	paths[0].cs = e.session(t, mode, viaDirect, nil)
+	paths[1].cs = e.session(t, mode, viaProxy, nil)
 	bridge := exec.Command(bin, "bridge", mode)
 	bridge.Env = e.childEnv
 	paths[2].connect(t, bridge)

@@ -4,6 +4,9 @@ import (
 	"context"
 	"fmt"
 	"net/http"
+	"net/http/httptest"
+	"net/http/httputil"
+	"net/url"
 	"os"
 	"path/filepath"
 	"slices"
@@ -31,19 +34,25 @@ func TestProxyBenchmark(t *testing.T) {
 		window, warm, sseSamples = 300*time.Millisecond, 100*time.Millisecond, 20
 	}
 	env := newEnv(t)
-	var runs []run
+	var runs, floor []run
 	for _, mode := range []string{"json", "sse"} {
 		for _, clients := range []int{1, 50} {
 			// Interleaved, so drift on a busy machine hits both paths alike.
-			d := env.measure(t, mode, false, clients, warm, window)
-			p := env.measure(t, mode, true, clients, warm, window)
+			d := env.measure(t, mode, viaDirect, clients, warm, window)
+			p := env.measure(t, mode, viaProxy, clients, warm, window)
 			runs = append(runs, d, p)
 			t.Logf("%s %2d clients: direct p50 %v p99 %v %.0f/s; proxy p50 %v p99 %v %.0f/s", mode, clients,
 				d.p(50), d.p(99), d.rate(), p.p(50), p.p(99), p.rate())
+			if clients == 1 {
+				// The floor, measured next to the pair it explains.
+				b := env.measure(t, mode, viaBare, clients, warm, window)
+				floor = append(floor, d, p, b)
+				t.Logf("%s %2d clients: bare reverse proxy p50 %v %.0f/s", mode, clients, b.p(50), b.rate())
+			}
 		}
 	}
-	sseDirect := env.firstEvents(t, false, sseSamples)
-	sseProxy := env.firstEvents(t, true, sseSamples)
+	sseDirect := env.firstEvents(t, viaDirect, sseSamples)
+	sseProxy := env.firstEvents(t, viaProxy, sseSamples)
 	t.Logf("SSE first event: direct p50 %v p99 %v; proxy p50 %v p99 %v", pct(sseDirect, 50), pct(sseDirect, 99), pct(sseProxy, 50), pct(sseProxy, 99))
 	if out == "" {
 		return
@@ -51,7 +60,7 @@ func TestProxyBenchmark(t *testing.T) {
 	if err := os.MkdirAll(filepath.Dir(out), 0o755); err != nil {
 		t.Fatal(err)
 	}
-	if err := os.WriteFile(out, report(runs, sseDirect, sseProxy, window), 0o644); err != nil {
+	if err := os.WriteFile(out, report(runs, floor, sseDirect, sseProxy, window), 0o644); err != nil {
 		t.Fatal(err)
 	}
 	t.Logf("wrote %s", filepath.Clean(out))
@@ -59,9 +68,10 @@ func TestProxyBenchmark(t *testing.T) {
 
 // env is the bench: one engine signed in to a JSON-mode and an SSE-mode Go SDK server.
 type env struct {
-	eng  *app.Engine
-	as   *testbed.AuthServer
-	urls map[string]string // mode → the server's own URL
+	eng   *app.Engine
+	as    *testbed.AuthServer
+	urls  map[string]string // mode → the server's own URL
+	bares map[string]string // mode → the bare reverse proxy's URL (see bare)
 	// childEnv is the environment under which a child authkeeper process (the bridge) finds this
 	// engine as its owner and the same keyring.
 	childEnv []string
@@ -80,7 +90,7 @@ func newEnv(t *testing.T) *env {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { eng.Close() })
-	e := &env{eng: eng, as: as, urls: map[string]string{}, childEnv: childEnv}
+	e := &env{eng: eng, as: as, urls: map[string]string{}, bares: map[string]string{}, childEnv: childEnv}
 	for _, mode := range []string{"json", "sse"} {
 		srv := testbed.GoMCPServer(t, testbed.MCPServerOptions{Issuer: as.Issuer, JSONResponse: mode == "json", RequiredScopes: []string{"mcp:read"}})
 		if err := eng.Add(context.Background(), app.AddRequest{Name: mode, URL: srv.URL}); err != nil {
@@ -108,29 +118,67 @@ func (b bearer) RoundTrip(r *http.Request) (*http.Response, error) {
 	return b.base.RoundTrip(r)
 }
 
-// session connects one Go SDK client to mode's server, directly or through the proxy. Every client has
-// its own transport, as separate agent processes would.
-func (e *env) session(t *testing.T, mode string, proxied bool, opts *mcp.ClientOptions) *mcp.ClientSession {
+// Paths a client can take to a server.
+const (
+	viaDirect = "direct"  // to the server, sending the engine's current token itself
+	viaProxy  = "proxied" // through authkeeper's proxy, which adds the token
+	viaBare   = "bare"    // through a bare httputil.ReverseProxy that adds the token: the floor
+)
+
+// session connects one Go SDK client to mode's server by path via. Every client has its own transport,
+// as separate agent processes would.
+func (e *env) session(t *testing.T, mode, via string, opts *mcp.ClientOptions) *mcp.ClientSession {
 	base := &http.Transport{MaxIdleConnsPerHost: 16, Proxy: nil}
 	t.Cleanup(base.CloseIdleConnections)
 	tr := &mcp.StreamableClientTransport{Endpoint: e.eng.ProxyEndpoint(mode), HTTPClient: &http.Client{Transport: base}, DisableStandaloneSSE: true}
-	if !proxied {
+	switch via {
+	case viaDirect:
 		tr.Endpoint = e.urls[mode]
 		tr.HTTPClient = &http.Client{Transport: bearer{eng: e.eng, name: mode, base: base}}
+	case viaBare:
+		tr.Endpoint = e.bare(t, mode)
 	}
 	c := mcp.NewClient(&mcp.Implementation{Name: "bench", Version: "1"}, opts)
 	cs, err := c.Connect(context.Background(), tr, nil)
 	if err != nil {
-		t.Fatalf("connect %s (proxied %v): %v", mode, proxied, err)
+		t.Fatalf("connect %s (%s): %v", mode, via, err)
 	}
 	t.Cleanup(func() { cs.Close() })
 	return cs
 }
 
+// bare starts (once per mode) the floor any proxy in between has to pay: net/http/httputil's
+// ReverseProxy on 127.0.0.1, which does nothing but add the engine's token and forward, flushing at
+// once (SSE). It returns its URL.
+func (e *env) bare(t *testing.T, mode string) string {
+	if u, ok := e.bares[mode]; ok {
+		return u
+	}
+	target, err := url.Parse(e.urls[mode])
+	if err != nil {
+		t.Fatal(err)
+	}
+	rp := &httputil.ReverseProxy{
+		Rewrite: func(r *httputil.ProxyRequest) {
+			u := *target
+			r.Out.URL, r.Out.Host = &u, target.Host
+			if tok, err := e.eng.Token(r.In.Context(), mode); err == nil {
+				r.Out.Header.Set("Authorization", "Bearer "+tok)
+			}
+		},
+		Transport:     &http.Transport{MaxIdleConnsPerHost: 128, Proxy: nil},
+		FlushInterval: -1,
+	}
+	srv := httptest.NewServer(rp)
+	t.Cleanup(srv.Close)
+	e.bares[mode] = srv.URL + "/mcp"
+	return e.bares[mode]
+}
+
 // run is one measurement: every call's latency inside the window.
 type run struct {
 	mode    string
-	proxied bool
+	via     string
 	clients int
 	lat     []time.Duration
 	window  time.Duration
@@ -141,10 +189,10 @@ func (r run) rate() float64             { return float64(len(r.lat)) / r.window.
 
 // measure has clients sessions call echo back to back for warm+window and keeps the calls that
 // started inside the window.
-func (e *env) measure(t *testing.T, mode string, proxied bool, clients int, warm, window time.Duration) run {
+func (e *env) measure(t *testing.T, mode, via string, clients int, warm, window time.Duration) run {
 	sessions := make([]*mcp.ClientSession, clients)
 	for i := range sessions {
-		sessions[i] = e.session(t, mode, proxied, nil)
+		sessions[i] = e.session(t, mode, via, nil)
 	}
 	start := time.Now()
 	from, until := start.Add(warm), start.Add(warm+window)
@@ -178,20 +226,20 @@ func (e *env) measure(t *testing.T, mode string, proxied bool, clients int, warm
 	}
 	wg.Wait()
 	if n := failed.Load(); n > 0 {
-		t.Fatalf("%s proxied=%v clients=%d: %d calls failed", mode, proxied, clients, n)
+		t.Fatalf("%s %s clients=%d: %d calls failed", mode, via, clients, n)
 	}
 	for _, cs := range sessions {
 		cs.Close()
 	}
 	slices.Sort(lat)
-	return run{mode: mode, proxied: proxied, clients: clients, lat: lat, window: window}
+	return run{mode: mode, via: via, clients: clients, lat: lat, window: window}
 }
 
 // firstEvents measures, n times, the time from sending a countdown call to its first progress event
 // arriving over the call's SSE response.
-func (e *env) firstEvents(t *testing.T, proxied bool, n int) []time.Duration {
+func (e *env) firstEvents(t *testing.T, via string, n int) []time.Duration {
 	first := make(chan time.Time, 1)
-	cs := e.session(t, "sse", proxied, &mcp.ClientOptions{ProgressNotificationHandler: func(context.Context, *mcp.ProgressNotificationClientRequest) {
+	cs := e.session(t, "sse", via, &mcp.ClientOptions{ProgressNotificationHandler: func(context.Context, *mcp.ProgressNotificationClientRequest) {
 		select {
 		case first <- time.Now():
 		default:

@@ -17,7 +17,7 @@ const (
 )
 
 // report renders docs/bench-proxy.md.
-func report(runs []run, sseDirect, sseProxy []time.Duration, window time.Duration) []byte {
+func report(runs, floor []run, sseDirect, sseProxy []time.Duration, window time.Duration) []byte {
 	var b bytes.Buffer
 	w := func(format string, args ...any) { fmt.Fprintf(&b, format, args...) }
 	w("# Proxy benchmark\n\n")
@@ -62,6 +62,18 @@ func report(runs []run, sseDirect, sseProxy []time.Duration, window time.Duratio
 		if ratio < targetThroughput {
 			misses = append(misses, fmt.Sprintf("throughput %.0f%% < %.0f%% (%s)", 100*ratio, 100*targetThroughput, tag))
 		}
+	}
+	w("\n## The floor: one more HTTP hop\n\n")
+	w("Any proxy between client and server costs one more HTTP exchange per call. To tell that cost from\n")
+	w("authkeeper's own, a *bare* `net/http/httputil.ReverseProxy` — it only adds the engine's token and\n")
+	w("forwards, flushing at once — is measured right after each one-client pair above, against the same\n")
+	w("server.\n\n")
+	w("| mode | direct calls/s | bare proxy calls/s | bare vs direct | authkeeper calls/s | authkeeper vs direct | authkeeper vs bare |\n")
+	w("|---|---|---|---|---|---|---|\n")
+	for i := 0; i+2 < len(floor); i += 3 {
+		d, p, bp := floor[i], floor[i+1], floor[i+2]
+		w("| %s | %.0f | %.0f | %.0f%% | %.0f | %.0f%% | **%.0f%%** |\n", d.mode, d.rate(), bp.rate(), 100*bp.rate()/d.rate(),
+			p.rate(), 100*p.rate()/d.rate(), 100*p.rate()/bp.rate())
 	}
 	w("\n## SSE first event\n\n")
 	w("| path | p50 | p99 |\n|---|---|---|\n")
