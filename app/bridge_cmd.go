@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"sync"
+	"time"
 )
 
 // cmdBridge runs `authkeeper bridge NAME`: MCP over stdin/stdout to the client, Streamable HTTP through
@@ -57,9 +58,10 @@ func hasServer(s Snapshot, name string) bool {
 type ownerLink struct {
 	e env
 
-	mu    sync.Mutex
-	r     *Remote
-	stops []func() // engines this process started
+	mu         sync.Mutex
+	r          *Remote
+	stops      []func() // engines this process started
+	handedOver bool     // an engine of ours handed over to the app: look for it before owning again
 }
 
 // remote returns a client of the owner; with renew, it looks for the owner again first.
@@ -69,13 +71,28 @@ func (o *ownerLink) remote(ctx context.Context, renew bool) (*Remote, error) {
 	if o.r != nil && !renew {
 		return o.r, nil
 	}
-	r, stop, err := connect(ctx, o.e, "")
+	wait := time.Duration(0)
+	if o.handedOver {
+		wait = handoverWait
+	}
+	r, stop, err := connectAfter(ctx, o.e, "", o.onHandover, wait)
 	if err != nil {
 		return nil, err
 	}
 	o.r = r
 	o.stops = append(o.stops, stop)
 	return r, nil
+}
+
+// handoverWait is how long a process that handed over waits for the app to answer before it owns
+// again (the app gave up, or crashed while starting).
+const handoverWait = 10 * time.Second
+
+// onHandover is the temporary engine's Config.OnHandover.
+func (o *ownerLink) onHandover() {
+	o.mu.Lock()
+	o.handedOver = true
+	o.mu.Unlock()
 }
 
 // proxy is a BridgeConfig.Resolve.

@@ -320,3 +320,87 @@ func TestBridgeRelaysTheProxysAuthFailure(t *testing.T) {
 		t.Errorf("bridge nosuch: %v, stdout %q, stderr %q; want exit 1, nothing, a reason", err, out.String(), errOut.String())
 	}
 }
+
+// TestServeTakesOverFromABridgeThatOwned: a bridge started before any app owns the credentials (on a
+// random proxy port). `authkeeper serve` started next takes over — it holds the owner lock and the
+// stable proxy port — while the bridge's session carries on across token rotations, now refreshed by
+// serve, with no refresh token replayed. When serve stops, the same session carries on again: the
+// bridge owns once more.
+func TestServeTakesOverFromABridgeThatOwned(t *testing.T) {
+	if runtime.GOOS != "linux" {
+		t.Skip("reads /proc/locks")
+	}
+	bin := authkeeperBinary(t) // before newEnvBench moves HOME
+	b := newEnvBench(t, testbed.AuthServerOptions{AccessTokenTTL: 3 * time.Second})
+	b.eng.Close() // no owner runs now
+	lock := ownerLockPath(b.paths)
+
+	bridge := exec.Command(bin, "bridge", "bench")
+	bridge.Env, bridge.Stderr = os.Environ(), &testbed.SyncBuffer{}
+	stderr := bridge.Stderr.(*testbed.SyncBuffer)
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	cs, err := mcp.NewClient(&mcp.Implementation{Name: "agent", Version: "1"}, nil).Connect(ctx,
+		&mcp.CommandTransport{Command: bridge, TerminateDuration: time.Second}, nil)
+	cancel()
+	if err != nil {
+		t.Fatalf("bridge: %v\n%s", err, stderr)
+	}
+	t.Cleanup(func() { cs.Close() })
+	call := func(round string, d time.Duration) {
+		t.Helper()
+		deadline := time.Now().Add(d)
+		for n := 0; n == 0 || time.Now().Before(deadline); n++ {
+			text := fmt.Sprintf("%s-%d", round, n)
+			cctx, ccancel := context.WithTimeout(context.Background(), 20*time.Second)
+			res, err := cs.CallTool(cctx, &mcp.CallToolParams{Name: "echo", Arguments: map[string]any{"text": text}})
+			ccancel()
+			if err != nil || res.IsError || res.Content[0].(*mcp.TextContent).Text != text {
+				t.Fatalf("%s: call %d: %v %v\nbridge stderr:\n%s", round, n, err, res, stderr)
+			}
+			time.Sleep(200 * time.Millisecond)
+		}
+	}
+	call("bridge-owns", time.Second)
+	if h := lockHolders(t, lock); len(h) != 1 || h[0] != bridge.Process.Pid {
+		t.Fatalf("owner lock held by %v, want the bridge (pid %d)", h, bridge.Process.Pid)
+	}
+	before := b.as.TokenRequests(t, "refresh_token")
+
+	stable := fmt.Sprintf("127.0.0.1:%d", testbed.FreePort(t))
+	serve := exec.Command(bin, "serve")
+	serve.Env = append(os.Environ(), "AUTHKEEPER_PROXY_ADDR="+stable)
+	p := testbed.StartProcess(t, "authkeeper serve", serve)
+	p.WaitLine(t, "authkeeper ", 60*time.Second)
+	// stderr reaches the test through a copying goroutine of its own, so it may trail stdout's banner.
+	for deadline := time.Now().Add(5 * time.Second); !strings.Contains(p.Output(), "took over the credentials"); {
+		if time.Now().After(deadline) {
+			t.Fatalf("serve did not say it took over:\n%s", p.Output())
+		}
+		time.Sleep(20 * time.Millisecond) // polling another process's output
+	}
+	if h := lockHolders(t, lock); len(h) != 1 || h[0] != serve.Process.Pid {
+		t.Fatalf("owner lock held by %v after serve started, want serve (pid %d)", h, serve.Process.Pid)
+	}
+	if h, err := NewRemote(ownerSocket(b.paths)).Health(context.Background()); err != nil || h.Temporary || h.ProxyURL != "http://"+stable {
+		t.Fatalf("owner after the take-over: %+v, %v; want serve on %s", h, err, stable)
+	}
+	call("serve-owns", 7*time.Second) // two rotations or more, refreshed by serve
+	if n := b.as.TokenRequests(t, "refresh_token") - before; n < 2 {
+		t.Errorf("%d refreshes while serve owned, want at least 2", n)
+	}
+
+	if err := p.Stop(); err != nil {
+		t.Fatal(err)
+	}
+	call("bridge-owns-again", 4*time.Second)
+	if h := lockHolders(t, lock); len(h) != 1 || h[0] != bridge.Process.Pid {
+		t.Errorf("owner lock held by %v after serve stopped, want the bridge again", h)
+	}
+	if ev := b.as.Events(t); countPrefix(ev, "refresh_token.reused")+countPrefix(ev, "grant.revoked") != 0 {
+		t.Errorf("a refresh token was replayed across the hand-overs: %v", ev)
+	}
+	sample := &tokenSet{}
+	sample.addFromKeychain(t)
+	assertNoSecrets(t, "bridge stderr", stderr.String(), sample.list()...)
+	assertNoSecrets(t, "serve output", p.Output(), sample.list()...)
+}

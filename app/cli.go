@@ -67,7 +67,7 @@ func cmdAdd(ctx context.Context, args []string, e env) error {
 		}
 		*name = strings.Split(u.Hostname(), ".")[0]
 	}
-	r, done, err := connect(ctx, e, *store)
+	r, done, err := connect(ctx, e, *store, nil)
 	if err != nil {
 		return err
 	}
@@ -94,7 +94,7 @@ func cmdLogin(ctx context.Context, args []string, e env) error {
 	if len(pos) != 1 {
 		return errors.New("usage: authkeeper login NAME [--device]")
 	}
-	r, done, err := connect(ctx, e, "")
+	r, done, err := connect(ctx, e, "", nil)
 	if err != nil {
 		return err
 	}
@@ -116,7 +116,7 @@ func cmdSimple(ctx context.Context, verb string, args []string, e env, call func
 	if len(pos) != 1 {
 		return fmt.Errorf("usage: authkeeper %s NAME", verb)
 	}
-	r, stop, err := connect(ctx, e, "")
+	r, stop, err := connect(ctx, e, "", nil)
 	if err != nil {
 		return err
 	}

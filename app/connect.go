@@ -12,31 +12,33 @@ import (
 // stable port belongs to the app — serving the control socket so that other processes started
 // meanwhile share it. Either way exactly one process refreshes.
 // The returned func stops an engine this process started.
-func connect(ctx context.Context, e env, store string) (*Remote, func(), error) {
+//
+// The engine it starts is temporary (see Config.Temporary): when the app or `serve` starts, it takes
+// over, and onHandover (if not nil) is called as this process stops owning.
+func connect(ctx context.Context, e env, store string, onHandover func()) (*Remote, func(), error) {
+	return connectAfter(ctx, e, store, onHandover, 0)
+}
+
+// connectAfter is connect, but it first waits up to wait for an owner to answer before it tries to
+// own: a process that has just handed over gives the app the time to start.
+func connectAfter(ctx context.Context, e env, store string, onHandover func(), wait time.Duration) (*Remote, func(), error) {
 	paths, err := DefaultPaths(e.getenv)
 	if err != nil {
 		return nil, nil, err
 	}
-	if r, err := reach(ctx, paths); err == nil {
+	if r, err := awaitOwner(ctx, paths, wait); err == nil {
 		return r, func() {}, nil
 	}
-	eng, err := NewEngine(Config{Paths: paths, ProxyAddr: "127.0.0.1:0", Version: Version, StoreKind: store})
+	eng, err := NewEngine(Config{Paths: paths, ProxyAddr: "127.0.0.1:0", Version: Version, StoreKind: store,
+		Temporary: true, OnHandover: onHandover})
 	if err != nil {
 		return nil, nil, err
 	}
 	err = eng.Start(ctx)
 	if errors.Is(err, ErrNotOwner) {
 		// Another process won the race to own; wait for its socket.
-		deadline := time.Now().Add(10 * time.Second)
-		for time.Now().Before(deadline) {
-			if r, err := reach(ctx, paths); err == nil {
-				return r, func() {}, nil
-			}
-			select {
-			case <-ctx.Done():
-				return nil, nil, ctx.Err()
-			case <-time.After(50 * time.Millisecond):
-			}
+		if r, err := awaitOwner(ctx, paths, 10*time.Second); err == nil {
+			return r, func() {}, nil
 		}
 		return nil, nil, fmt.Errorf("%w, but it does not answer on %s", ErrNotOwner, ownerSocket(paths))
 	}
@@ -48,6 +50,23 @@ func connect(ctx context.Context, e env, store string) (*Remote, func(), error) 
 	}
 	fmt.Fprintln(e.stderr, "authkeeper: no engine was running; this process owns the credentials until it exits")
 	return NewRemote(paths.ControlSocket()), func() { eng.Close() }, nil
+}
+
+// awaitOwner returns a client of the running owner, asking until one answers or wait has passed (at
+// least once).
+func awaitOwner(ctx context.Context, paths Paths, wait time.Duration) (*Remote, error) {
+	deadline := time.Now().Add(wait)
+	for {
+		r, err := reach(ctx, paths)
+		if err == nil || !time.Now().Before(deadline) {
+			return r, err
+		}
+		select {
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		case <-time.After(50 * time.Millisecond): // polling another process's socket
+		}
+	}
 }
 
 // reach returns a client of the running owner, or an error when none answers. It never starts one.

@@ -25,6 +25,8 @@ type Health struct {
 	ProxyURL string         `json:"proxy_url"`
 	Config   string         `json:"config_file"`
 	Servers  []ServerHealth `json:"servers"`
+	// Temporary is set when a command owns only until the app starts (see Config.Temporary).
+	Temporary bool `json:"temporary,omitempty"`
 }
 
 // ServerHealth is one server's line in Health.
@@ -63,6 +65,15 @@ func (e *Engine) controlHandler() http.Handler {
 	mux.HandleFunc("GET /v1/proxy", func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Cache-Control", "no-store")
 		writeJSON(w, http.StatusOK, ProxyInfo{URL: e.ProxyURL(), Key: e.ProxyKey()})
+	})
+	mux.HandleFunc("POST /v1/handover", func(w http.ResponseWriter, r *http.Request) {
+		if !e.cfg.Temporary {
+			writeJSON(w, http.StatusConflict, controlError{Error: "this authkeeper is the app, not a temporary owner", Code: "not_temporary"})
+			return
+		}
+		writeJSON(w, http.StatusOK, map[string]string{"status": "handing over"})
+		// After the answer: closing the engine shuts this server down, which waits for this request.
+		go e.handover()
 	})
 	mux.HandleFunc("POST /v1/ui/show", func(w http.ResponseWriter, r *http.Request) {
 		writeJSON(w, http.StatusOK, map[string]bool{"shown": e.show()})
@@ -178,7 +189,8 @@ func stream(w http.ResponseWriter, run func(func(*oauth.DeviceAuthorization)) er
 
 func (e *Engine) health() Health {
 	now := e.cfg.Clock.Now()
-	h := Health{Status: "ok", Version: e.cfg.Version, ProxyURL: e.ProxyURL(), Config: e.ConfigFile(), Servers: []ServerHealth{}}
+	h := Health{Status: "ok", Version: e.cfg.Version, ProxyURL: e.ProxyURL(), Config: e.ConfigFile(), Servers: []ServerHealth{},
+		Temporary: e.cfg.Temporary}
 	e.mu.Lock()
 	h.Uptime = now.Sub(e.started).Seconds()
 	e.mu.Unlock()

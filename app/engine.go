@@ -50,6 +50,11 @@ type Config struct {
 	OAuth oauth.Config
 	// Policy is the default refresh policy; per-server settings override its fraction.
 	Policy Policy
+	// Temporary marks an owner that a command (a bridge, the headers helper, the CLI) started because
+	// no app was running: it hands ownership over when the app or `serve` starts (POST /v1/handover),
+	// so that they get the stable proxy port and the tray. OnHandover, if set, is called as it starts.
+	Temporary  bool
+	OnHandover func()
 }
 
 // Engine is authkeeper's core: it owns every credential on the machine, keeps the tokens fresh, and
@@ -78,6 +83,9 @@ type Engine struct {
 
 	// Credentials the keychain would not give at start (locked, not answering) are read again: every
 	// keychainRetry, and at once (at most once a second) when a caller asks for such a server's token.
+	closeOnce sync.Once
+	closeErr  error
+
 	reloadMu     sync.Mutex // one attempt at a time; guards the fields below
 	reloadTimer  Timer
 	lastReload   time.Time
@@ -391,8 +399,23 @@ func (e *Engine) keeperList() []*Keeper {
 }
 
 // Close stops refreshing, closes the listeners (waiting up to five seconds for requests in flight),
-// and releases the owner lock.
+// and releases the owner lock. Calls after the first return the first's result.
 func (e *Engine) Close() error {
+	e.closeOnce.Do(func() { e.closeErr = e.close() })
+	return e.closeErr
+}
+
+// handover ends a temporary owner's engine so that the app can own: OnHandover first (so that the
+// process looks for the app, not for a new engine of its own, once its proxy is gone), then everything
+// Close does — refreshes in flight finish and are saved, then the owner lock is released.
+func (e *Engine) handover() {
+	if e.cfg.OnHandover != nil {
+		e.cfg.OnHandover()
+	}
+	_ = e.Close()
+}
+
+func (e *Engine) close() error {
 	if e.wake != nil {
 		e.wake.Stop()
 	}

@@ -111,6 +111,12 @@ func (r *Remote) Proxy(ctx context.Context) (ProxyInfo, error) {
 	return p, r.do(ctx, http.MethodGet, "/v1/proxy", nil, &p)
 }
 
+// Handover asks a temporary owner to end its engine and release the owner lock (see
+// Config.Temporary); it returns once the owner accepted. Wait for the lock to be free before owning.
+func (r *Remote) Handover(ctx context.Context) error {
+	return r.do(ctx, http.MethodPost, "/v1/handover", nil, nil)
+}
+
 // Show asks the owner to show its status window and reports whether it has one (a tray).
 func (r *Remote) Show(ctx context.Context) (bool, error) {
 	var out struct {

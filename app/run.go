@@ -124,14 +124,18 @@ func hasDisplay(getenv func(string) string) bool {
 
 func cmdDefault(ctx context.Context, args []string, e env) error {
 	// Single instance: a second launch asks the running app to show its status window, then exits.
+	// An owner a command started meanwhile (a bridge, the headers helper) is taken over instead.
 	if paths, err := DefaultPaths(e.getenv); err == nil {
-		if shown, err := NewRemote(ownerSocket(paths)).Show(ctx); err == nil {
-			if shown {
-				fmt.Fprintln(e.stdout, "authkeeper is already running; showed its status window")
-			} else {
-				fmt.Fprintln(e.stdout, "authkeeper is already running headless; see `authkeeper status`")
+		r := NewRemote(ownerSocket(paths))
+		if h, err := r.Health(ctx); err == nil && !h.Temporary {
+			if shown, err := r.Show(ctx); err == nil {
+				if shown {
+					fmt.Fprintln(e.stdout, "authkeeper is already running; showed its status window")
+				} else {
+					fmt.Fprintln(e.stdout, "authkeeper is already running headless; see `authkeeper status`")
+				}
+				return nil
 			}
-			return nil
 		}
 	}
 	if e.ui == nil || !hasDisplay(e.getenv) {
@@ -158,10 +162,11 @@ func cmdServe(ctx context.Context, args []string, e env, ui UI) error {
 	if err != nil {
 		return err
 	}
-	if err := eng.Start(ctx); err != nil {
-		if errors.Is(err, ErrNotOwner) {
-			return fmt.Errorf("another authkeeper is already running (see `authkeeper status`): %w", err)
-		}
+	err = eng.Start(ctx)
+	if errors.Is(err, ErrNotOwner) {
+		err = takeOver(ctx, e, paths, eng, err)
+	}
+	if err != nil {
 		return err
 	}
 	defer eng.Close()
@@ -182,6 +187,41 @@ func cmdServe(ctx context.Context, args []string, e env, ui UI) error {
 	<-ctx.Done()
 	fmt.Fprintln(e.stdout, "authkeeper: shutting down")
 	return nil
+}
+
+// takeOverWait bounds the wait for a temporary owner to let go: it first finishes the requests in
+// flight (5 s) and a refresh in flight (up to its 30 s timeout), and saves.
+const takeOverWait = 40 * time.Second
+
+// takeOver starts eng in place of the temporary owner that holds the lock (notOwner is Start's error):
+// it asks that owner to hand over, then takes the lock as soon as it is free. The app and `serve` own
+// the stable proxy port and the tray; a bridge that became the owner because it started first must not
+// keep them from it. Another app or `serve` is never taken over.
+func takeOver(ctx context.Context, e env, paths Paths, eng *Engine, notOwner error) error {
+	r := NewRemote(ownerSocket(paths))
+	h, err := r.Health(ctx)
+	if err != nil || !h.Temporary {
+		return fmt.Errorf("another authkeeper is already running (see `authkeeper status`): %w", notOwner)
+	}
+	if err := r.Handover(ctx); err != nil {
+		return fmt.Errorf("take over from the authkeeper command that owns the credentials: %w", err)
+	}
+	deadline := time.Now().Add(takeOverWait)
+	for {
+		err := eng.Start(ctx)
+		if err == nil {
+			fmt.Fprintln(e.stderr, "authkeeper: took over the credentials from a command (a bridge or the CLI) that was running before the app")
+			return nil
+		}
+		if !errors.Is(err, ErrNotOwner) || !time.Now().Before(deadline) {
+			return fmt.Errorf("take over from the authkeeper command that owns the credentials: %w", err)
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(50 * time.Millisecond): // the lock is another process's
+		}
+	}
 }
 
 // cmdStatus asks the running engine for its state over the control socket. It never starts one.
