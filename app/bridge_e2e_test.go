@@ -117,6 +117,19 @@ func TestBridgeTSClientCallsAcrossFiveRotationsInOneSession(t *testing.T) {
 	assertNoSecrets(t, "client output and bridge stderr", p.Output(), append(tokens, b.eng.ProxyKey())...)
 }
 
+// ownerlessBench is the real binary, an env bench with 3 s tokens whose engine has stopped (no owner
+// runs), and the owner lock's path; it skips where /proc/locks cannot be read.
+func ownerlessBench(t *testing.T) (bin string, b *bench, lock string) {
+	t.Helper()
+	if runtime.GOOS != "linux" {
+		t.Skip("reads /proc/locks")
+	}
+	bin = authkeeperBinary(t) // before newEnvBench moves HOME
+	b = newEnvBench(t, testbed.AuthServerOptions{AccessTokenTTL: 3 * time.Second})
+	b.eng.Close()
+	return bin, b, ownerLockPath(b.paths)
+}
+
 // lockHolders returns the pids holding a flock on path, from /proc/locks.
 func lockHolders(t *testing.T, path string) []int {
 	t.Helper()
@@ -153,13 +166,7 @@ func lockHolders(t *testing.T, path string) []int {
 // replayed. When the owner bridge is killed, one of the other two takes over and both keep working on
 // their sessions.
 func TestBridgesStartedTogetherShareOneOwner(t *testing.T) {
-	if runtime.GOOS != "linux" {
-		t.Skip("reads /proc/locks")
-	}
-	bin := authkeeperBinary(t) // before newEnvBench moves HOME
-	b := newEnvBench(t, testbed.AuthServerOptions{AccessTokenTTL: 3 * time.Second})
-	b.eng.Close() // no owner runs now
-	lock := ownerLockPath(b.paths)
+	bin, b, lock := ownerlessBench(t)
 
 	type bridgeProc struct {
 		cmd    *exec.Cmd
@@ -327,13 +334,7 @@ func TestBridgeRelaysTheProxysAuthFailure(t *testing.T) {
 // serve, with no refresh token replayed. When serve stops, the same session carries on again: the
 // bridge owns once more.
 func TestServeTakesOverFromABridgeThatOwned(t *testing.T) {
-	if runtime.GOOS != "linux" {
-		t.Skip("reads /proc/locks")
-	}
-	bin := authkeeperBinary(t) // before newEnvBench moves HOME
-	b := newEnvBench(t, testbed.AuthServerOptions{AccessTokenTTL: 3 * time.Second})
-	b.eng.Close() // no owner runs now
-	lock := ownerLockPath(b.paths)
+	bin, b, lock := ownerlessBench(t)
 
 	bridge := exec.Command(bin, "bridge", "bench")
 	bridge.Env, bridge.Stderr = os.Environ(), &testbed.SyncBuffer{}
