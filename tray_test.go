@@ -3,6 +3,8 @@ package main
 import (
 	"bufio"
 	"context"
+	"image"
+	"image/png"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -188,6 +190,7 @@ func TestTrayAppNotifiesCoalescesSignsInAgainAndShowsStatusOnSecondLaunch(t *tes
 		t.Fatalf("second launch: %v\n%s", err, out)
 	}
 	td.waitWindow(t, "authkeeper — Status")
+	td.waitPainted(t, "authkeeper — Status")
 	td.display.Screenshot(t, filepath.Join(testbed.ArtifactDir(t), "tray-desktop.png"))
 
 	td.watcher.Click(t, item, "Quit")
@@ -207,6 +210,60 @@ func TestTrayAppNotifiesCoalescesSignsInAgainAndShowsStatusOnSecondLaunch(t *tes
 			t.Errorf("a notification carries a JWT: %s", n)
 		}
 	}
+}
+
+// waitPainted waits until the window titled title is mapped and something is drawn in it (fyne paints
+// on its next frame after the window appears), so that a screenshot shows it.
+func (td *trayDesktop) waitPainted(t *testing.T, title string) {
+	t.Helper()
+	testbed.Need(t, "xwininfo")
+	shot := filepath.Join(t.TempDir(), "probe.png")
+	deadline := time.Now().Add(15 * time.Second)
+	for {
+		cmd := exec.Command("xwininfo", "-name", title)
+		cmd.Env = append(os.Environ(), "DISPLAY="+td.display.Name)
+		out, err := cmd.CombinedOutput()
+		geo := map[string]int{}
+		for _, k := range []string{"Absolute upper-left X", "Absolute upper-left Y", "Width", "Height"} {
+			if m := regexp.MustCompile(`(?m)^\s*` + k + `:\s+(-?\d+)`).FindSubmatch(out); m != nil {
+				geo[k], _ = strconv.Atoi(string(m[1]))
+			}
+		}
+		if err == nil && strings.Contains(string(out), "IsViewable") && geo["Width"] > 0 {
+			td.display.Screenshot(t, shot)
+			if painted(t, shot, image.Rect(geo["Absolute upper-left X"], geo["Absolute upper-left Y"],
+				geo["Absolute upper-left X"]+geo["Width"], geo["Absolute upper-left Y"]+geo["Height"])) {
+				return
+			}
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("window %q not painted within 15s:\n%s", title, out)
+		}
+		time.Sleep(100 * time.Millisecond) // polling the X server
+	}
+}
+
+// painted reports whether the screenshot at path has a pixel other than black inside r.
+func painted(t *testing.T, path string, r image.Rectangle) bool {
+	t.Helper()
+	f, err := os.Open(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	img, err := png.Decode(f)
+	if err != nil {
+		t.Fatalf("screenshot: %v", err)
+	}
+	r = r.Intersect(img.Bounds())
+	for y := r.Min.Y; y < r.Max.Y; y += 4 {
+		for x := r.Min.X; x < r.Max.X; x += 4 {
+			if cr, cg, cb, _ := img.At(x, y).RGBA(); cr|cg|cb != 0 {
+				return true
+			}
+		}
+	}
+	return false
 }
 
 // topWindows counts the X server's top-level windows.
