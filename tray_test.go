@@ -28,6 +28,8 @@ type trayDesktop struct {
 	watcher *testbed.Watcher
 	browser *testbed.Browser
 	mcp     *testbed.MCPServer
+	as      *testbed.AuthServer
+	home    string
 	rt      string
 }
 
@@ -36,11 +38,12 @@ func newTrayDesktop(t *testing.T) *trayDesktop {
 	td := &trayDesktop{bin: binary(t), display: testbed.NewDisplay(t)}
 	td.watcher = testbed.NewWatcher(t, td.display.Bus)
 	testbed.KeyringOn(t, td.display.Bus)
-	as := testbed.NewAuthServer(t, testbed.AuthServerOptions{})
-	td.mcp = testbed.GoMCPServer(t, testbed.MCPServerOptions{Issuer: as.Issuer, RequiredScopes: []string{"mcp:read"}})
+	td.as = testbed.NewAuthServer(t, testbed.AuthServerOptions{})
+	td.mcp = testbed.GoMCPServer(t, testbed.MCPServerOptions{Issuer: td.as.Issuer, RequiredScopes: []string{"mcp:read"}})
 	td.browser = testbed.NewBrowser(t, testbed.BrowserOptions{})
 
 	home := t.TempDir()
+	td.home = home
 	rt, err := os.MkdirTemp("/tmp", "akrt")
 	if err != nil {
 		t.Fatal(err)
@@ -117,7 +120,9 @@ func (td *trayDesktop) waitMenu(t *testing.T, item testbed.TrayItem, prefix stri
 // desktop: it registers its tray item; three servers added from the CLI appear in the menu and the
 // tooltip; "Refresh now" brings one "Refreshed auth for a" notification; a burst of three refreshes
 // brings one coalesced notification; "Sign in again" drives the browser to a completed sign-in
-// ("Signed in to a"); a second launch shows the Status window and exits; Quit ends the app cleanly.
+// ("Signed in to a"); "Start at login" writes and removes the XDG autostart entry; an AS that forgets
+// its clients brings exactly one "b needs you to sign in again"; a second launch shows the Status
+// window and exits; Quit ends the app cleanly.
 func TestTrayAppNotifiesCoalescesSignsInAgainAndShowsStatusOnSecondLaunch(t *testing.T) {
 	td := newTrayDesktop(t)
 	before := td.topWindows(t)
@@ -184,6 +189,37 @@ func TestTrayAppNotifiesCoalescesSignsInAgainAndShowsStatusOnSecondLaunch(t *tes
 	}
 	td.display.WaitNotification(t, "Signed in to a", 30*time.Second)
 
+	// Start at login, from the menu: the XDG entry appears, naming this program, and goes again.
+	entry := filepath.Join(td.home, ".config", "autostart", "authkeeper.desktop")
+	td.watcher.Click(t, item, "Start at login")
+	waitFile(t, entry, true)
+	if data, _ := os.ReadFile(entry); !strings.Contains(string(data), `Exec="`+td.bin+`"`) {
+		t.Errorf("autostart entry does not start %s:\n%s", td.bin, data)
+	}
+	for deadline := time.Now().Add(15 * time.Second); ; {
+		it, _ := testbed.Find(td.watcher.Menu(t, item), "Start at login")
+		if it.Checked {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("Start at login still unchecked 15s after turning it on: %+v", it)
+		}
+		time.Sleep(100 * time.Millisecond) // polling another process's menu
+	}
+	td.watcher.Click(t, item, "Start at login")
+	waitFile(t, entry, false)
+
+	// The AS forgets every client and grant: b's next refresh fails for good, and the tray says so,
+	// once, and shows it in the menu.
+	td.as.Restart(t)
+	for range 2 {
+		refresh := exec.Command(td.bin, "refresh", "b")
+		refresh.Env = td.env
+		_ = refresh.Run() // fails: b needs a sign-in now
+	}
+	td.display.WaitNotification(t, "b needs you to sign in again", 30*time.Second)
+	td.waitMenu(t, item, "b — needs sign-in")
+
 	second := exec.Command(td.bin)
 	second.Env = td.env
 	if out, err := second.CombinedOutput(); err != nil || !strings.Contains(string(out), "showed its status window") {
@@ -205,10 +241,34 @@ func TestTrayAppNotifiesCoalescesSignsInAgainAndShowsStatusOnSecondLaunch(t *tes
 	if _, err := os.Stat(filepath.Join(td.rt, "authkeeper", "control.sock")); !os.IsNotExist(err) {
 		t.Errorf("control socket left behind after Quit: %v", err)
 	}
+	prompts := 0
 	for _, n := range td.display.Notifications() {
 		if strings.Contains(n.Body, "eyJ") || strings.Contains(n.Summary, "eyJ") {
 			t.Errorf("a notification carries a JWT: %s", n)
 		}
+		if n.Summary == "b needs you to sign in again" {
+			prompts++
+		}
+	}
+	if prompts != 1 {
+		t.Errorf("%d \"b needs you to sign in again\" notifications, want exactly 1", prompts)
+	}
+}
+
+// waitFile waits until path exists (or, with exists false, is gone): the app writes it in another
+// process.
+func waitFile(t *testing.T, path string, exists bool) {
+	t.Helper()
+	deadline := time.Now().Add(15 * time.Second)
+	for {
+		_, err := os.Stat(path)
+		if (err == nil) == exists {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%s: exists=%v after 15s, want %v (%v)", path, err == nil, exists, err)
+		}
+		time.Sleep(50 * time.Millisecond) // polling another process's files
 	}
 }
 
