@@ -79,6 +79,7 @@ func (o *ownerLink) remote(ctx context.Context, renew bool) (*Remote, error) {
 	if err != nil {
 		return nil, err
 	}
+	o.handedOver = false // the next owner change is a new one
 	o.r = r
 	o.stops = append(o.stops, stop)
 	return r, nil

@@ -67,8 +67,8 @@ func (t *proxyTransport) RoundTrip(req *http.Request) (*http.Response, error) {
 		return nil, err
 	}
 	resp, sent, err := t.send(req, info)
-	if err == nil || req.Context().Err() != nil || !unseen(err, sent) {
-		return resp, err
+	if err == nil || req.Context().Err() != nil || !unseen(err, sent) || (req.Body != nil && req.Body != http.NoBody && req.GetBody == nil) {
+		return resp, err // a body without GetBody was consumed by the first attempt
 	}
 	if info, err = t.current(req.Context(), info); err != nil {
 		return nil, fmt.Errorf("the authkeeper owner went away and none took over: %w", err)

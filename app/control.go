@@ -71,6 +71,14 @@ func (e *Engine) controlHandler() http.Handler {
 			writeJSON(w, http.StatusConflict, controlError{Error: "this authkeeper is the app, not a temporary owner", Code: "not_temporary"})
 			return
 		}
+		for _, st := range e.Snapshot().Servers {
+			if st.Unsaved {
+				// Its newest refresh token is only in this process: the next owner would load the one the AS
+				// already rotated away, and replaying it revokes the grant. The app asks again.
+				writeJSON(w, http.StatusConflict, controlError{Error: st.Name + "'s newest token is not saved to the keychain yet (is the keychain locked?)", Code: "unsaved"})
+				return
+			}
+		}
 		writeJSON(w, http.StatusOK, map[string]string{"status": "handing over"})
 		// After the answer: closing the engine shuts this server down, which waits for this request.
 		go e.handover()

@@ -9,6 +9,7 @@ import (
 	"os"
 	"strconv"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/authkeeper/authkeeper/keychain"
@@ -78,6 +79,7 @@ type Engine struct {
 	settings keychain.Settings
 	keepers  map[string]*Keeper
 	adding   map[string]bool // names reserved by an Add in progress
+	closing  bool            // Close has begun: no new keeper starts
 	proxy    net.Listener
 	servers  []*http.Server
 
@@ -86,10 +88,11 @@ type Engine struct {
 	closeOnce sync.Once
 	closeErr  error
 
-	reloadMu     sync.Mutex // one attempt at a time; guards the fields below
+	reloadMu     sync.Mutex // guards the two fields below
 	reloadTimer  Timer
-	lastReload   time.Time
 	reloadClosed bool
+	reloading    atomic.Bool  // a reload runs; others are skipped, never queued
+	lastReload   atomic.Int64 // when the last reload started, Unix nanoseconds
 }
 
 // proxyAddrFor is the proxy's address when no flag or environment variable names one: the settings'
@@ -295,8 +298,11 @@ func (e *Engine) scheduleReloadLocked() {
 			e.reloadTimer = e.cfg.Clock.AfterFunc(keychainRetry, func() {
 				e.reloadMu.Lock()
 				e.reloadTimer = nil
+				closed := e.reloadClosed
 				e.reloadMu.Unlock()
-				e.reload()
+				if !closed {
+					e.reload()
+				}
 			})
 			return
 		}
@@ -304,26 +310,32 @@ func (e *Engine) scheduleReloadLocked() {
 }
 
 // kickReload is a KeeperConfig.OnUnreadable: a caller waits on unreadable credentials, so the keychain
-// is tried now, unless it was tried less than a second ago.
+// is tried now, unless it was tried less than a second ago or is being tried. It never blocks.
 func (e *Engine) kickReload() {
-	e.reloadMu.Lock()
-	recent := e.cfg.Clock.Now().Sub(e.lastReload) < time.Second
-	e.reloadMu.Unlock()
-	if !recent {
-		go e.reload()
+	if time.Duration(e.cfg.Clock.Now().UnixNano()-e.lastReload.Load()) < time.Second {
+		return
 	}
+	go e.reload()
 }
+
+// lockedStore is a store that can tell it is locked without prompting (see keychain.KeyringStore).
+type lockedStore interface{ Locked() bool }
 
 // reload reads the credentials of every server whose record could not be read, restores those the
 // keychain now gives (or none, when it has no record: the server then needs a sign-in), and tries
-// again later for the rest.
+// again later for the rest. One reload runs at a time. While the keychain says it is locked nothing is
+// read: reading an item of a locked gnome-keyring shows an unlock prompt, and one every retry would
+// be a prompt storm.
 func (e *Engine) reload() {
-	e.reloadMu.Lock()
-	defer e.reloadMu.Unlock()
-	if e.reloadClosed {
+	if !e.reloading.CompareAndSwap(false, true) {
 		return
 	}
-	e.lastReload = e.cfg.Clock.Now()
+	defer e.reloading.Store(false)
+	e.lastReload.Store(e.cfg.Clock.Now().UnixNano())
+	defer e.scheduleReload()
+	if ls, ok := e.store.(lockedStore); ok && ls.Locked() {
+		return
+	}
 	for _, k := range e.keeperList() {
 		if !k.Unreadable() {
 			continue
@@ -331,7 +343,7 @@ func (e *Engine) reload() {
 		name := k.Status().Name
 		rec, err := e.store.Get(name)
 		if err != nil && !errors.Is(err, keychain.ErrNotFound) {
-			k.SetUnreadable(err) // the message follows the cause (locked, gone, timing out)
+			k.StillUnreadable(err) // the message follows the cause (locked, gone, timing out)
 			continue
 		}
 		g := grantOf(rec.Binding)
@@ -346,7 +358,6 @@ func (e *Engine) reload() {
 		}
 		k.Restore(tokenOf(rec), g, issued)
 	}
-	e.scheduleReloadLocked()
 }
 
 // publish records an event in the audit log and fans it out to subscribers.
@@ -426,6 +437,7 @@ func (e *Engine) close() error {
 	}
 	e.reloadMu.Unlock()
 	e.mu.Lock()
+	e.closing = true // an Add still running must not start a keeper this Close would miss
 	servers := e.servers
 	e.servers = nil
 	keepers := make([]*Keeper, 0, len(e.keepers))

@@ -191,6 +191,18 @@ func (k *Keeper) SetUnreadable(err error) {
 	k.stopTimerLocked()
 }
 
+// StillUnreadable records a new cause for credentials that are still unreadable; it does nothing when
+// they were installed meanwhile (a sign-in during a slow keychain read wins).
+func (k *Keeper) StillUnreadable(err error) {
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	if k.unreadable == nil || k.closed {
+		return
+	}
+	k.unreadable = err
+	k.message = "cannot read its credentials from the keychain: " + err.Error()
+}
+
 // Unreadable reports whether the stored credentials are still to be read.
 func (k *Keeper) Unreadable() bool {
 	k.mu.Lock()

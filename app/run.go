@@ -198,22 +198,34 @@ const takeOverWait = 40 * time.Second
 // the stable proxy port and the tray; a bridge that became the owner because it started first must not
 // keep them from it. Another app or `serve` is never taken over.
 func takeOver(ctx context.Context, e env, paths Paths, eng *Engine, notOwner error) error {
-	r := NewRemote(ownerSocket(paths))
-	h, err := r.Health(ctx)
-	if err != nil || !h.Temporary {
-		return fmt.Errorf("another authkeeper is already running (see `authkeeper status`): %w", notOwner)
-	}
-	if err := r.Handover(ctx); err != nil {
-		return fmt.Errorf("take over from the authkeeper command that owns the credentials: %w", err)
-	}
 	deadline := time.Now().Add(takeOverWait)
+	var asked time.Time
+	var refused error // the last refusal of a hand-over, if any
 	for {
+		if time.Since(asked) >= time.Second {
+			// Ask whoever owns now: the first owner may not have let go yet, or another command took the
+			// lock in the moment it was free.
+			asked = time.Now()
+			r := NewRemote(ownerSocket(paths))
+			if h, err := r.Health(ctx); err == nil {
+				if !h.Temporary {
+					return fmt.Errorf("another authkeeper is already running (see `authkeeper status`): %w", notOwner)
+				}
+				refused = r.Handover(ctx)
+			}
+		}
 		err := eng.Start(ctx)
 		if err == nil {
 			fmt.Fprintln(e.stderr, "authkeeper: took over the credentials from a command (a bridge or the CLI) that was running before the app")
 			return nil
 		}
-		if !errors.Is(err, ErrNotOwner) || !time.Now().Before(deadline) {
+		if !errors.Is(err, ErrNotOwner) {
+			return fmt.Errorf("take over from the authkeeper command that owns the credentials: %w", err)
+		}
+		if !time.Now().Before(deadline) {
+			if refused != nil {
+				err = refused
+			}
 			return fmt.Errorf("take over from the authkeeper command that owns the credentials: %w", err)
 		}
 		select {

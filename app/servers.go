@@ -192,6 +192,13 @@ func (e *Engine) Add(ctx context.Context, req AddRequest) error {
 		return err
 	}
 	e.mu.Lock()
+	if e.closing {
+		// The engine is closing (quit, or a hand-over to the app): a keeper started now would never be
+		// closed and would refresh next to the new owner. The record is saved; the next owner loads it.
+		e.mu.Unlock()
+		k.Close()
+		return fmt.Errorf("%s: %w", req.Name, errClosed)
+	}
 	e.keepers[req.Name] = k
 	e.mu.Unlock()
 	k.Start()

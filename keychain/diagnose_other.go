@@ -23,3 +23,6 @@ func diagnose(cause error) error {
 
 // preflight has nothing to check: these keychains need no bus.
 func preflight() error { return nil }
+
+// locked cannot be told here without touching an item (which may prompt): false, "not known".
+func locked() bool { return false }

@@ -73,3 +73,24 @@ func sessionBusAddress() string {
 	}
 	return ""
 }
+
+// locked reports whether the Secret Service's default collection is locked, asking the bus directly:
+// unlike reading an item, it never shows an unlock prompt. False when it cannot tell.
+func locked() bool {
+	addr := sessionBusAddress()
+	if addr == "" {
+		return false
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+	defer cancel()
+	conn, err := dbus.Connect(addr, dbus.WithContext(ctx))
+	if err != nil {
+		return false
+	}
+	defer conn.Close()
+	var v dbus.Variant
+	err = conn.Object("org.freedesktop.secrets", "/org/freedesktop/secrets/aliases/default").CallWithContext(ctx,
+		"org.freedesktop.DBus.Properties.Get", 0, "org.freedesktop.Secret.Collection", "Locked").Store(&v)
+	is, _ := v.Value().(bool)
+	return err == nil && is
+}

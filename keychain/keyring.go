@@ -96,6 +96,10 @@ func (s *KeyringStore) Check() error {
 	return nil
 }
 
+// Locked reports whether the keychain is known to be locked, without showing an unlock prompt (reading
+// an item of a locked gnome-keyring shows one). False where that cannot be told (macOS, Windows).
+func (s *KeyringStore) Locked() bool { return locked() }
+
 // Get implements Store. If the current generation is provably damaged (a chunk the keychain says is
 // absent, or chunks failing their checksum or decoding) it falls back to the previous one, with a
 // warning. Any other failure (a timeout, a locked keychain, a D-Bus error) is returned as it is: the

@@ -2,6 +2,7 @@ package tray
 
 import (
 	"sync"
+	"sync/atomic"
 
 	"fyne.io/fyne/v2"
 )
@@ -24,6 +25,9 @@ type mainLoop struct {
 	running  bool // run has handed the main goroutine to fyne's loop
 	quitting bool
 	wake     chan struct{}
+	// done is set by quit and when fyne's loop has ended. fyne then runs what fyne.Do is given on the
+	// caller's goroutine, so posted work checks it and is dropped instead.
+	done atomic.Bool
 }
 
 func newMainLoop(a fyne.App) *mainLoop { return &mainLoop{a: a, wake: make(chan struct{}, 1)} }
@@ -33,7 +37,11 @@ func (m *mainLoop) post(f func()) {
 	m.mu.Lock()
 	if m.fyneOn {
 		m.mu.Unlock()
-		fyne.Do(f)
+		fyne.Do(func() {
+			if !m.done.Load() {
+				f()
+			}
+		})
 		return
 	}
 	m.pending = append(m.pending, f)
@@ -69,6 +77,7 @@ func (m *mainLoop) quit() {
 	running := m.running
 	m.quitting = true
 	m.mu.Unlock()
+	m.done.Store(true)
 	if running {
 		fyne.Do(m.a.Quit)
 	}
@@ -95,6 +104,7 @@ func (m *mainLoop) run() {
 			if !quitting {
 				m.a.Run()
 			}
+			m.done.Store(true) // fyne also quits by itself, on SIGTERM or its last window
 			return
 		}
 	}

@@ -5,28 +5,28 @@ import (
 	"fyne.io/systray"
 )
 
-// shell is the tray icon and its menu. The app drives fyne.io/systray directly — the library fyne's
-// own tray is built on — so that the tray works without fyne's event loop (see mainLoop); nil under
-// fyne's test driver, which has no tray.
+// shell is the tray icon and its menu (see startShell); nil under fyne's test driver, which has no tray.
 type shell interface {
 	SetMenu(m *fyne.Menu)
 	SetIcon(r fyne.Resource)
 	SetTooltip(s string)
 }
 
-// systrayShell is the StatusNotifierItem and its D-Bus menu. Its methods and its ready callback run on
-// the UI goroutine; clicks are posted there.
+// systrayShell is the StatusNotifierItem and its D-Bus menu, driven through fyne.io/systray directly —
+// the library fyne's own tray is built on — so that the tray works without fyne's event loop (see
+// mainLoop). Its methods and its ready callback run on the UI goroutine; clicks are posted there.
 type systrayShell struct {
 	post  func(func())
 	ready bool
 	menu  *fyne.Menu // the menu to show once systray is ready
 }
 
-// startSystray registers the tray item under title. end removes it; call it once, after the UI
-// goroutine stopped using the shell.
-func startSystray(title string, post func(func())) (s *systrayShell, end func()) {
-	s = &systrayShell{post: post}
-	start, stop := systray.RunWithExternalLoop(func() {
+// startSystray registers the tray item under title. It is never ended explicitly: systray's end
+// closes the process's shared session-bus connection, which the keychain and notifications use too
+// while the engine shuts down after the tray; the item goes with the process.
+func startSystray(title string, post func(func())) *systrayShell {
+	s := &systrayShell{post: post}
+	start, _ := systray.RunWithExternalLoop(func() {
 		post(func() {
 			s.ready = true
 			s.apply()
@@ -34,10 +34,7 @@ func startSystray(title string, post func(func())) (s *systrayShell, end func())
 	}, nil)
 	systray.SetTitle(title) // some XDG trays fail on an item without a title
 	start()
-	return s, func() {
-		defer func() { _ = recover() }() // systray's end panics when it never reached the session bus
-		stop()
-	}
+	return s
 }
 
 // SetMenu shows m, replacing the menu. A menu set before systray is ready is shown when it is: items

@@ -28,8 +28,9 @@ const AppID = "dev.authkeeper.app"
 // Run shows the tray icon and menu for e and blocks until the user chooses Quit or ctx ends. It must be
 // called on the main goroutine. It satisfies app.UI.
 //
-// The idle tray runs no GUI toolkit loop: the icon and menu are fyne.io/systray over D-Bus, and fyne's
-// event loop starts only when a window or the clipboard is first needed (see mainLoop).
+// On Linux and the BSDs the idle tray runs no GUI toolkit loop: the icon and menu are fyne.io/systray
+// over D-Bus, and fyne's event loop starts only when a window or the clipboard is first needed (see
+// mainLoop and lazyLoop).
 func Run(ctx context.Context, e *app.Engine) error {
 	a := fyneapp.NewWithID(AppID)
 	a.SetIcon(fyne.NewStaticResource("icon.png", assets.Icon))
@@ -43,11 +44,13 @@ func Run(ctx context.Context, e *app.Engine) error {
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	m := newMainLoop(a)
-	sh, endTray := startSystray("authkeeper", m.post)
-	defer endTray()
+	sh := startShell(a, m.post)
 	u := newUI(ctx, a, e, options{Autostart: autostart.Config{Exec: exe}, Post: m.post, GUI: m.gui, Quit: m.quit, Shell: sh})
 	defer u.close()
 	u.renewAutostart()
+	if !lazyLoop {
+		m.post(func() { m.gui(func() {}) })
+	}
 	go func() {
 		<-ctx.Done()
 		m.post(m.quit)
