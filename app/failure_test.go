@@ -234,3 +234,45 @@ func TestEngineStartedOnALockedKeychainRecoversWhenItIsUnlocked(t *testing.T) {
 		t.Errorf("browser opened %d times, want 1 (the first sign-in only)", n)
 	}
 }
+
+// TestTemporaryOwnerRefusesToHandOverAnUnsavedPair: a temporary owner (a command that owns only until
+// the app starts) whose newest token pair could not be saved — the keyring stopped after a rotation —
+// answers a hand-over with 409 "unsaved" and keeps owning: the next owner would load the refresh token
+// the AS already rotated away. (The hand-over itself is TestServeTakesOverFromABridgeThatOwned.)
+func TestTemporaryOwnerRefusesToHandOverAnUnsavedPair(t *testing.T) {
+	b := newBench(t, testbed.AuthServerOptions{AccessTokenTTL: 8 * time.Second})
+	b.eng.Close()
+	start := func() *Engine {
+		t.Helper()
+		eng, err := NewEngine(Config{Paths: b.paths, ProxyAddr: "127.0.0.1:0", Opener: b.browser, Temporary: true})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := eng.Start(context.Background()); err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { eng.Close() })
+		return eng
+	}
+	eng := start()
+	r := NewRemote(b.paths.ControlSocket())
+	if h, err := r.Health(context.Background()); err != nil || !h.Temporary {
+		t.Fatalf("health %+v, %v: want a temporary owner", h, err)
+	}
+	_, ch, cancel := eng.Subscribe()
+	defer cancel()
+	b.keyring.Stop(t)
+	if ev := waitEvent(t, ch, EventWarning, 20*time.Second); !strings.Contains(ev.Message, "kept in memory") {
+		t.Fatalf("warning %q, want the unsaved pair", ev.Message)
+	}
+	var re *RemoteError
+	if err := r.Handover(context.Background()); !errors.As(err, &re) || re.Status != http.StatusConflict || re.Code != "unsaved" {
+		t.Fatalf("hand-over with an unsaved pair: %v, want 409 unsaved", err)
+	}
+	if _, err := acquireOwner(b.paths); !errors.Is(err, ErrNotOwner) {
+		t.Fatalf("the owner lock was released after a refused hand-over: %v", err)
+	}
+	if _, err := eng.Token(context.Background(), "bench"); err != nil {
+		t.Errorf("the temporary owner stopped serving after refusing: %v", err)
+	}
+}
