@@ -83,11 +83,11 @@ type Engine struct {
 	proxy    net.Listener
 	servers  []*http.Server
 
-	// Credentials the keychain would not give at start (locked, not answering) are read again: every
-	// keychainRetry, and at once (at most once a second) when a caller asks for such a server's token.
 	closeOnce sync.Once
 	closeErr  error
 
+	// Credentials the keychain would not give at start (locked, not answering) are read again: every
+	// keychainRetry, and at once (at most once a second) when a caller asks for such a server's token.
 	reloadMu     sync.Mutex // guards the two fields below
 	reloadTimer  Timer
 	reloadClosed bool
@@ -262,24 +262,32 @@ func (e *Engine) newKeeper(s keychain.Server) (*Keeper, error) {
 		e.publish(Event{Kind: EventWarning, Server: s.Name, Trigger: "load", Outcome: "error",
 			Message: "cannot read credentials: " + err.Error()})
 	}
-	g := grantOf(rec.Binding)
-	if g.Resource == "" {
-		g.Resource = s.URL
-	}
 	policy := e.cfg.Policy
 	if s.RefreshFraction > 0 {
 		policy.Fraction = s.RefreshFraction
+	}
+	tok, g, issued := e.fromRecord(s, rec)
+	k, err := NewKeeper(KeeperConfig{Name: s.Name, Clock: e.cfg.Clock, Store: e.store, Auth: e.oauth,
+		Busy: e.busy, Emit: e.publish, Policy: policy, OnUnreadable: e.kickReload}, tok, g, issued)
+	if err == nil && unreadable != nil {
+		k.SetUnreadable(unreadable)
+	}
+	return k, err
+}
+
+// fromRecord is what a keeper for server s holds from its stored record (empty when there is none):
+// the token pair, the grant (bound to the server's URL when the record names no resource) and when
+// the pair was obtained (now, when unknown).
+func (e *Engine) fromRecord(s keychain.Server, rec keychain.Record) (oauth.Token, oauth.Grant, time.Time) {
+	g := grantOf(rec.Binding)
+	if g.Resource == "" {
+		g.Resource = s.URL
 	}
 	issued := rec.Written
 	if issued.IsZero() {
 		issued = e.cfg.Clock.Now()
 	}
-	k, err := NewKeeper(KeeperConfig{Name: s.Name, Clock: e.cfg.Clock, Store: e.store, Auth: e.oauth,
-		Busy: e.busy, Emit: e.publish, Policy: policy, OnUnreadable: e.kickReload}, tokenOf(rec), g, issued)
-	if err == nil && unreadable != nil {
-		k.SetUnreadable(unreadable)
-	}
-	return k, err
+	return tokenOf(rec), g, issued
 }
 
 // scheduleReload arms the keychain retry when a server's credentials are still unreadable.
@@ -340,23 +348,16 @@ func (e *Engine) reload() {
 		if !k.Unreadable() {
 			continue
 		}
-		name := k.Status().Name
-		rec, err := e.store.Get(name)
+		s, err := e.Server(k.Status().Name)
+		if err != nil {
+			continue // removed meanwhile
+		}
+		rec, err := e.store.Get(s.Name)
 		if err != nil && !errors.Is(err, keychain.ErrNotFound) {
 			k.StillUnreadable(err) // the message follows the cause (locked, gone, timing out)
 			continue
 		}
-		g := grantOf(rec.Binding)
-		if g.Resource == "" {
-			if s, serr := e.Server(name); serr == nil {
-				g.Resource = s.URL
-			}
-		}
-		issued := rec.Written
-		if issued.IsZero() {
-			issued = e.cfg.Clock.Now()
-		}
-		k.Restore(tokenOf(rec), g, issued)
+		k.Restore(e.fromRecord(s, rec))
 	}
 }
 

@@ -56,8 +56,9 @@ type KeeperConfig struct {
 	RefreshTimeout time.Duration
 	// Rand returns uniform numbers in [0, 1) for jitter; default math/rand/v2.
 	Rand func() float64
-	// OnUnreadable, if set, is called (without locks held, must not block) whenever a caller asks for
-	// a token while the stored credentials could not be read: the engine then tries the keychain again.
+	// OnUnreadable, if set, is called whenever a caller asks for a token while the stored credentials
+	// could not be read: the engine then tries the keychain again. It is called with the keeper's lock
+	// held, so it must neither block nor call back into the keeper synchronously.
 	OnUnreadable func()
 }
 
@@ -186,9 +187,13 @@ var ErrCredentialsUnreadable = errors.New("its credentials cannot be read from t
 func (k *Keeper) SetUnreadable(err error) {
 	k.mu.Lock()
 	defer k.mu.Unlock()
+	k.setUnreadableLocked(err)
+	k.stopTimerLocked()
+}
+
+func (k *Keeper) setUnreadableLocked(err error) {
 	k.unreadable = err
 	k.state, k.message = StateDegraded, "cannot read its credentials from the keychain: "+err.Error()
-	k.stopTimerLocked()
 }
 
 // StillUnreadable records a new cause for credentials that are still unreadable; it does nothing when
@@ -199,8 +204,7 @@ func (k *Keeper) StillUnreadable(err error) {
 	if k.unreadable == nil || k.closed {
 		return
 	}
-	k.unreadable = err
-	k.message = "cannot read its credentials from the keychain: " + err.Error()
+	k.setUnreadableLocked(err)
 }
 
 // Unreadable reports whether the stored credentials are still to be read.
@@ -228,16 +232,16 @@ func (k *Keeper) Restore(tok oauth.Token, g oauth.Grant, issued time.Time) bool 
 	return true
 }
 
-// unreadableErrLocked is the error for a caller while the credentials are unreadable. Caller holds k.mu.
+// unreadableErrLocked is, while the credentials are unreadable, the error for a caller (and the engine
+// is told to read the keychain again); nil otherwise. Caller holds k.mu.
 func (k *Keeper) unreadableErrLocked() error {
-	return fmt.Errorf("%s: %w: %v", k.cfg.Name, ErrCredentialsUnreadable, k.unreadable)
-}
-
-// kickUnreadable tells the engine a caller waits on unreadable credentials. Call without k.mu.
-func (k *Keeper) kickUnreadable() {
+	if k.unreadable == nil {
+		return nil
+	}
 	if k.cfg.OnUnreadable != nil {
 		k.cfg.OnUnreadable()
 	}
+	return fmt.Errorf("%s: %w: %v", k.cfg.Name, ErrCredentialsUnreadable, k.unreadable)
 }
 
 // Start plans the next refresh (or runs it at once when it is already due).
@@ -289,10 +293,8 @@ func (k *Keeper) Token(ctx context.Context) (string, error) {
 		k.mu.Unlock()
 		return "", fmt.Errorf("%s: %w", k.cfg.Name, errClosed)
 	}
-	if k.unreadable != nil {
-		err := k.unreadableErrLocked()
+	if err := k.unreadableErrLocked(); err != nil {
 		k.mu.Unlock()
-		k.kickUnreadable()
 		return "", err
 	}
 	if k.unmanagedLocked() {
@@ -358,7 +360,6 @@ func (k *Keeper) ForceRefresh(ctx context.Context, reason string) error {
 	case k.unreadable != nil:
 		err := k.unreadableErrLocked()
 		k.mu.Unlock()
-		k.kickUnreadable()
 		return err
 	case k.unmanagedLocked():
 		k.mu.Unlock()
@@ -382,10 +383,8 @@ func (k *Keeper) Rejected(ctx context.Context, token string) error {
 		k.mu.Unlock()
 		return fmt.Errorf("%s: %w", k.cfg.Name, errClosed)
 	}
-	if k.unreadable != nil {
-		err := k.unreadableErrLocked()
+	if err := k.unreadableErrLocked(); err != nil {
 		k.mu.Unlock()
-		k.kickUnreadable()
 		return err
 	}
 	if k.unmanagedLocked() {

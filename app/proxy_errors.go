@@ -151,8 +151,7 @@ func authFailure(k *Keeper, err error) rpcError {
 	signIn := fmt.Sprintf("Open authkeeper and click “Sign in again” for %s, or run `authkeeper login %s`; the agent's next call then works without a restart.", name, name)
 	d := errorData{Type: "auth_failure", Server: name, Action: signIn}
 	var msg string
-	switch {
-	case errors.Is(err, ErrCredentialsUnreadable):
+	if errors.Is(err, ErrCredentialsUnreadable) {
 		d.Subtype, d.Retryable, d.RetryAfter = SubtypeKeychainUnavailable, true, int(keychainRetry.Seconds())
 		msg = "the credentials are in the keychain, which is locked or does not answer"
 		d.Action = fmt.Sprintf("Unlock the keychain (log in to the desktop again, or open Passwords and Keys), or start its service if the message says it is missing; authkeeper reads it again within %d s, and the call then works with no sign-in.", d.RetryAfter)
