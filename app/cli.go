@@ -5,7 +5,6 @@ import (
 	"errors"
 	"flag"
 	"fmt"
-	"net/url"
 	"os"
 	"os/exec"
 	"os/signal"
@@ -33,77 +32,6 @@ func parse(fs *flag.FlagSet, args []string) ([]string, error) {
 		pos = append(pos, fs.Arg(0))
 		args = fs.Args()[1:]
 	}
-}
-
-func showDevice(e env) func(DeviceCode) {
-	return func(d DeviceCode) {
-		fmt.Fprintf(e.stdout, "To sign in, open %s and enter the code %s\n", d.VerificationURI, d.UserCode)
-		if d.VerificationURIComplete != "" {
-			fmt.Fprintf(e.stdout, "(or open %s)\n", d.VerificationURIComplete)
-		}
-	}
-}
-
-func cmdAdd(ctx context.Context, args []string, e env) error {
-	fs := newFlags("add", e)
-	name := fs.String("name", "", "the server's name (default: from the URL's host)")
-	clientID := fs.String("client-id", "", "a client id registered by hand (Entra ID and other enterprise IdPs)")
-	// The secret never goes on the command line (ps, shell history): it comes from the environment.
-	secret := e.getenv("AUTHKEEPER_CLIENT_SECRET")
-	port := fs.Int("redirect-port", 0, "the loopback port registered with the client id (default: any)")
-	device := fs.Bool("device", false, "sign in with a device code instead of the browser")
-	store := fs.String("store", "", "credential store when no authkeeper is running: keychain or file")
-	pos, err := parse(fs, args)
-	if err != nil {
-		return err
-	}
-	if len(pos) != 1 {
-		return errors.New("usage: authkeeper add URL [--name NAME] [--client-id ID] [--device]")
-	}
-	if *name == "" {
-		u, err := url.Parse(pos[0])
-		if err != nil || u.Hostname() == "" {
-			return fmt.Errorf("%q is not a server URL", pos[0])
-		}
-		*name = strings.Split(u.Hostname(), ".")[0]
-	}
-	r, done, err := connect(ctx, e, *store, nil)
-	if err != nil {
-		return err
-	}
-	defer done()
-	body := map[string]any{"name": *name, "url": pos[0], "client_id": *clientID, "client_secret": secret,
-		"redirect_port": *port, "device": *device}
-	if !*device {
-		fmt.Fprintf(e.stdout, "Signing in to %s in your browser…\n", pos[0])
-	}
-	if err := r.Add(ctx, body, showDevice(e)); err != nil {
-		return err
-	}
-	fmt.Fprintf(e.stdout, "Added %s (%s)\n", *name, pos[0])
-	return nil
-}
-
-func cmdLogin(ctx context.Context, args []string, e env) error {
-	fs := newFlags("login", e)
-	device := fs.Bool("device", false, "sign in with a device code instead of the browser")
-	pos, err := parse(fs, args)
-	if err != nil {
-		return err
-	}
-	if len(pos) != 1 {
-		return errors.New("usage: authkeeper login NAME [--device]")
-	}
-	r, done, err := connect(ctx, e, "", nil)
-	if err != nil {
-		return err
-	}
-	defer done()
-	if err := r.Login(ctx, pos[0], *device, showDevice(e)); err != nil {
-		return err
-	}
-	fmt.Fprintf(e.stdout, "Signed in to %s\n", pos[0])
-	return nil
 }
 
 // cmdSimple runs a one-name command against the owner.

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"io"
 	"net/http"
+	"sync"
 	"time"
 
 	"github.com/authkeeper/authkeeper/keychain"
@@ -34,6 +35,11 @@ type ServerHealth struct {
 	Name        string  `json:"name"`
 	State       string  `json:"state"` // healthy | degraded | needs-sign-in
 	SecondsLeft float64 `json:"seconds_left"`
+	// NoExpiry is set for a token without expiry (SecondsLeft is then 0): it serves until refused.
+	NoExpiry bool `json:"no_expiry,omitempty"`
+	// Quirks and Warnings are the spec deviations tolerated for the grant (see ServerStatus).
+	Quirks   []oauth.Quirk `json:"quirks,omitempty"`
+	Warnings []Warning     `json:"warnings,omitempty"`
 }
 
 // controlError is the body of every failed control call. Code lets clients branch.
@@ -130,40 +136,35 @@ func (e *Engine) controlHandler() http.Handler {
 		if !decode(w, r, &req) {
 			return
 		}
-		stream(w, func(onDevice func(*oauth.DeviceAuthorization)) error {
-			return e.SignIn(r.Context(), r.PathValue("name"), req.Device, onDevice)
+		stream(w, func(p progress) error {
+			return e.SignInWith(r.Context(), r.PathValue("name"), SignInRequest{Device: req.Device, OnDevice: p.device, OnURL: p.url})
 		})
 	})
 	mux.HandleFunc("POST /v1/servers", func(w http.ResponseWriter, r *http.Request) {
-		var req struct {
-			Name     string `json:"name"`
-			URL      string `json:"url"`
-			ClientID string `json:"client_id"`
-			Secret   string `json:"client_secret"`
-			Port     int    `json:"redirect_port"`
-			Device   bool   `json:"device"`
-		}
+		// The client secret, private key and static token travel only here, in the body, over the 0600
+		// unix socket: never on a command line, in a URL or in a log.
+		var req addBody
 		if !decode(w, r, &req) {
 			return
 		}
-		add := AddRequest{Name: req.Name, URL: req.URL, Device: req.Device}
-		if req.ClientID != "" {
-			add.Client = &oauth.StaticClient{ID: req.ClientID, Secret: req.Secret, RedirectPort: req.Port}
-		}
-		stream(w, func(onDevice func(*oauth.DeviceAuthorization)) error {
-			add.OnDevice = onDevice
+		add := req.request()
+		stream(w, func(p progress) error {
+			add.OnDevice, add.OnURL = p.device, p.url
 			return e.Add(r.Context(), add)
 		})
 	})
 	return mux
 }
 
-// StreamLine is one line of a streamed (NDJSON) control reply: sign-ins report the device code first,
-// then the outcome.
+// StreamLine is one line of a streamed (NDJSON) control reply: sign-ins report the device code or the
+// authorization URL first (once discovery and registration succeeded), then the outcome.
 type StreamLine struct {
-	Device *DeviceCode   `json:"device,omitempty"`
-	Done   bool          `json:"done,omitempty"`
-	Error  *controlError `json:"error,omitempty"`
+	Device *DeviceCode `json:"device,omitempty"`
+	// SignInURL is the authorization URL the browser is being asked to open, for the user to open by
+	// hand if it does not.
+	SignInURL string        `json:"sign_in_url,omitempty"`
+	Done      bool          `json:"done,omitempty"`
+	Error     *controlError `json:"error,omitempty"`
 }
 
 // DeviceCode is what the user needs to complete a device sign-in elsewhere.
@@ -174,25 +175,41 @@ type DeviceCode struct {
 	Expires                 time.Time `json:"expires,omitzero"`
 }
 
-// stream runs a sign-in and writes NDJSON progress: a device code line if there is one, then the result.
-func stream(w http.ResponseWriter, run func(func(*oauth.DeviceAuthorization)) error) {
+// progress is what a streamed sign-in reports before its outcome.
+type progress struct {
+	device func(*oauth.DeviceAuthorization)
+	url    func(string)
+}
+
+// stream runs a sign-in and writes NDJSON progress — a device code or an authorization URL line if
+// there is one — then the result.
+func stream(w http.ResponseWriter, run func(progress) error) {
 	w.Header().Set("Content-Type", "application/x-ndjson")
 	w.WriteHeader(http.StatusOK)
 	enc := json.NewEncoder(w)
 	flusher, _ := w.(http.Flusher)
-	err := run(func(d *oauth.DeviceAuthorization) {
-		_ = enc.Encode(StreamLine{Device: &DeviceCode{UserCode: d.UserCode, VerificationURI: d.VerificationURI,
-			VerificationURIComplete: d.VerificationURIComplete, Expires: d.ExpiresAt}})
+	var mu sync.Mutex // the OAuth client may report from its own goroutine
+	send := func(l StreamLine) {
+		mu.Lock()
+		defer mu.Unlock()
+		_ = enc.Encode(l)
 		if flusher != nil {
 			flusher.Flush()
 		}
+	}
+	err := run(progress{
+		device: func(d *oauth.DeviceAuthorization) {
+			send(StreamLine{Device: &DeviceCode{UserCode: d.UserCode, VerificationURI: d.VerificationURI,
+				VerificationURIComplete: d.VerificationURIComplete, Expires: d.ExpiresAt}})
+		},
+		url: func(u string) { send(StreamLine{SignInURL: u}) },
 	})
 	line := StreamLine{Done: err == nil}
 	if err != nil {
 		_, ce := classifyErr(err)
 		line.Error = &ce
 	}
-	_ = enc.Encode(line)
+	send(line)
 }
 
 func (e *Engine) health() Health {
@@ -203,7 +220,10 @@ func (e *Engine) health() Health {
 	h.Uptime = now.Sub(e.started).Seconds()
 	e.mu.Unlock()
 	for _, st := range e.Snapshot().Servers {
-		sh := ServerHealth{Name: st.Name, State: "healthy", SecondsLeft: max(0, st.Expiry.Sub(now).Seconds())}
+		sh := ServerHealth{Name: st.Name, State: "healthy", NoExpiry: st.NoExpiry, Quirks: st.Quirks, Warnings: st.Warnings}
+		if !st.Expiry.IsZero() {
+			sh.SecondsLeft = max(0, st.Expiry.Sub(now).Seconds())
+		}
 		if st.Unsaved {
 			sh.State = "degraded" // serving, but the keychain has not got the newest pair
 		}
@@ -243,6 +263,8 @@ func classifyErr(err error) (int, controlError) {
 		status, ce.Code = http.StatusNotFound, "unknown_server"
 	case errors.Is(err, ErrServerExists):
 		status, ce.Code = http.StatusConflict, "exists"
+	case errors.Is(err, ErrNothingToRefresh):
+		status, ce.Code = http.StatusConflict, "nothing_to_refresh"
 	case errors.Is(err, ErrNeedsSignIn), errors.Is(err, oauth.ErrReauthRequired):
 		status, ce.Code = http.StatusUnauthorized, "needs_sign_in"
 	case errors.Is(err, keychain.ErrUnavailable), errors.Is(err, keychain.ErrLocked):
@@ -262,4 +284,31 @@ func writeJSON(w http.ResponseWriter, status int, v any) {
 	w.Header().Set("Content-Type", "application/json")
 	w.WriteHeader(status)
 	_ = json.NewEncoder(w).Encode(v)
+}
+
+// addBody is the body of POST /v1/servers (see cmdAdd). Secrets only ever travel in it.
+type addBody struct {
+	Name              string            `json:"name"`
+	URL               string            `json:"url"`
+	ClientID          string            `json:"client_id"`
+	Secret            string            `json:"client_secret"`
+	Key               string            `json:"client_key"` // PEM private key for private_key_jwt
+	KeyID             string            `json:"client_key_id"`
+	Port              int               `json:"redirect_port"`
+	Device            bool              `json:"device"`
+	Scopes            []string          `json:"scopes"`
+	Params            map[string]string `json:"params"`
+	AssumePKCE        bool              `json:"assume_pkce"`
+	ClientCredentials bool              `json:"client_credentials"`
+	Token             string            `json:"token"` // a static token or API key
+	TokenExpires      time.Time         `json:"token_expires,omitzero"`
+}
+
+func (b addBody) request() AddRequest {
+	add := AddRequest{Name: b.Name, URL: b.URL, Device: b.Device, Scopes: b.Scopes, Params: b.Params,
+		AssumePKCE: b.AssumePKCE, ClientCredentials: b.ClientCredentials, StaticToken: b.Token, StaticExpiry: b.TokenExpires}
+	if b.ClientID != "" {
+		add.Client = &oauth.StaticClient{ID: b.ClientID, Secret: b.Secret, RedirectPort: b.Port, PrivateKey: b.Key, KeyID: b.KeyID}
+	}
+	return add
 }

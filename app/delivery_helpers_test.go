@@ -37,7 +37,12 @@ func newEnvBench(t *testing.T, asOpts testbed.AuthServerOptions) *bench {
 		t.Fatal(err)
 	}
 	b := &bench{as: testbed.NewAuthServer(t, asOpts), paths: paths}
-	b.srv = testbed.GoMCPServer(t, testbed.MCPServerOptions{Issuer: b.as.Issuer, RequiredScopes: []string{"mcp:read"}})
+	mo := testbed.MCPServerOptions{Issuer: b.as.Issuer, RequiredScopes: []string{"mcp:read"}, Opaque: asOpts.Opaque}
+	if mo.Opaque {
+		// The server introspects every token, so a grant revoked at the AS is refused at once.
+		mo.IntrospectionClientID, mo.IntrospectionClientSecret = b.as.IntrospectionClient()
+	}
+	b.srv = testbed.GoMCPServer(t, mo)
 	b.start(t)
 	return b
 }

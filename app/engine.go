@@ -47,7 +47,9 @@ type Config struct {
 	// Opener opens the browser for interactive sign-in; default: the system browser (pkg/browser).
 	Opener oauth.Opener
 	// OAuth tunes the OAuth client (timeouts, default lifetimes); HTTPClient, Opener and Clock above
-	// take precedence over its fields.
+	// take precedence over its fields. Its ClientMetadataURL (`serve --client-metadata-url`) wins over
+	// the settings' prefs.client_metadata_url; with neither, authorization servers that accept Client
+	// ID Metadata Documents register authkeeper dynamically instead.
 	OAuth oauth.Config
 	// Policy is the default refresh policy; per-server settings override its fraction.
 	Policy Policy
@@ -138,9 +140,12 @@ func NewEngine(cfg Config) (*Engine, error) {
 	if cfg.Opener == nil {
 		cfg.Opener = systemBrowser{}
 	}
-	oc := cfg.OAuth
-	oc.HTTPClient, oc.Opener, oc.Clock = cfg.HTTPClient, cfg.Opener, cfg.Clock
-	client, err := oauth.New(oc)
+	if u := cfg.OAuth.ClientMetadataURL; u != "" {
+		if err := keychain.ValidClientMetadataURL(u); err != nil {
+			return nil, fmt.Errorf("engine config: %w", err)
+		}
+	}
+	client, err := newOAuthClient(cfg, "")
 	if err != nil {
 		return nil, fmt.Errorf("engine config: %w", err)
 	}
@@ -210,6 +215,12 @@ func (e *Engine) load() error {
 	if e.cfg.ProxyAddr == "" {
 		e.cfg.ProxyAddr = proxyAddrFor(settings.Prefs)
 	}
+	if e.cfg.OAuth.ClientMetadataURL == "" && settings.Prefs.ClientMetadataURL != "" {
+		// The settings name the Client ID Metadata Document; the flag, when given, won in NewEngine.
+		if e.oauth, err = newOAuthClient(e.cfg, settings.Prefs.ClientMetadataURL); err != nil {
+			return err
+		}
+	}
 	for _, s := range settings.Servers {
 		k, err := e.newKeeper(s)
 		if err != nil {
@@ -249,116 +260,6 @@ func (e *Engine) openStore(settings keychain.Settings) (keychain.Store, error) {
 		e.warning = err.Error()
 	}
 	return ks, nil
-}
-
-// newKeeper builds the keeper for server s from its stored record (or none: needs sign-in).
-func (e *Engine) newKeeper(s keychain.Server) (*Keeper, error) {
-	rec, err := e.store.Get(s.Name)
-	var unreadable error
-	if err != nil && !errors.Is(err, keychain.ErrNotFound) {
-		// Keep the server listed, degraded: the engine reads the keychain again until it answers, so
-		// unlocking it is enough — no sign-in, no restart.
-		rec, unreadable = keychain.Record{}, err
-		e.publish(Event{Kind: EventWarning, Server: s.Name, Trigger: "load", Outcome: "error",
-			Message: "cannot read credentials: " + err.Error()})
-	}
-	policy := e.cfg.Policy
-	if s.RefreshFraction > 0 {
-		policy.Fraction = s.RefreshFraction
-	}
-	tok, g, issued := e.fromRecord(s, rec)
-	k, err := NewKeeper(KeeperConfig{Name: s.Name, Clock: e.cfg.Clock, Store: e.store, Auth: e.oauth,
-		Busy: e.busy, Emit: e.publish, Policy: policy, OnUnreadable: e.kickReload}, tok, g, issued)
-	if err == nil && unreadable != nil {
-		k.SetUnreadable(unreadable)
-	}
-	return k, err
-}
-
-// fromRecord is what a keeper for server s holds from its stored record (empty when there is none):
-// the token pair, the grant (bound to the server's URL when the record names no resource) and when
-// the pair was obtained (now, when unknown).
-func (e *Engine) fromRecord(s keychain.Server, rec keychain.Record) (oauth.Token, oauth.Grant, time.Time) {
-	g := grantOf(rec.Binding)
-	if g.Resource == "" {
-		g.Resource = s.URL
-	}
-	issued := rec.Written
-	if issued.IsZero() {
-		issued = e.cfg.Clock.Now()
-	}
-	return tokenOf(rec), g, issued
-}
-
-// scheduleReload arms the keychain retry when a server's credentials are still unreadable.
-func (e *Engine) scheduleReload() {
-	e.reloadMu.Lock()
-	defer e.reloadMu.Unlock()
-	e.scheduleReloadLocked()
-}
-
-func (e *Engine) scheduleReloadLocked() {
-	if e.reloadTimer != nil || e.reloadClosed {
-		return
-	}
-	for _, k := range e.keeperList() {
-		if k.Unreadable() {
-			e.reloadTimer = e.cfg.Clock.AfterFunc(keychainRetry, func() {
-				e.reloadMu.Lock()
-				e.reloadTimer = nil
-				closed := e.reloadClosed
-				e.reloadMu.Unlock()
-				if !closed {
-					e.reload()
-				}
-			})
-			return
-		}
-	}
-}
-
-// kickReload is a KeeperConfig.OnUnreadable: a caller waits on unreadable credentials, so the keychain
-// is tried now, unless it was tried less than a second ago or is being tried. It never blocks.
-func (e *Engine) kickReload() {
-	if time.Duration(e.cfg.Clock.Now().UnixNano()-e.lastReload.Load()) < time.Second {
-		return
-	}
-	go e.reload()
-}
-
-// lockedStore is a store that can tell it is locked without prompting (see keychain.KeyringStore).
-type lockedStore interface{ Locked() bool }
-
-// reload reads the credentials of every server whose record could not be read, restores those the
-// keychain now gives (or none, when it has no record: the server then needs a sign-in), and tries
-// again later for the rest. One reload runs at a time. While the keychain says it is locked nothing is
-// read: reading an item of a locked gnome-keyring shows an unlock prompt, and one every retry would
-// be a prompt storm.
-func (e *Engine) reload() {
-	if !e.reloading.CompareAndSwap(false, true) {
-		return
-	}
-	defer e.reloading.Store(false)
-	e.lastReload.Store(e.cfg.Clock.Now().UnixNano())
-	defer e.scheduleReload()
-	if ls, ok := e.store.(lockedStore); ok && ls.Locked() {
-		return
-	}
-	for _, k := range e.keeperList() {
-		if !k.Unreadable() {
-			continue
-		}
-		s, err := e.Server(k.Status().Name)
-		if err != nil {
-			continue // removed meanwhile
-		}
-		rec, err := e.store.Get(s.Name)
-		if err != nil && !errors.Is(err, keychain.ErrNotFound) {
-			k.StillUnreadable(err) // the message follows the cause (locked, gone, timing out)
-			continue
-		}
-		k.Restore(e.fromRecord(s, rec))
-	}
 }
 
 // publish records an event in the audit log and fans it out to subscribers.

@@ -3,6 +3,8 @@ package app
 import (
 	"sync"
 	"time"
+
+	"github.com/authkeeper/authkeeper/oauth"
 )
 
 // EventKind names what happened. The tray turns events into notifications; the audit log records them.
@@ -34,7 +36,9 @@ type Event struct {
 	Outcome string    `json:"outcome,omitempty"` // ok | error class
 	Scopes  []string  `json:"scopes,omitempty"`
 	Expiry  time.Time `json:"expiry,omitzero"`
-	Message string    `json:"message,omitempty"`
+	// Quirks are the spec deviations a sign-in tolerated (see oauth.Quirk); names only, never values.
+	Quirks  []oauth.Quirk `json:"quirks,omitempty"`
+	Message string        `json:"message,omitempty"`
 }
 
 // Hub fans events out to subscribers. A subscriber that falls more than its buffer behind is dropped

@@ -29,7 +29,8 @@ const (
 // ErrNeedsSignIn is returned by Token when no valid token can be had without the user.
 var ErrNeedsSignIn = errors.New("sign-in required")
 
-// Refresher is the part of the OAuth client a keeper needs: one refresh-token grant.
+// Refresher is the part of the OAuth client a keeper needs: one refresh-token grant (for a
+// client_credentials grant, a new token asked for with the client's credentials; refreshToken is then "").
 type Refresher interface {
 	Refresh(ctx context.Context, g oauth.Grant, refreshToken string) (oauth.Token, oauth.Grant, error)
 }
@@ -72,10 +73,14 @@ type LastRefresh struct {
 
 // ServerStatus is one server's line in the engine's snapshot.
 type ServerStatus struct {
-	Name        string      `json:"name"`
-	URL         string      `json:"url"`
-	State       State       `json:"state"`
-	Expiry      time.Time   `json:"expiry,omitzero"`
+	Name   string    `json:"name"`
+	URL    string    `json:"url"`
+	State  State     `json:"state"`
+	Cause  Cause     `json:"cause,omitempty"` // why it is in State; for code, never shown
+	Expiry time.Time `json:"expiry,omitzero"`
+	// NoExpiry is set for a token that has no expiry (zero Expiry): it serves until the server refuses
+	// it (GitHub OAuth apps, API keys pasted without a date).
+	NoExpiry    bool        `json:"no_expiry,omitempty"`
 	Scopes      []string    `json:"scopes,omitempty"`
 	Last        LastRefresh `json:"last_refresh"`
 	Next        time.Time   `json:"next_refresh,omitzero"`
@@ -85,6 +90,13 @@ type ServerStatus struct {
 	// Auth is how the server is authenticated: "oauth" (refreshed by authkeeper), "static-token" (a
 	// token the user pasted) or "no-auth". Only "oauth" servers can be refreshed or signed in again.
 	Auth string `json:"auth"`
+	// GrantType is how an "oauth" server's tokens are obtained: "" (a person signs in) or
+	// "client_credentials" (a machine identity; no browser).
+	GrantType oauth.GrantType `json:"grant_type,omitempty"`
+	// Quirks are the deviations from the MCP authorization spec tolerated for the grant, and Warnings
+	// say each in a sentence (naming both issuers for a mismatch).
+	Quirks   []oauth.Quirk `json:"quirks,omitempty"`
+	Warnings []Warning     `json:"warnings,omitempty"`
 	// Unsaved is set while the newest token pair is only in memory because the keychain refused the
 	// save (it is retried); an exit now would lose it.
 	Unsaved bool `json:"unsaved,omitempty"`
@@ -102,6 +114,7 @@ type Keeper struct {
 	issued    time.Time // when tok was obtained: the start of its lifetime
 	state     State
 	message   string
+	cause     Cause // why the state is what it is, for code to branch on; message has the words
 	plan      Plan
 	next      time.Time // when the timer fires
 	trigger   string    // why it fires: schedule | deadline | retry | idle | wake
@@ -116,6 +129,10 @@ type Keeper struct {
 	saveTries int   // consecutive failed saves, for the retry backoff
 	lastErr   error // the last refresh failure, returned while backing off
 	closed    bool
+	// marker is the RefreshStarted the keychain holds (or is to hold) with the current pair: set while
+	// a refresh whose start was recorded is in flight, or loaded from a record a crashed process left.
+	// Every save of the current pair carries it (see recordLocked).
+	marker time.Time
 	// unreadable is why the stored credentials could not be read (a locked or absent keychain); nil
 	// once they were. While set, nothing is refreshed — the refresh token is in the keychain — and
 	// Token fails with ErrCredentialsUnreadable until Restore installs the record.
@@ -139,6 +156,10 @@ type flight struct {
 
 // errClosed is returned by a keeper whose server was removed or whose engine stopped.
 var errClosed = errors.New("the server was removed or authkeeper is shutting down")
+
+// ErrNothingToRefresh: the grant has no refresh token (and is not a client_credentials grant); its
+// token serves until the server refuses it, and then a sign-in replaces it.
+var ErrNothingToRefresh = errors.New("the token has no refresh token: it is used until the server refuses it, then you sign in again")
 
 // NewKeeper returns a keeper holding tok (obtained at issued) under grant. A token with no refresh
 // token and no remaining life starts in needs-sign-in. Call Start to plan the first refresh.
@@ -165,90 +186,16 @@ func NewKeeper(cfg KeeperConfig, tok oauth.Token, grant oauth.Grant, issued time
 	return k, nil
 }
 
-// initialStateLocked sets the state for a token pair just loaded. Caller holds k.mu (or owns k).
-func (k *Keeper) initialStateLocked() {
-	k.state, k.message = StateFresh, ""
-	switch {
-	case k.unmanagedLocked():
-		if _, err := k.unmanagedTokenLocked(); err != nil {
-			k.state, k.message = StateNeedsSignIn, "the static token expired"
-		}
-	case k.tok.RefreshToken == "" && !k.tok.Valid(k.cfg.Clock.Now(), 0):
-		k.state, k.message = StateNeedsSignIn, "no refresh token stored"
-	}
-}
-
-// ErrCredentialsUnreadable means the server's stored credentials could not be read: the keychain is
-// locked or does not answer. No sign-in is needed: the engine reads them again once it can.
-var ErrCredentialsUnreadable = errors.New("its credentials cannot be read from the keychain")
-
-// SetUnreadable records that the stored credentials could not be read because of err. The server is
-// degraded, nothing is refreshed, and Token fails with ErrCredentialsUnreadable until Restore.
-func (k *Keeper) SetUnreadable(err error) {
-	k.mu.Lock()
-	defer k.mu.Unlock()
-	k.setUnreadableLocked(err)
-	k.stopTimerLocked()
-}
-
-func (k *Keeper) setUnreadableLocked(err error) {
-	k.unreadable = err
-	k.state, k.message = StateDegraded, "cannot read its credentials from the keychain: "+err.Error()
-}
-
-// StillUnreadable records a new cause for credentials that are still unreadable; it does nothing when
-// they were installed meanwhile (a sign-in during a slow keychain read wins).
-func (k *Keeper) StillUnreadable(err error) {
-	k.mu.Lock()
-	defer k.mu.Unlock()
-	if k.unreadable == nil || k.closed {
-		return
-	}
-	k.setUnreadableLocked(err)
-}
-
-// Unreadable reports whether the stored credentials are still to be read.
-func (k *Keeper) Unreadable() bool {
-	k.mu.Lock()
-	defer k.mu.Unlock()
-	return k.unreadable != nil
-}
-
-// Restore installs the record read once the keychain answers (tok and g empty when there is none)
-// and plans the next refresh, unless the credentials were not unreadable any more: a sign-in, logout
-// or removal since then wins. It reports whether it installed anything.
-func (k *Keeper) Restore(tok oauth.Token, g oauth.Grant, issued time.Time) bool {
-	k.mu.Lock()
-	if k.unreadable == nil || k.closed {
-		k.mu.Unlock()
-		return false
-	}
-	k.unreadable = nil
-	k.tok, k.grant, k.issued = tok, g, issued
-	k.initialStateLocked()
-	k.planLocked()
-	k.mu.Unlock()
-	k.emit(Event{Kind: EventRecovered, Trigger: "keychain", Outcome: "ok", Message: "read its credentials from the keychain"})
-	return true
-}
-
-// unreadableErrLocked is, while the credentials are unreadable, the error for a caller (and the engine
-// is told to read the keychain again); nil otherwise. Caller holds k.mu.
-func (k *Keeper) unreadableErrLocked() error {
-	if k.unreadable == nil {
-		return nil
-	}
-	if k.cfg.OnUnreadable != nil {
-		k.cfg.OnUnreadable()
-	}
-	return fmt.Errorf("%s: %w: %v", k.cfg.Name, ErrCredentialsUnreadable, k.unreadable)
-}
-
-// Start plans the next refresh (or runs it at once when it is already due).
+// Start plans the next refresh (or runs it at once when it is already due), and announces a
+// needs-sign-in the stored record left it in (an interrupted refresh).
 func (k *Keeper) Start() {
 	k.mu.Lock()
-	defer k.mu.Unlock()
 	k.planLocked()
+	ev := k.announceLoadedLocked()
+	k.mu.Unlock()
+	if ev.Kind != "" {
+		k.emit(ev)
+	}
 }
 
 // Close stops the keeper: no new refresh starts, a refresh in flight completes and is persisted
@@ -269,7 +216,7 @@ func (k *Keeper) Close() {
 	k.saveMu.Lock()
 	defer k.saveMu.Unlock()
 	k.mu.Lock()
-	unsaved, rec := k.unsaved, toRecord(k.tok, k.grant)
+	unsaved, rec := k.unsaved, k.recordLocked()
 	k.mu.Unlock()
 	if unsaved {
 		_, err := k.cfg.Store.Put(k.cfg.Name, rec)
@@ -282,170 +229,4 @@ func (k *Keeper) Close() {
 		k.emit(Event{Kind: EventWarning, Trigger: "shutdown", Outcome: "error",
 			Message: "the newest token could not be saved before exit; the next start will ask for a sign-in: " + err.Error()})
 	}
-}
-
-// Token returns a valid access token, refreshing first when the current one is within the skew of
-// its expiry. ctx bounds only the wait, never the refresh itself. It never refreshes a grant the AS
-// has declared dead, nor ahead of a backoff the AS asked for (Retry-After).
-func (k *Keeper) Token(ctx context.Context) (string, error) {
-	k.mu.Lock()
-	if k.closed {
-		k.mu.Unlock()
-		return "", fmt.Errorf("%s: %w", k.cfg.Name, errClosed)
-	}
-	if err := k.unreadableErrLocked(); err != nil {
-		k.mu.Unlock()
-		return "", err
-	}
-	if k.unmanagedLocked() {
-		defer k.mu.Unlock()
-		return k.unmanagedTokenLocked()
-	}
-	now := k.cfg.Clock.Now()
-	switch k.state {
-	case StateRevoked, StateDisabled:
-		// The server refused this token: handing it out again only repeats the refusal.
-		err := k.stateErrLocked()
-		k.mu.Unlock()
-		return "", err
-	case StateNeedsSignIn, StateDegraded:
-		// No refresh now: the grant is dead, or a retry is scheduled. A still-valid token serves.
-		if k.tok.Valid(now, 0) {
-			t := k.tok.AccessToken
-			k.mu.Unlock()
-			return t, nil
-		}
-		if k.state == StateNeedsSignIn || now.Before(k.next) {
-			err := k.stateErrLocked()
-			k.mu.Unlock()
-			return "", err
-		}
-	}
-	// The skew scales down for short-lived tokens: a 30 s margin on a 20 s token would refresh on
-	// every call. It is never negative.
-	skew := max(0, min(k.cfg.Skew, k.tok.Expiry.Sub(k.issued)/4))
-	if k.tok.Valid(now, skew) {
-		t := k.tok.AccessToken
-		k.mu.Unlock()
-		return t, nil
-	}
-	f := k.startLocked("expiring")
-	k.mu.Unlock()
-	if err := wait(ctx, f); err != nil {
-		// The refresh failed, but a token inside the skew is still better than none.
-		k.mu.Lock()
-		defer k.mu.Unlock()
-		if k.tok.Valid(k.cfg.Clock.Now(), 0) {
-			return k.tok.AccessToken, nil
-		}
-		return "", err
-	}
-	k.mu.Lock()
-	defer k.mu.Unlock()
-	if !k.tok.Valid(k.cfg.Clock.Now(), 0) {
-		return "", fmt.Errorf("%s: the authorization server issued an already expired token", k.cfg.Name)
-	}
-	return k.tok.AccessToken, nil
-}
-
-// ForceRefresh refreshes now, or joins the refresh already in flight: fifty concurrent callers cause
-// one token request. It returns when that refresh has finished (or ctx ends). A grant the AS declared
-// dead is not refreshed again (its refresh token would only be replayed): sign in instead.
-func (k *Keeper) ForceRefresh(ctx context.Context, reason string) error {
-	k.mu.Lock()
-	switch {
-	case k.closed:
-		k.mu.Unlock()
-		return fmt.Errorf("%s: %w", k.cfg.Name, errClosed)
-	case k.unreadable != nil:
-		err := k.unreadableErrLocked()
-		k.mu.Unlock()
-		return err
-	case k.unmanagedLocked():
-		k.mu.Unlock()
-		return fmt.Errorf("%s: a static token or a server without auth has nothing to refresh", k.cfg.Name)
-	case k.state == StateDisabled, k.state == StateNeedsSignIn, k.state == StateRevoked:
-		err := k.stateErrLocked()
-		k.mu.Unlock()
-		return err
-	}
-	f := k.startLocked(reason)
-	k.mu.Unlock()
-	return wait(ctx, f)
-}
-
-// Rejected tells the keeper that the server refused token (a 401 on a token we believed valid). If
-// the keeper has moved on to a newer token already, it returns at once; otherwise it forces one
-// refresh, and a refresh that then fails for want of a grant marks the server revoked.
-func (k *Keeper) Rejected(ctx context.Context, token string) error {
-	k.mu.Lock()
-	if k.closed {
-		k.mu.Unlock()
-		return fmt.Errorf("%s: %w", k.cfg.Name, errClosed)
-	}
-	if err := k.unreadableErrLocked(); err != nil {
-		k.mu.Unlock()
-		return err
-	}
-	if k.unmanagedLocked() {
-		// Nothing to refresh: the server refused the user's token, and only the user can replace it.
-		var ev Event
-		if k.grant.Registration == registrationStaticToken && token == k.tok.AccessToken {
-			k.state, k.message = StateRevoked, "the server refused the static token"
-			if !k.announced {
-				k.announced = true
-				ev = Event{Kind: EventRevoked, Trigger: "proxy-401", Outcome: "refused", Message: k.message}
-			}
-		}
-		err := k.stateErrLocked()
-		k.mu.Unlock()
-		if ev.Kind != "" {
-			k.emit(ev)
-		}
-		return err
-	}
-	now := k.cfg.Clock.Now()
-	switch {
-	case token != k.tok.AccessToken && k.tok.Valid(now, 0):
-		k.mu.Unlock()
-		return nil // someone already refreshed: the caller retries with the new token
-	case k.state == StateNeedsSignIn || k.state == StateRevoked || k.state == StateDisabled:
-		err := k.stateErrLocked()
-		k.mu.Unlock()
-		return err
-	case k.state == StateDegraded && now.Before(k.next):
-		// A retry is scheduled (backoff, Retry-After): a 401 on the expiring token must neither jump
-		// ahead of it nor escalate it, or recovery after an outage waits minutes longer.
-		err := k.stateErrLocked()
-		k.mu.Unlock()
-		return err
-	}
-	// A server that refuses every new token (a wrong audience, say) costs one refresh: the proxy's
-	// replay with the new token is refused too and RefusedAfterRefresh marks the server revoked.
-	f := k.startLocked("proxy-401")
-	k.mu.Unlock()
-	return wait(ctx, f)
-}
-
-func wait(ctx context.Context, f *flight) error {
-	select {
-	case <-f.done:
-		return f.err
-	case <-ctx.Done():
-		return ctx.Err()
-	}
-}
-
-// stateErrLocked is the error Token returns in a state that needs the user.
-func (k *Keeper) stateErrLocked() error {
-	switch k.state {
-	case StateDisabled:
-		return fmt.Errorf("%s is disabled", k.cfg.Name)
-	case StateDegraded:
-		return fmt.Errorf("%s: the token expired and the authorization server could not be reached (retrying at %s): %w",
-			k.cfg.Name, k.next.Format(time.TimeOnly), k.lastErr)
-	case StateRevoked:
-		return fmt.Errorf("%s: the server revoked access: %w", k.cfg.Name, ErrNeedsSignIn)
-	}
-	return fmt.Errorf("%s: %w", k.cfg.Name, ErrNeedsSignIn)
 }

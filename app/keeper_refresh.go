@@ -24,7 +24,8 @@ func (k *Keeper) startLocked(trigger string) *flight {
 	return f
 }
 
-// refresh runs one refresh-token grant on a context of its own, then persists and adopts the result.
+// refresh runs one refresh-token grant (or, for a client_credentials grant, asks for a new token with
+// the client's credentials) on a context of its own, then persists and adopts the result.
 func (k *Keeper) refresh(f *flight, trigger string, g oauth.Grant, rt string, prev State) {
 	var (
 		tok oauth.Token
@@ -33,15 +34,18 @@ func (k *Keeper) refresh(f *flight, trigger string, g oauth.Grant, rt string, pr
 	// The token's life is counted from before the request: the AS issued it no earlier, and a slow
 	// keychain write after the answer must not make the token look younger than it is.
 	started := k.cfg.Clock.Now()
-	if rt == "" {
+	if rt == "" && g.GrantType != oauth.GrantClientCredentials {
 		err = &oauth.Error{Op: "refresh", Code: "no_refresh_token", Description: "the authorization server issued no refresh token", Class: oauth.ClassReauth}
 	} else {
+		if !k.recordStart(f, trigger, started, g, rt, prev) {
+			return // not sent: the start could not be recorded (see recordStart)
+		}
 		ctx, cancel := context.WithTimeout(context.Background(), k.cfg.RefreshTimeout)
 		tok, g, err = k.cfg.Auth.Refresh(ctx, g, rt)
 		cancel()
 	}
 	if err != nil {
-		if errors.Is(err, oauth.ErrClientInvalid) && g.ClientID != "" {
+		if errors.Is(err, oauth.ErrClientInvalid) && g.ClientID != "" && g.GrantType != oauth.GrantClientCredentials {
 			k.reregistered(f.epoch, g)
 		}
 		k.fail(f, trigger, err, prev)
@@ -73,8 +77,8 @@ func (k *Keeper) refresh(f *flight, trigger string, g oauth.Grant, rt string, pr
 		return
 	}
 	now := k.cfg.Clock.Now()
-	k.tok, k.grant, k.issued = tok, g, started
-	k.state, k.message, k.attempt, k.lastErr, k.announced = StateFresh, "", 0, nil, false
+	k.tok, k.grant, k.issued, k.marker = tok, g, started, time.Time{} // the save above cleared the marker
+	k.state, k.message, k.cause, k.attempt, k.lastErr, k.announced = StateFresh, "", CauseNone, 0, nil, false
 	k.last = LastRefresh{At: now, Trigger: trigger, Outcome: "ok"}
 	k.unsaved = perr != nil
 	if !k.closed {
@@ -103,6 +107,11 @@ func (k *Keeper) refresh(f *flight, trigger string, g oauth.Grant, rt string, pr
 
 // fail records a failed refresh and decides what comes next from the error's class.
 func (k *Keeper) fail(f *flight, trigger string, err error, prev State) {
+	if answered(err) {
+		// The AS answered (or the request never left): the stored refresh token was not spent, so the
+		// start the refresh recorded is cleared again. Without an answer it stays: it may be spent.
+		k.clearMarker(f.epoch)
+	}
 	class := "error"
 	var oe *oauth.Error
 	if errors.As(err, &oe) {
@@ -136,7 +145,7 @@ func (k *Keeper) fail(f *flight, trigger string, err error, prev State) {
 		}
 		delay := k.cfg.Backoff.Delay(k.attempt, retryAfter, k.cfg.Rand())
 		k.attempt++
-		k.state, k.message = StateDegraded, err.Error()
+		k.state, k.message, k.cause = StateDegraded, err.Error(), CauseRefreshFailing
 		if !k.closed {
 			k.armLocked(now.Add(delay), "retry")
 		}
@@ -146,20 +155,26 @@ func (k *Keeper) fail(f *flight, trigger string, err error, prev State) {
 	default:
 		// Re-auth needed, an invalid client (its refresh token died with it), or a misconfiguration:
 		// only the user can fix these. One event per episode, no retry loop.
-		k.state, k.message = StateNeedsSignIn, err.Error()
+		k.state, k.message, k.cause = StateNeedsSignIn, err.Error(), CauseRefreshRefused
+		if k.grant.GrantType == oauth.GrantClientCredentials {
+			// No browser helps a machine identity: the AS refused its credentials, or the settings.
+			k.cause = CauseClientRefused
+			k.message = "the authorization server refused the client credentials (" + err.Error() +
+				"); check the client id and secret or key, then add the server again"
+		}
 		if interrupted && errors.Is(err, oauth.ErrReauthRequired) {
 			// A refresh whose answer was lost may have been redeemed: strict servers then treat the
 			// retry as a replay and revoke the grant. Say so, so the prompt is not a mystery.
 			k.message = "the previous refresh was interrupted and the authorization server may have rotated the token already; " + k.message
 		}
 		kind := EventNeedsSignIn
-		if trigger == "proxy-401" {
-			k.state, kind = StateRevoked, EventRevoked
+		if trigger == "proxy-401" && k.cause != CauseClientRefused {
+			k.state, k.cause, kind = StateRevoked, CauseServerRefused, EventRevoked
 		}
 		k.stopTimerLocked()
 		if !k.announced {
 			k.announced = true
-			ev = Event{Kind: kind, Trigger: trigger, Outcome: class, Message: err.Error()}
+			ev = Event{Kind: kind, Trigger: trigger, Outcome: class, Message: k.message}
 		}
 	}
 	f.err = err
@@ -181,8 +196,8 @@ func (k *Keeper) Adopt(tok oauth.Token, g oauth.Grant) error {
 	now := k.cfg.Clock.Now()
 	k.epoch++
 	k.unreadable = nil // the sign-in's pair replaces whatever the keychain held
-	k.tok, k.grant, k.issued = tok, g, now
-	k.state, k.message, k.attempt, k.lastErr, k.announced = StateFresh, "", 0, nil, false
+	k.tok, k.grant, k.issued, k.marker = tok, g, now, time.Time{}
+	k.state, k.message, k.cause, k.attempt, k.lastErr, k.announced = StateFresh, "", CauseNone, 0, nil, false
 	k.last = LastRefresh{At: now, Trigger: "sign-in", Outcome: "ok"}
 	k.unsaved = perr != nil
 	if !k.closed {
@@ -192,7 +207,8 @@ func (k *Keeper) Adopt(tok oauth.Token, g oauth.Grant) error {
 		}
 	}
 	k.mu.Unlock()
-	k.emit(Event{Kind: EventSignedIn, Trigger: "user", Outcome: "ok", Scopes: tok.Scopes, Expiry: tok.Expiry})
+	k.emit(Event{Kind: EventSignedIn, Trigger: "user", Outcome: "ok", Scopes: tok.Scopes, Expiry: tok.Expiry,
+		Quirks: g.Quirks, Message: quirkSummary(g)})
 	return perr
 }
 
@@ -241,8 +257,8 @@ func (k *Keeper) Forget() (oauth.Token, oauth.Grant) {
 	tok, g := k.tok, k.grant
 	k.epoch++
 	k.unreadable = nil
-	k.tok = oauth.Token{}
-	k.state, k.message, k.announced, k.unsaved = StateNeedsSignIn, "signed out", true, false
+	k.tok, k.marker = oauth.Token{}, time.Time{}
+	k.state, k.message, k.cause, k.announced, k.unsaved = StateNeedsSignIn, "signed out", CauseSignedOut, true, false
 	k.stopTimerLocked()
 	return tok, g
 }
@@ -275,7 +291,7 @@ func (k *Keeper) reregistered(epoch uint64, g oauth.Grant) {
 		return
 	}
 	k.grant = g
-	rec := toRecord(k.tok, g)
+	rec := k.recordLocked()
 	k.mu.Unlock()
 	if _, err := k.cfg.Store.Put(k.cfg.Name, rec); err != nil {
 		k.emit(Event{Kind: EventWarning, Trigger: "persist", Outcome: "error",

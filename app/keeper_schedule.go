@@ -19,6 +19,12 @@ func (k *Keeper) planLocked() {
 		k.stopTimerLocked()
 		return
 	}
+	if k.tok.Valid(k.cfg.Clock.Now(), 0) && k.tok.Expiry.IsZero() {
+		// No expiry (GitHub OAuth apps): nothing to plan; the token serves until the server refuses it.
+		k.plan = Plan{}
+		k.stopTimerLocked()
+		return
+	}
 	k.plan = k.cfg.Policy.PlanRefresh(k.issued, k.tok.Expiry, k.cfg.Rand())
 	at := k.plan.At
 	// A token that arrives already (nearly) expired — clock skew, a misbehaving AS — must not turn the
@@ -140,7 +146,7 @@ func (k *Keeper) persist() {
 		k.mu.Unlock()
 		return
 	}
-	rec := toRecord(k.tok, k.grant)
+	rec := k.recordLocked()
 	k.mu.Unlock()
 	_, err := k.cfg.Store.Put(k.cfg.Name, rec)
 	k.mu.Lock()
@@ -153,24 +159,4 @@ func (k *Keeper) persist() {
 	// saveMu is held, so nothing newer was saved or adopted meanwhile unless it came through a refresh
 	// that already holds its own save; the pair saved is the current one.
 	k.unsaved, k.saveTries = false, 0
-}
-
-// Status is the keeper's line in the engine's snapshot.
-func (k *Keeper) Status() ServerStatus {
-	k.mu.Lock()
-	defer k.mu.Unlock()
-	return ServerStatus{
-		Name:        k.cfg.Name,
-		URL:         k.grant.Resource,
-		State:       k.state,
-		Expiry:      k.tok.Expiry,
-		Scopes:      k.tok.Scopes,
-		Last:        k.last,
-		Next:        k.next,
-		NextTrigger: k.trigger,
-		Deferred:    k.state == StateDeferred,
-		Message:     k.message,
-		Auth:        k.authKindLocked(),
-		Unsaved:     k.unsaved,
-	}
 }

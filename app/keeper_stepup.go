@@ -22,7 +22,7 @@ func (k *Keeper) StepUp(scopes []string) bool {
 		return false
 	}
 	k.grant.Scopes = slices.Clone(scopes)
-	k.state = StateNeedsSignIn
+	k.state, k.cause = StateNeedsSignIn, CauseStepUp
 	k.message = "the server needs more scope (" + strings.Join(scopes, " ") + "): sign in again to grant it"
 	k.stopTimerLocked()
 	k.announced = true
@@ -33,11 +33,12 @@ func (k *Keeper) StepUp(scopes []string) bool {
 }
 
 // refused reports whether the server refused the current token and the refresh after it failed
-// (revoked): the locally unexpired token is dead, and only a sign-in helps.
+// (revoked), or refused a token that cannot be renewed: the locally unexpired token is dead, and only
+// a sign-in helps.
 func (k *Keeper) refused() bool {
 	k.mu.Lock()
 	defer k.mu.Unlock()
-	return k.state == StateRevoked
+	return k.state == StateRevoked || (k.state == StateNeedsSignIn && k.cause == CauseTokenRefused)
 }
 
 // RefusedAfterRefresh records that the server refused token even though it was just refreshed. Unless
@@ -49,7 +50,7 @@ func (k *Keeper) RefusedAfterRefresh(token string) {
 		k.mu.Unlock()
 		return
 	}
-	k.state, k.message = StateRevoked, "the server refused a freshly refreshed token"
+	k.state, k.message, k.cause = StateRevoked, "the server refused a freshly refreshed token", CauseServerRefused
 	k.stopTimerLocked()
 	announce := !k.announced
 	k.announced = true

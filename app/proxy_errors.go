@@ -169,7 +169,7 @@ func authFailure(k *Keeper, err error) rpcError {
 				d.Subtype, msg = SubtypeCredentialExpired, "the credentials expired and the authorization server refused to renew them"
 			}
 		}
-		if scopes := k.Grant().Scopes; strings.HasPrefix(st.Message, "the server needs more scope") {
+		if scopes := k.Grant().Scopes; st.Cause == CauseStepUp {
 			d.Scopes = scopes
 			msg = "the server needs more scope than was granted"
 			d.Action = fmt.Sprintf("Open authkeeper and click “Sign in again” for %s to grant %s, or run `authkeeper login %s`; the agent's next call then works without a restart.", name, strings.Join(scopes, " "), name)

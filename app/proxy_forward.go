@@ -91,6 +91,19 @@ func (p *proxy) forward(w http.ResponseWriter, r *http.Request, name string) {
 		return
 	}
 	inspected, again := p.inspect(r, resp, buf)
+	if again && k.noAuth() {
+		// A server saved as needing no auth refused the request. With a Bearer challenge it wants an
+		// OAuth sign-in after all: the server turns into one that needs it, and the agent gets the
+		// non-retryable sign_in_required (retrying could never help). Without one there is nothing
+		// authkeeper could send: the server's own answer goes back.
+		if _, ok := oauth.BearerChallenge(resp.Header); ok && resp.StatusCode == http.StatusUnauthorized {
+			discard(resp)
+			k.AuthRequired()
+			p.authError(w, r, body, k, nil)
+			return
+		}
+		again = false
+	}
 	if again {
 		// RFC 6750 §3.1: the token was rejected. One single-flight forced refresh (or the token another
 		// request already moved on to), then one replay; a second rejection goes back unchanged.

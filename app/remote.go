@@ -161,18 +161,27 @@ func (r *Remote) Remove(ctx context.Context, name string) error {
 	return r.do(ctx, http.MethodDelete, "/v1/servers/"+url.PathEscape(name), nil, nil)
 }
 
-// Add adds a server (signing in first); onDevice receives a device code to show, if any.
-func (r *Remote) Add(ctx context.Context, body map[string]any, onDevice func(DeviceCode)) error {
-	return r.stream(ctx, "/v1/servers", body, onDevice)
+// SignInProgress receives what a sign-in reports before its outcome; either func may be nil.
+type SignInProgress struct {
+	// OnDevice receives a device code to show.
+	OnDevice func(DeviceCode)
+	// OnURL receives the authorization URL once discovery and registration succeeded, as the owner asks
+	// the browser to open it.
+	OnURL func(authURL string)
 }
 
-// Login signs server name in again.
-func (r *Remote) Login(ctx context.Context, name string, device bool, onDevice func(DeviceCode)) error {
-	return r.stream(ctx, "/v1/servers/"+url.PathEscape(name)+"/login", map[string]any{"device": device}, onDevice)
+// Add adds a server (signing in first), reporting progress.
+func (r *Remote) Add(ctx context.Context, body addBody, p SignInProgress) error {
+	return r.stream(ctx, "/v1/servers", body, p)
+}
+
+// Login signs server name in again, reporting progress.
+func (r *Remote) Login(ctx context.Context, name string, device bool, p SignInProgress) error {
+	return r.stream(ctx, "/v1/servers/"+url.PathEscape(name)+"/login", map[string]any{"device": device}, p)
 }
 
 // stream posts body and reads NDJSON progress lines until the outcome.
-func (r *Remote) stream(ctx context.Context, path string, body any, onDevice func(DeviceCode)) error {
+func (r *Remote) stream(ctx context.Context, path string, body any, p SignInProgress) error {
 	b, err := json.Marshal(body)
 	if err != nil {
 		return err
@@ -198,8 +207,14 @@ func (r *Remote) stream(ctx context.Context, path string, body any, onDevice fun
 			return fmt.Errorf("control API: %w", err)
 		}
 		switch {
-		case line.Device != nil && onDevice != nil:
-			onDevice(*line.Device)
+		case line.Device != nil:
+			if p.OnDevice != nil {
+				p.OnDevice(*line.Device)
+			}
+		case line.SignInURL != "":
+			if p.OnURL != nil {
+				p.OnURL(line.SignInURL)
+			}
 		case line.Error != nil:
 			return &RemoteError{Code: line.Error.Code, Message: line.Error.Error}
 		case line.Done:

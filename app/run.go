@@ -5,7 +5,6 @@ package app
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"flag"
 	"fmt"
@@ -15,6 +14,8 @@ import (
 	"runtime"
 	"syscall"
 	"time"
+
+	"github.com/authkeeper/authkeeper/oauth"
 )
 
 // Version is the release version, set at build time with -ldflags "-X .../app.Version=…".
@@ -27,6 +28,7 @@ type UI func(ctx context.Context, e *Engine) error
 // env is what a command may touch of the outside world; tests substitute it.
 type env struct {
 	stdout, stderr io.Writer
+	stdin          io.Reader // nil: none (add --token-stdin then fails)
 	getenv         func(string) string
 	ui             UI
 }
@@ -36,7 +38,7 @@ type env struct {
 func Run(ctx context.Context, args []string, ui UI) int {
 	ctx, stop := signal.NotifyContext(ctx, os.Interrupt, syscall.SIGTERM)
 	defer stop()
-	return run(ctx, args, env{stdout: os.Stdout, stderr: os.Stderr, getenv: os.Getenv, ui: ui})
+	return run(ctx, args, env{stdout: os.Stdout, stderr: os.Stderr, stdin: os.Stdin, getenv: os.Getenv, ui: ui})
 }
 
 func run(ctx context.Context, args []string, e env) int {
@@ -94,11 +96,20 @@ func run(ctx context.Context, args []string, e env) int {
 const usage = `usage: authkeeper [command]
 
   (none)                     the tray app (the headless engine when there is no display)
-  serve [--proxy-addr A] [--store keychain|file]
+  serve [--proxy-addr A] [--store keychain|file] [--client-metadata-url URL]
                              the engine headless: MCP proxy + control API
-  status [--json]            each server's state and token lifetime
-  add URL [--name N] [--client-id ID] [--device]
+  status [--json]            each server's state, token lifetime and warnings
+  add URL [--name N] [--device] [--client-id ID [--redirect-port N]]
+          [--scope S]... [--param k=v]... [--assume-pkce]
                              sign in to an MCP server and keep its token fresh
+                             (--scope: extra scopes, e.g. api://APP/.default; --param: extra
+                             authorization/token parameters, e.g. audience=…; --assume-pkce: sign in
+                             although the authorization server does not advertise PKCE)
+  add URL --client-id ID --client-credentials [--client-key-file PEM [--client-key-id KID]]
+                             a machine identity (client_credentials; no browser): the secret from
+                             $AUTHKEEPER_CLIENT_SECRET, or a private key (private_key_jwt)
+  add URL --token-stdin [--token-expires 2026-12-31]
+                             a static token or API key, read from stdin or $AUTHKEEPER_TOKEN
   login NAME [--device]      sign in to a server again
   logout NAME                revoke and forget a server's tokens
   remove NAME                revoke its tokens and remove the server
@@ -112,6 +123,10 @@ const usage = `usage: authkeeper [command]
                              print or write the MCP config of Claude Code, Claude Desktop,
                              VS Code, GitHub Copilot CLI and Cursor
   version                    print the version
+
+Environment: AUTHKEEPER_PROXY_ADDR (serve's --proxy-addr), AUTHKEEPER_STORE (--store),
+AUTHKEEPER_CLIENT_SECRET (add: the client id's secret), AUTHKEEPER_TOKEN (add: a static token).
+Secrets are never taken from the command line.
 `
 
 // hasDisplay reports whether a desktop session is available for the tray.
@@ -151,6 +166,8 @@ func cmdServe(ctx context.Context, args []string, e env, ui UI) error {
 	fs := newFlags("serve", e)
 	proxyAddr := fs.String("proxy-addr", e.getenv("AUTHKEEPER_PROXY_ADDR"), "loopback host:port for the MCP proxy (default "+DefaultProxyAddr+")")
 	store := fs.String("store", e.getenv("AUTHKEEPER_STORE"), "credential store: keychain (default) or file (plain text, 0600)")
+	cimd := fs.String("client-metadata-url", "", "the https URL where authkeeper's client metadata document is hosted "+
+		"(default: the settings' prefs.client_metadata_url)")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
@@ -158,7 +175,8 @@ func cmdServe(ctx context.Context, args []string, e env, ui UI) error {
 	if err != nil {
 		return err
 	}
-	eng, err := NewEngine(Config{Paths: paths, ProxyAddr: *proxyAddr, Version: Version, StoreKind: *store})
+	eng, err := NewEngine(Config{Paths: paths, ProxyAddr: *proxyAddr, Version: Version, StoreKind: *store,
+		OAuth: oauth.Config{ClientMetadataURL: *cimd}})
 	if err != nil {
 		return err
 	}
@@ -234,51 +252,4 @@ func takeOver(ctx context.Context, e env, paths Paths, eng *Engine, notOwner err
 		case <-time.After(50 * time.Millisecond): // the lock is another process's
 		}
 	}
-}
-
-// cmdStatus asks the running engine for its state over the control socket. It never starts one.
-func cmdStatus(ctx context.Context, args []string, e env) error {
-	fs := newFlags("status", e)
-	asJSON := fs.Bool("json", false, "print the raw /healthz document")
-	if err := fs.Parse(args); err != nil {
-		return err
-	}
-	paths, err := DefaultPaths(e.getenv)
-	if err != nil {
-		return err
-	}
-	r := NewRemote(ownerSocket(paths))
-	h, err := r.Health(ctx)
-	if err != nil {
-		return fmt.Errorf("authkeeper is not running (no answer on %s); start it with `authkeeper` or `authkeeper serve`", ownerSocket(paths))
-	}
-	if *asJSON {
-		enc := json.NewEncoder(e.stdout)
-		enc.SetIndent("", "  ")
-		return enc.Encode(h)
-	}
-	s, err := r.Status(ctx)
-	if err != nil {
-		return err
-	}
-	fmt.Fprintf(e.stdout, "authkeeper %s: running for %s, proxy %s, %d server(s)\n",
-		h.Version, time.Duration(h.Uptime*float64(time.Second)).Round(time.Second), h.ProxyURL, len(s.Servers))
-	now := time.Now()
-	for _, st := range s.Servers {
-		left := "no token"
-		if !st.Expiry.IsZero() {
-			left = "expires in " + st.Expiry.Sub(now).Round(time.Second).String()
-		}
-		note := ""
-		if st.Unsaved {
-			note = " — not saved: the keychain is unavailable, the newest token is kept in memory"
-		} else if st.State != StateFresh && st.Message != "" {
-			note = " — " + st.Message
-		}
-		fmt.Fprintf(e.stdout, "  %-20s %-14s %s%s\n", st.Name, st.State, left, note)
-	}
-	for _, l := range s.Leases {
-		fmt.Fprintf(e.stdout, "  busy: %s (%s) until %s\n", l.ID, l.Label, l.Expires().Format(time.Kitchen))
-	}
-	return nil
 }

@@ -2,6 +2,7 @@ package app
 
 import (
 	"fmt"
+	"time"
 
 	"github.com/authkeeper/authkeeper/oauth"
 )
@@ -44,7 +45,7 @@ func (k *Keeper) planUnmanagedLocked() {
 // returns the event to emit after unlocking.
 func (k *Keeper) staticExpiredLocked() Event {
 	k.stopTimerLocked()
-	k.state, k.message = StateNeedsSignIn, "the static token expired"
+	k.state, k.message, k.cause = StateNeedsSignIn, "the static token expired", CauseStaticExpired
 	if k.announced {
 		return Event{}
 	}
@@ -61,4 +62,44 @@ func (k *Keeper) authKindLocked() string {
 		return "no-auth"
 	}
 	return "oauth"
+}
+
+// noAuth reports whether the server was saved as needing no credentials.
+func (k *Keeper) noAuth() bool {
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	return k.grant.Registration == registrationNoAuth
+}
+
+// AuthRequired turns a server saved as needing no auth into an OAuth server that needs a sign-in,
+// because it answered a request with 401 and a Bearer challenge: many servers answer initialize and
+// tools/list without a token and demand one only for tools/call, so the probe took them for open. The
+// record is saved as an OAuth grant without a token (a restart remembers it, and `authkeeper login`
+// signs in), and one needs-sign-in is announced. It reports whether this call converted the server.
+func (k *Keeper) AuthRequired() bool {
+	k.saveMu.Lock()
+	defer k.saveMu.Unlock()
+	k.mu.Lock()
+	if k.closed || k.grant.Registration != registrationNoAuth {
+		k.mu.Unlock()
+		return false
+	}
+	k.epoch++
+	k.grant, k.tok, k.marker = oauth.Grant{Resource: k.grant.Resource}, oauth.Token{}, time.Time{}
+	k.state, k.cause = StateNeedsSignIn, CauseAuthRequired
+	k.message = "the server now asks for an OAuth sign-in (it let the first requests through without one)"
+	k.stopTimerLocked()
+	k.announced = true
+	rec, msg := k.recordLocked(), k.message
+	k.mu.Unlock()
+	if _, err := k.cfg.Store.Put(k.cfg.Name, rec); err != nil {
+		k.mu.Lock()
+		k.unsaved = true
+		if !k.closed {
+			k.armPersistLocked()
+		}
+		k.mu.Unlock()
+	}
+	k.emit(Event{Kind: EventNeedsSignIn, Trigger: "proxy-401", Outcome: string(CauseAuthRequired), Message: msg})
+	return true
 }

@@ -8,6 +8,7 @@ import (
 	"net/url"
 	"os"
 	"path/filepath"
+	"strings"
 	"time"
 )
 
@@ -27,6 +28,77 @@ type Server struct {
 	// RefreshFraction is how far into a token's lifetime to refresh it, in (0, 1); 0 means the app's
 	// default.
 	RefreshFraction float64 `json:"refresh_fraction,omitempty"`
+	// Scopes are requested on every sign-in in addition to the ones the server asks for, e.g. Entra's
+	// "api://<app-id>/.default" or "offline_access". Default: none.
+	Scopes []string `json:"scopes,omitempty"`
+	// Params are extra parameters sent on the authorization request and on every token request, e.g.
+	// Auth0's and Okta's "audience". They never replace one the protocol sets (see ReservedParam).
+	// Default: none.
+	Params map[string]string `json:"params,omitempty"`
+	// AssumePKCE is the user's choice to sign in to an authorization server that does not advertise
+	// PKCE S256 (S256 is sent anyway). Default false: such a server is refused unless it is known to
+	// support it.
+	AssumePKCE bool `json:"assume_pkce,omitempty"`
+	// GrantType is how tokens are obtained: "" (a person signs in, in the browser or with a device
+	// code) or GrantClientCredentials (a machine identity: ClientID with a secret or private key kept
+	// in the keychain; no browser, no refresh token).
+	GrantType string `json:"grant_type,omitempty"`
+}
+
+// GrantClientCredentials is Server.GrantType for a machine identity (RFC 6749 §4.4).
+const GrantClientCredentials = "client_credentials"
+
+// reservedParams are the parameters the OAuth client sets itself: a Server's Params must not name them,
+// or a setting could silently weaken the protocol (PKCE, state, the redirect) or confuse the grant.
+var reservedParams = map[string]bool{
+	"response_type": true, "client_id": true, "client_secret": true, "redirect_uri": true, "state": true,
+	"code": true, "code_challenge": true, "code_challenge_method": true, "code_verifier": true,
+	"grant_type": true, "refresh_token": true, "client_assertion": true, "client_assertion_type": true,
+	"scope": true, "resource": true, "iss": true, "device_code": true, "nonce": true,
+}
+
+// ReservedParam reports whether name is a parameter the OAuth client sets itself (scope and resource
+// included: scopes go in Server.Scopes, and the resource is the server's URL).
+func ReservedParam(name string) bool { return reservedParams[strings.ToLower(name)] }
+
+// Validate reports the first problem with one server's settings.
+func (srv Server) Validate() error {
+	if err := ValidName(srv.Name); err != nil {
+		return err
+	}
+	u, err := url.Parse(srv.URL)
+	if err != nil || (u.Scheme != "https" && u.Scheme != "http") || u.Host == "" {
+		return fmt.Errorf("server %q: URL %q is not an absolute http(s) URL", srv.Name, srv.URL)
+	}
+	if srv.RefreshFraction < 0 || srv.RefreshFraction >= 1 {
+		return fmt.Errorf("server %q: refresh fraction %v outside [0, 1)", srv.Name, srv.RefreshFraction)
+	}
+	for _, sc := range srv.Scopes {
+		// RFC 6749 §3.3: scope tokens are printable ASCII without space, quote or backslash.
+		if sc == "" || strings.ContainsFunc(sc, func(r rune) bool { return r <= ' ' || r > '~' || r == '"' || r == '\\' }) {
+			return fmt.Errorf("server %q: scope %q is not a valid scope token", srv.Name, sc)
+		}
+	}
+	for k, v := range srv.Params {
+		switch {
+		case k == "" || strings.ContainsFunc(k, func(r rune) bool { return r <= ' ' || r > '~' || r == '=' }):
+			return fmt.Errorf("server %q: parameter name %q is not valid", srv.Name, k)
+		case ReservedParam(k):
+			return fmt.Errorf("server %q: parameter %q is set by authkeeper itself and cannot be overridden", srv.Name, k)
+		case strings.ContainsFunc(v, func(r rune) bool { return r < ' ' }):
+			return fmt.Errorf("server %q: parameter %q has a control character in its value", srv.Name, k)
+		}
+	}
+	switch srv.GrantType {
+	case "":
+	case GrantClientCredentials:
+		if srv.ClientID == "" {
+			return fmt.Errorf("server %q: the client_credentials grant needs a client id", srv.Name)
+		}
+	default:
+		return fmt.Errorf("server %q: grant type %q must be empty or %q", srv.Name, srv.GrantType, GrantClientCredentials)
+	}
+	return nil
 }
 
 // Prefs are app-wide preferences. The zero value is not the default: use DefaultSettings.
@@ -35,6 +107,27 @@ type Prefs struct {
 	Notifications bool   `json:"notifications"` // default true
 	StartAtLogin  bool   `json:"start_at_login"`
 	ProxyPort     int    `json:"proxy_port,omitempty"` // 0: the app's default
+	// ClientMetadataURL is the https URL where authkeeper's Client ID Metadata Document is hosted (see
+	// docs/client-metadata.json); it is the client id at authorization servers that support such
+	// documents. Default "": those servers register authkeeper dynamically instead.
+	ClientMetadataURL string `json:"client_metadata_url,omitempty"`
+}
+
+// ValidClientMetadataURL reports why raw cannot be a Client ID Metadata Document URL: it must be an
+// absolute https URL with a path and no fragment (draft-ietf-oauth-client-id-metadata-document §3).
+func ValidClientMetadataURL(raw string) error {
+	u, err := url.Parse(raw)
+	switch {
+	case err != nil:
+		return fmt.Errorf("client metadata URL %q: %w", raw, err)
+	case u.Scheme != "https" || u.Host == "":
+		return fmt.Errorf("client metadata URL %q must be an absolute https URL", raw)
+	case u.Path == "" || u.Path == "/":
+		return fmt.Errorf("client metadata URL %q must name a document (a path)", raw)
+	case u.Fragment != "" || u.User != nil:
+		return fmt.Errorf("client metadata URL %q must have no fragment and no user info", raw)
+	}
+	return nil
 }
 
 // DefaultSettings is what a missing config file means.
@@ -46,26 +139,24 @@ func DefaultSettings() Settings {
 func (s Settings) Validate() error {
 	seen := map[string]bool{}
 	for _, srv := range s.Servers {
-		if err := ValidName(srv.Name); err != nil {
+		if err := srv.Validate(); err != nil {
 			return err
 		}
 		if seen[srv.Name] {
 			return fmt.Errorf("server %q listed twice", srv.Name)
 		}
 		seen[srv.Name] = true
-		u, err := url.Parse(srv.URL)
-		if err != nil || (u.Scheme != "https" && u.Scheme != "http") || u.Host == "" {
-			return fmt.Errorf("server %q: URL %q is not an absolute http(s) URL", srv.Name, srv.URL)
-		}
-		if srv.RefreshFraction < 0 || srv.RefreshFraction >= 1 {
-			return fmt.Errorf("server %q: refresh fraction %v outside [0, 1)", srv.Name, srv.RefreshFraction)
-		}
 	}
 	if s.Prefs.Store != "keychain" && s.Prefs.Store != "file" {
 		return fmt.Errorf("store %q: must be \"keychain\" or \"file\"", s.Prefs.Store)
 	}
 	if s.Prefs.ProxyPort < 0 || s.Prefs.ProxyPort > 65535 {
 		return fmt.Errorf("proxy port %d out of range", s.Prefs.ProxyPort)
+	}
+	if s.Prefs.ClientMetadataURL != "" {
+		if err := ValidClientMetadataURL(s.Prefs.ClientMetadataURL); err != nil {
+			return err
+		}
 	}
 	return nil
 }

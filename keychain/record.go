@@ -25,6 +25,9 @@ type Record struct {
 	Revision uint64 `json:"revision"`
 	// Written is set by Put to the time of the write (UTC).
 	Written time.Time `json:"written,omitzero"`
+	// RefreshStarted is set (and saved) before a refresh request is sent and cleared by the save of its
+	// result: after a crash it says a refresh may have consumed the stored refresh token.
+	RefreshStarted time.Time `json:"refresh_started,omitzero"`
 }
 
 // Binding is what a grant is bound to: the tokens are valid only for this resource, from this issuer,
@@ -56,6 +59,23 @@ type Binding struct {
 	// the URI is kept because the token is useless without it.
 	RegistrationAccessToken string `json:"registration_access_token,omitempty"`
 	RegistrationClientURI   string `json:"registration_client_uri,omitempty"`
+	// AdvertisedIssuer is the issuer the protected-resource metadata named when it differs from Issuer.
+	AdvertisedIssuer string `json:"advertised_issuer,omitempty"`
+	// TenantIssuer is the concrete issuer resolved from a templated Issuer (Entra {tenantid}).
+	TenantIssuer string `json:"tenant_issuer,omitempty"`
+	// ScopeOnRefresh records that the AS needs the scopes on every refresh.
+	ScopeOnRefresh bool `json:"scope_on_refresh,omitempty"`
+	// ExtraParams are sent on the authorization request and every token request (audience=…).
+	ExtraParams map[string]string `json:"extra_params,omitempty"`
+	// GrantType is "" (authorization code) or "client_credentials".
+	GrantType string `json:"grant_type,omitempty"`
+	// PrivateKey is the PEM key of a private_key_jwt client (a secret); KeyID its `kid`.
+	PrivateKey string `json:"private_key,omitempty"`
+	KeyID      string `json:"key_id,omitempty"`
+	// Rotation is what refreshes showed of the AS's refresh tokens: "", "rotating" or "fixed".
+	Rotation string `json:"rotation,omitempty"`
+	// Quirks are the spec deviations tolerated for this grant (oauth.Quirk values).
+	Quirks []string `json:"quirks,omitempty"`
 }
 
 // redacted describes a secret without revealing it.
@@ -69,9 +89,9 @@ func redacted(s string) string {
 // String describes r without any secret.
 func (r Record) String() string {
 	var b strings.Builder
-	fmt.Fprintf(&b, "{access_token:%s refresh_token:%s expiry:%s scopes:%v token_type:%s binding:%s revision:%d written:%s}",
+	fmt.Fprintf(&b, "{access_token:%s refresh_token:%s expiry:%s scopes:%v token_type:%s binding:%s revision:%d written:%s refresh_started:%s}",
 		redacted(r.AccessToken), redacted(r.RefreshToken), fmtTime(r.Expiry), r.Scopes, r.TokenType,
-		r.Binding, r.Revision, fmtTime(r.Written))
+		r.Binding, r.Revision, fmtTime(r.Written), fmtTime(r.RefreshStarted))
 	return b.String()
 }
 
@@ -92,14 +112,16 @@ func (r Record) LogValue() slog.Value {
 		slog.Any("binding", r.Binding),
 		slog.Uint64("revision", r.Revision),
 		slog.Time("written", r.Written),
+		slog.Time("refresh_started", r.RefreshStarted),
 	)
 }
 
 // String describes b without its secrets.
 func (b Binding) String() string {
-	return fmt.Sprintf("{server_url:%s resource:%s issuer:%s token_endpoint:%s client_id:%s client_secret:%s registration_method:%s registration_access_token:%s registration_client_uri:%s}",
+	return fmt.Sprintf("{server_url:%s resource:%s issuer:%s token_endpoint:%s client_id:%s client_secret:%s registration_method:%s registration_access_token:%s registration_client_uri:%s grant_type:%s private_key:%s key_id:%s rotation:%s quirks:%v}",
 		b.ServerURL, b.Resource, b.Issuer, b.TokenEndpoint, b.ClientID, redacted(b.ClientSecret),
-		b.RegistrationMethod, redacted(b.RegistrationAccessToken), b.RegistrationClientURI)
+		b.RegistrationMethod, redacted(b.RegistrationAccessToken), b.RegistrationClientURI,
+		b.GrantType, redacted(b.PrivateKey), b.KeyID, b.Rotation, b.Quirks)
 }
 
 // GoString is String with the type name, so %#v redacts too.
@@ -120,6 +142,11 @@ func (b Binding) LogValue() slog.Value {
 		slog.String("registration_method", b.RegistrationMethod),
 		slog.String("registration_access_token", redacted(b.RegistrationAccessToken)),
 		slog.String("registration_client_uri", b.RegistrationClientURI),
+		slog.String("grant_type", b.GrantType),
+		slog.String("private_key", redacted(b.PrivateKey)),
+		slog.String("key_id", b.KeyID),
+		slog.String("rotation", b.Rotation),
+		slog.Any("quirks", b.Quirks),
 	)
 }
 

@@ -3,11 +3,15 @@ package keychain
 import (
 	"bytes"
 	"encoding/base64"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
 	"strings"
 	"testing"
+	"time"
+
+	"github.com/google/go-cmp/cmp"
 )
 
 func TestRecordNeverPrintsSecrets(t *testing.T) {
@@ -81,5 +85,45 @@ func TestDecodeErrorsNeverQuoteThePayload(t *testing.T) {
 				t.Errorf("damage reported as not found: %v", err)
 			}
 		})
+	}
+}
+
+// TestRecordIssue11FieldsRoundTripAndStayRedacted: the binding fields added for provider quirks and
+// machine identities survive a store's encoding, and the private key is a secret like the client
+// secret, in every printed form.
+func TestRecordIssue11FieldsRoundTripAndStayRedacted(t *testing.T) {
+	rec := testRecord(16)
+	rec.RefreshStarted = time.Date(2031, 1, 2, 3, 0, 0, 0, time.UTC)
+	rec.Binding.AdvertisedIssuer = "https://mcp.example.com"
+	rec.Binding.TenantIssuer = "https://login.example.com/t1/v2.0"
+	rec.Binding.ScopeOnRefresh = true
+	rec.Binding.ExtraParams = map[string]string{"audience": "https://api.example.com"}
+	rec.Binding.GrantType = "client_credentials"
+	rec.Binding.PrivateKey = "-----BEGIN PRIVATE KEY-----\nSECRETkey\n-----END PRIVATE KEY-----\n"
+	rec.Binding.KeyID = "kid-1"
+	rec.Binding.Rotation = "rotating"
+	rec.Binding.Quirks = []string{"issuer-mismatch", "scope-on-refresh"}
+
+	raw, err := json.Marshal(rec)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var back Record
+	if err := json.Unmarshal(raw, &back); err != nil {
+		t.Fatal(err)
+	}
+	if diff := cmp.Diff(rec, back); diff != "" {
+		t.Errorf("JSON round trip (-want +got):\n%s", diff)
+	}
+	var logged bytes.Buffer
+	slog.New(slog.NewJSONHandler(&logged, nil)).Info("stored", "record", rec)
+	outputs := []string{rec.String(), rec.GoString(), logged.String(), fmt.Sprintf("%v %+v %#v %s %d", rec, rec, rec.Binding, rec.Binding, rec.Binding)}
+	for _, out := range outputs {
+		if strings.Contains(out, "SECRETkey") {
+			t.Errorf("the private key leaks: %s", out)
+		}
+	}
+	if !strings.Contains(rec.Binding.String(), "private_key:redacted") || !strings.Contains(rec.String(), "refresh_started:2031") {
+		t.Errorf("String() lost the non-secret description: %s", rec)
 	}
 }

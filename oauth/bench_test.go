@@ -34,6 +34,12 @@ func newBench(t *testing.T, o benchOptions) *bench {
 	t.Helper()
 	b := &bench{as: testbed.NewAuthServer(t, o.as)}
 	o.mcp.Issuer = b.as.Issuer
+	if o.mcp.AdvertiseAS == "" && b.as.AdvertisedIssuer != b.as.Issuer {
+		o.mcp.AdvertiseAS = b.as.AdvertisedIssuer // the profile's advertised issuer (Entra, Atlassian, Slack)
+	}
+	if b.as.Profile == testbed.ProfileGitHub {
+		o.mcp.Opaque = true // GitHub's tokens are opaque
+	}
 	if o.mcp.Opaque {
 		o.mcp.IntrospectionClientID, o.mcp.IntrospectionClientSecret = b.as.IntrospectionClient()
 	}
@@ -46,6 +52,9 @@ func newBench(t *testing.T, o benchOptions) *bench {
 		b.mcp = testbed.TSMCPServer(t, o.mcp)
 	} else {
 		b.mcp = testbed.GoMCPServer(t, o.mcp)
+	}
+	if b.as.Profile != testbed.ProfileDefault {
+		b.as.SetResource(t, b.mcp.Resource) // the audience profiles choose without `resource`
 	}
 	b.browser = testbed.NewBrowser(t, o.browser)
 	if o.cfg.Opener == nil {

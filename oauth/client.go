@@ -1,7 +1,13 @@
 // Package oauth is authkeeper's MCP authorization client: it probes a server for what it needs
-// (RFC 9728, RFC 8414), registers a client (static id, Client ID Metadata Document, RFC 7591), signs in
-// through a loopback redirect (RFC 8252, PKCE, RFC 9207 `iss`, RFC 8707 `resource`) or the device flow
-// (RFC 8628), refreshes and revokes (RFC 7009), and classifies failures into one *Error.
+// (RFC 9728, RFC 8414, the 2025-03-26 fallbacks), registers a client (static id, Client ID Metadata
+// Document, RFC 7591), signs in through a loopback redirect (RFC 8252, PKCE, RFC 9207 `iss`, RFC 8707
+// `resource`) or the device flow (RFC 8628), obtains machine tokens (client credentials, cross-app
+// access), refreshes and revokes (RFC 7009), and classifies failures into one *Error.
+//
+// It is strict where security needs it (PKCE always sent, state and iss checked, metadata only from the
+// origin asked, no secret ever follows a redirect) and lenient where real providers deviate harmlessly
+// (Entra ID, Atlassian, Slack, GitHub, Auth0): each tolerated deviation is a Quirk recorded in the grant,
+// for status to show.
 //
 // It speaks the protocol only: storage, scheduling and single-flight refresh belong to the engine. Token
 // requests are made by hand because golang.org/x/oauth2 does not send `resource` on refresh.
@@ -11,6 +17,7 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"strings"
 	"sync"
 	"time"
 )
@@ -54,7 +61,14 @@ type Config struct {
 	DefaultTokenLifetime time.Duration
 	// MaxScopes caps the scope union a step-up may request. Default: 32.
 	MaxScopes int
+	// PKCEAssumedIssuers are the hosts of authorization servers known to support PKCE S256 without
+	// advertising it; their grants also send the scopes on every refresh (both are Entra ID traits).
+	// Default: login.microsoftonline.com, login.microsoftonline.us, login.partner.microsoftonline.cn.
+	PKCEAssumedIssuers []string
 }
+
+// DefaultPKCEAssumedIssuers is the default of Config.PKCEAssumedIssuers: Entra ID's clouds.
+var DefaultPKCEAssumedIssuers = []string{"login.microsoftonline.com", "login.microsoftonline.us", "login.partner.microsoftonline.cn"}
 
 // Errors for the caller to branch on.
 var (
@@ -75,9 +89,11 @@ type Client struct {
 	timeout  time.Duration
 	lifetime time.Duration
 	maxScope int
+	pkceOK   []string // hosts, lower-cased
 
-	mu     sync.Mutex
-	active map[string]bool // resources with an interactive sign-in under way
+	mu        sync.Mutex
+	active    map[string]bool   // resources with an interactive sign-in under way
+	lingering map[int]*loopback // finished sign-ins' listeners, by port (see Client.finish)
 }
 
 // New validates cfg and returns a Client.
@@ -85,7 +101,7 @@ func New(cfg Config) (*Client, error) {
 	c := &Client{
 		http: cfg.HTTPClient, opener: cfg.Opener, clock: cfg.Clock, after: cfg.After,
 		name: cfg.ClientName, cimdURL: cfg.ClientMetadataURL, timeout: cfg.SignInTimeout,
-		lifetime: cfg.DefaultTokenLifetime, maxScope: cfg.MaxScopes, active: map[string]bool{},
+		lifetime: cfg.DefaultTokenLifetime, maxScope: cfg.MaxScopes, active: map[string]bool{}, lingering: map[int]*loopback{},
 	}
 	if c.http == nil {
 		c.http = &http.Client{Timeout: 30 * time.Second}
@@ -119,6 +135,13 @@ func New(cfg Config) (*Client, error) {
 	}
 	if c.maxScope == 0 {
 		c.maxScope = 32
+	}
+	hosts := cfg.PKCEAssumedIssuers
+	if hosts == nil {
+		hosts = DefaultPKCEAssumedIssuers
+	}
+	for _, h := range hosts {
+		c.pkceOK = append(c.pkceOK, strings.ToLower(strings.TrimSpace(h)))
 	}
 	return c, nil
 }

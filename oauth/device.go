@@ -60,11 +60,12 @@ func (c *Client) StartDevice(ctx context.Context, p *Probe, opts SignInOptions) 
 func (c *Client) deviceAuthorization(ctx context.Context, g Grant) (*DeviceAuthorization, error) {
 	form := url.Values{}
 	if len(g.Scopes) > 0 {
-		form.Set("scope", strings.Join(g.Scopes, " "))
+		form.Set("scope", strings.Join(requestScopes(g.Scopes), " "))
 	}
 	if !g.OmitResource && g.Resource != "" {
 		form.Set("resource", g.Resource)
 	}
+	addExtraParams(form, g.ExtraParams)
 	var r struct {
 		DeviceCode              string          `json:"device_code"`
 		UserCode                string          `json:"user_code"`
@@ -74,7 +75,7 @@ func (c *Client) deviceAuthorization(ctx context.Context, g Grant) (*DeviceAutho
 		ExpiresIn               json.RawMessage `json:"expires_in"` // numbers, or strings from some providers
 		Interval                json.RawMessage `json:"interval"`
 	}
-	if err := c.postForm(ctx, "device authorization", g.DeviceAuthorizationEndpoint, form, authOf(g), &r); err != nil {
+	if err := c.postForm(ctx, "device authorization", g.DeviceAuthorizationEndpoint, form, c.authOf(g), &r); err != nil {
 		return nil, err
 	}
 	if r.VerificationURI == "" {
@@ -122,14 +123,15 @@ func (c *Client) PollDevice(ctx context.Context, d *DeviceAuthorization) (Token,
 		if !c.clock.Now().Before(d.ExpiresAt) {
 			continue // expired while waiting: report it without polling
 		}
-		tok, omitted, err := c.tokenRequest(ctx, "device sign-in", g, form, g.Scopes)
-		if omitted {
-			g.OmitResource = true
+		res, err := c.tokenRequest(ctx, "device sign-in", g, form, g.Scopes, false)
+		if err == nil {
+			if g, err = learn(g.Issuer, g, "", res); err != nil {
+				return Token{}, g, err
+			}
+			return res.tok, g, nil
 		}
 		var oe *Error
 		switch {
-		case err == nil:
-			return tok, g, nil
 		case errors.As(err, &oe) && oe.Code == "authorization_pending":
 		case errors.As(err, &oe) && oe.Code == "slow_down":
 			d.Interval += 5 * time.Second

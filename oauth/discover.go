@@ -12,8 +12,10 @@ import (
 var (
 	// ErrResourceMismatch: protected-resource metadata names a different resource (RFC 9728 §3.3).
 	ErrResourceMismatch = errors.New("oauth: resource metadata is for a different resource")
-	// ErrIssuerMismatch: AS metadata names a different issuer (RFC 8414 §3.3), or an authorization
-	// response's `iss` is missing or wrong (RFC 9207).
+	// ErrIssuerMismatch: an authorization response's `iss` is missing or wrong (RFC 9207), a token
+	// names another tenant than its templated issuer allows, or AS metadata came from another origin
+	// than asked or names a template that does not fit. (A plain issuer mismatch in the metadata is
+	// tolerated: QuirkIssuerMismatch.)
 	ErrIssuerMismatch = errors.New("oauth: issuer mismatch")
 )
 
@@ -76,33 +78,82 @@ func asMetadataURLs(issuer string) ([]string, error) {
 	}, nil
 }
 
-// authServerMetadata fetches and validates the metadata of issuer: the document's issuer must equal it,
-// and it must support PKCE S256.
-func (c *Client) authServerMetadata(ctx context.Context, issuer string) (*ASMetadata, error) {
+// authServerMetadata fetches and validates the metadata of the authorization server the resource
+// names. RFC 8414 §3.3 wants the document's issuer to equal that URL; real providers break it in two
+// forms, both accepted and reported as a quirk:
+//   - a templated issuer (Entra /common, /organizations: https://host/{tenantid}/v2.0) whose shape fits
+//     the URL asked (QuirkIssuerTemplate); each sign-in then resolves and checks a concrete tenant;
+//   - another issuer altogether (Atlassian, Slack: QuirkIssuerMismatch).
+//
+// Mix-up protection stays: the grant is bound to the document's issuer, RFC 9207 `iss` is checked
+// against it, and a document is used only if it came from the origin it was asked of (a redirect to
+// another origin is refused), so only that origin's operator can name the issuer.
+func (c *Client) authServerMetadata(ctx context.Context, issuer string) (*ASMetadata, []Quirk, error) {
+	as, quirks, err := c.findASMetadata(ctx, issuer, false)
+	if err == nil && as == nil {
+		err = discoverErr(ClassMisconfigured, 0, fmt.Errorf("no authorization server metadata found for %s", issuer))
+	}
+	return as, quirks, err
+}
+
+// findASMetadata is authServerMetadata, returning nil, nil, nil when no document exists. guessing
+// (the 2025-03-26 fallback, where the URL is a guess) treats a document that does not decode, or a
+// server error, as no document: a web app answering every path with its HTML page is not an AS.
+func (c *Client) findASMetadata(ctx context.Context, issuer string, guessing bool) (*ASMetadata, []Quirk, error) {
 	if err := checkURL(issuer); err != nil {
-		return nil, discoverErr(ClassMisconfigured, 0, fmt.Errorf("authorization server %q: %w", issuer, err))
+		return nil, nil, discoverErr(ClassMisconfigured, 0, fmt.Errorf("authorization server %q: %w", issuer, err))
 	}
 	urls, err := asMetadataURLs(issuer)
 	if err != nil {
-		return nil, discoverErr(ClassMisconfigured, 0, err)
+		return nil, nil, discoverErr(ClassMisconfigured, 0, err)
 	}
 	for _, u := range urls {
-		body, err := c.getDocument(ctx, u)
+		body, final, err := c.fetchDocument(ctx, u)
 		if err != nil {
-			if e := fetchErr("authorization server metadata", u, err); e != nil {
-				return nil, e
+			if e := fetchErr("authorization server metadata", u, err); e != nil && !guessing {
+				return nil, nil, e
 			}
 			continue
 		}
+		if !sameOrigin(final, u) {
+			return nil, nil, discoverErr(ClassMisconfigured, 0,
+				fmt.Errorf("%w: the metadata asked of %s was served by another origin, %s", ErrIssuerMismatch, hostOf(u), originOf(final)))
+		}
 		as, err := DecodeASMetadata(body)
 		if err != nil {
-			return nil, discoverErr(ClassMisconfigured, 0, fmt.Errorf("%s: %w", u, err))
+			if guessing {
+				continue
+			}
+			return nil, nil, discoverErr(ClassMisconfigured, 0, fmt.Errorf("%s: %w", u, err))
 		}
-		if !sameIssuer(as.Issuer, issuer) {
-			return nil, discoverErr(ClassMisconfigured, 0,
-				fmt.Errorf("%w: %s names issuer %q, expected %q", ErrIssuerMismatch, u, as.Issuer, issuer))
+		var quirks []Quirk
+		switch {
+		case sameIssuer(as.Issuer, issuer):
+		case isTemplate(as.Issuer) && sameHost(as.Issuer, issuer):
+			if _, ok := matchTemplate(as.Issuer, issuer); !ok {
+				return nil, nil, discoverErr(ClassMisconfigured, 0,
+					fmt.Errorf("%w: %s names the issuer template %q, which %q does not fit", ErrIssuerMismatch, u, as.Issuer, issuer))
+			}
+			quirks = append(quirks, QuirkIssuerTemplate)
+		case isTemplate(as.Issuer):
+			return nil, nil, discoverErr(ClassMisconfigured, 0,
+				fmt.Errorf("%w: %s names the issuer template %q of another host", ErrIssuerMismatch, u, as.Issuer))
+		default:
+			quirks = append(quirks, QuirkIssuerMismatch)
 		}
-		return as, nil
+		return as, quirks, nil
 	}
-	return nil, discoverErr(ClassMisconfigured, 0, fmt.Errorf("no authorization server metadata found for %s", issuer))
+	return nil, nil, nil
+}
+
+// sameOrigin reports whether two URLs share scheme, host and port.
+func sameOrigin(a, b string) bool { return originOf(a) == originOf(b) && originOf(a) != "" }
+
+// originOf returns scheme://host of a URL, lower-cased, or "" if it does not parse.
+func originOf(raw string) string {
+	u, err := url.Parse(raw)
+	if err != nil || u.Host == "" {
+		return ""
+	}
+	return strings.ToLower(u.Scheme + "://" + u.Host)
 }

@@ -13,6 +13,33 @@ const (
 	AuthClientSecretBasic AuthMethod = "client_secret_basic"
 	// AuthClientSecretPost sends the id and secret in the body.
 	AuthClientSecretPost AuthMethod = "client_secret_post"
+	// AuthPrivateKeyJWT sends an RFC 7523 §2.2 client assertion signed with the client's private key
+	// (OpenID Connect Core §9).
+	AuthPrivateKeyJWT AuthMethod = "private_key_jwt"
+)
+
+// GrantType is the OAuth grant a Grant's tokens come from, which decides how Refresh renews them.
+type GrantType string
+
+const (
+	// GrantAuthorizationCode: a user signed in (browser or device flow); renewed with the refresh
+	// token. The empty GrantType means this too.
+	GrantAuthorizationCode GrantType = "authorization_code"
+	// GrantClientCredentials: a machine identity (RFC 6749 §4.4); renewed by asking again with the
+	// client's credentials, no refresh token.
+	GrantClientCredentials GrantType = "client_credentials"
+)
+
+// Rotation is what Refresh learned about the AS's refresh tokens (RFC 6749 §6, OAuth 2.1 §4.3.1).
+type Rotation string
+
+const (
+	// RotationUnknown: no refresh yet.
+	RotationUnknown Rotation = ""
+	// RotationRotating: the AS returned a new refresh token; the old one is spent.
+	RotationRotating Rotation = "rotating"
+	// RotationFixed: the AS returned none, or the same one; it stays valid.
+	RotationFixed Rotation = "fixed"
 )
 
 // RegistrationMethod records where the client id came from, which decides whether an evicted client can
@@ -57,12 +84,34 @@ type Grant struct {
 	OmitResource bool `json:"omit_resource,omitempty"`
 	// Scopes are the scopes last requested, reused when signing in again.
 	Scopes []string `json:"scopes,omitempty"`
+	// AdvertisedIssuer is the authorization server the protected-resource metadata named when it
+	// differs from Issuer (QuirkIssuerMismatch); informational, nothing is sent to it.
+	AdvertisedIssuer string `json:"advertised_issuer,omitempty"`
+	// TenantIssuer is the concrete issuer resolved from a templated Issuer (Entra's {tenantid}):
+	// authorization responses and tokens of this grant must name it.
+	TenantIssuer string `json:"tenant_issuer,omitempty"`
+	// ScopeOnRefresh makes every refresh send Scopes (Entra v2 requires it).
+	ScopeOnRefresh bool `json:"scope_on_refresh,omitempty"`
+	// ExtraParams are sent on the authorization request and on every token request (e.g. Auth0's
+	// audience). They never override a parameter the protocol sets.
+	ExtraParams map[string]string `json:"extra_params,omitempty"`
+	// GrantType is how tokens are obtained; "" means GrantAuthorizationCode.
+	GrantType GrantType `json:"grant_type,omitempty"`
+	// PrivateKey is the PEM private key of an AuthPrivateKeyJWT client: a secret, redacted like
+	// ClientSecret. KeyID, when set, goes in the assertion's `kid` header.
+	PrivateKey string `json:"private_key,omitempty"`
+	KeyID      string `json:"key_id,omitempty"`
+	// Rotation is what refreshes have shown of the AS's refresh-token policy.
+	Rotation Rotation `json:"rotation,omitempty"`
+	// Quirks are the spec deviations tolerated for this grant, for status to show.
+	Quirks []Quirk `json:"quirks,omitempty"`
 }
 
-// String describes the grant without the client secret.
+// String describes the grant without the client secret or private key.
 func (g Grant) String() string {
-	return fmt.Sprintf("Grant{resource=%s issuer=%s client=%s secret=%s auth=%s registration=%s omit_resource=%t}",
-		g.Resource, g.Issuer, g.ClientID, redact(g.ClientSecret), g.AuthMethod, g.Registration, g.OmitResource)
+	return fmt.Sprintf("Grant{resource=%s issuer=%s client=%s secret=%s key=%s auth=%s registration=%s grant_type=%s omit_resource=%t quirks=%q}",
+		g.Resource, g.Issuer, g.ClientID, redact(g.ClientSecret), redact(g.PrivateKey), g.AuthMethod, g.Registration,
+		g.GrantType, g.OmitResource, g.Quirks)
 }
 
 // GoString makes %#v as safe as %v.

@@ -255,7 +255,10 @@ func printed(err error) string {
 
 func TestFailedTokenRequestsNeverCarryTheirSecrets(t *testing.T) {
 	const clientSecret = "CS-secret/+=" // escapes in a form body
-	secrets := []string{"RT-secret", "CS-secret", url.QueryEscape(clientSecret), "CODE-secret", "CV-secret", "DC-secret", "AT-secret", "KEY-secret"}
+	keyPEM, _ := pemKey(t, "ec")
+	keyBody := strings.Split(keyPEM, "\n")[1] // a line of the key's base64
+	// "eyJ" starts every base64url JSON object: a client assertion's header or payload.
+	secrets := []string{"RT-secret", "CS-secret", url.QueryEscape(clientSecret), "CODE-secret", "CV-secret", "DC-secret", "AT-secret", "KEY-secret", "eyJ", keyBody}
 	for name, endpoint := range hostileTokenEndpoints(t) {
 		t.Run(name, func(t *testing.T) {
 			clock := newFakeClock()
@@ -264,13 +267,20 @@ func TestFailedTokenRequestsNeverCarryTheirSecrets(t *testing.T) {
 				t.Fatal(err)
 			}
 			errs := map[string]error{}
-			for _, method := range []AuthMethod{AuthClientSecretPost, AuthClientSecretBasic} {
-				g := Grant{TokenEndpoint: endpoint, RevocationEndpoint: endpoint, ClientID: "id", ClientSecret: clientSecret, AuthMethod: method}
+			for _, method := range []AuthMethod{AuthClientSecretPost, AuthClientSecretBasic, AuthPrivateKeyJWT} {
+				g := Grant{TokenEndpoint: endpoint, RevocationEndpoint: endpoint, ClientID: "id", ClientSecret: clientSecret, AuthMethod: method,
+					Issuer: "https://as.example", PrivateKey: keyPEM}
+				if method == AuthPrivateKeyJWT {
+					g.ClientSecret = ""
+				}
 				_, _, errs["refresh "+string(method)] = c.Refresh(t.Context(), g, "RT-secret")
-				_, _, errs["code exchange "+string(method)] = c.completeAuthorization(t.Context(), &ASMetadata{Issuer: "https://as.example"}, g,
+				_, errs["code exchange "+string(method)] = c.completeAuthorization(t.Context(), &ASMetadata{Issuer: "https://as.example"}, g,
 					url.Values{"code": {"CODE-secret"}, "state": {"s"}}, "s", "CV-secret", "http://127.0.0.1/callback")
 				d := &DeviceAuthorization{deviceCode: "DC-secret", grant: g, Interval: time.Second, ExpiresAt: clock.Now().Add(3 * time.Second)}
 				_, _, errs["device poll "+string(method)] = c.PollDevice(t.Context(), d)
+				cc := g
+				cc.GrantType = GrantClientCredentials
+				_, _, errs["client credentials "+string(method)] = c.Refresh(t.Context(), cc, "")
 				// A 200 is success for revocation (RFC 7009 §2.2) whatever its body, so nil is fine here.
 				if err := c.Revoke(t.Context(), g, Token{AccessToken: "AT-secret", RefreshToken: "RT-secret"}); err != nil {
 					errs["revoke "+string(method)] = err

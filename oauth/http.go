@@ -64,24 +64,31 @@ func refuseRedirect(next func(*http.Request, []*http.Request) error) func(*http.
 // getDocument GETs a JSON document. It refuses insecure URLs, and does not follow redirects to them
 // (refuseRedirect).
 func (c *Client) getDocument(ctx context.Context, rawURL string) ([]byte, error) {
+	b, _, err := c.fetchDocument(ctx, rawURL)
+	return b, err
+}
+
+// fetchDocument is getDocument, also returning the URL that finally answered after redirects.
+func (c *Client) fetchDocument(ctx context.Context, rawURL string) ([]byte, string, error) {
 	if err := checkURL(rawURL); err != nil {
-		return nil, err
+		return nil, "", err
 	}
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, rawURL, nil)
 	if err != nil {
-		return nil, err
+		return nil, "", err
 	}
 	req.Header.Set("Accept", "application/json")
 	resp, err := c.http.Do(req)
 	if err != nil {
-		return nil, err
+		return nil, "", err
 	}
 	defer resp.Body.Close()
 	if resp.StatusCode != http.StatusOK {
 		_, _ = io.Copy(io.Discard, io.LimitReader(resp.Body, maxBody))
-		return nil, &statusError{resp.StatusCode}
+		return nil, "", &statusError{resp.StatusCode}
 	}
-	return readBody(resp.Body)
+	b, err := readBody(resp.Body)
+	return b, resp.Request.URL.String(), err
 }
 
 // postForm POSTs an application/x-www-form-urlencoded request to an AS endpoint, authenticating as the
@@ -91,7 +98,9 @@ func (c *Client) postForm(ctx context.Context, op, endpoint string, form url.Val
 	if err := checkURL(endpoint); err != nil {
 		return &Error{Op: op, Class: ClassMisconfigured, Err: err}
 	}
-	cl.apply(form)
+	if err := cl.apply(form); err != nil {
+		return &Error{Op: op, Class: ClassMisconfigured, Err: err}
+	}
 	req, err := http.NewRequestWithContext(ctx, http.MethodPost, endpoint, strings.NewReader(form.Encode()))
 	if err != nil {
 		return &Error{Op: op, Class: ClassMisconfigured, Err: err}
@@ -108,7 +117,8 @@ func (c *Client) postForm(ctx context.Context, op, endpoint string, form url.Val
 
 // secretParams are the request parameters whose values must never reach an error, even when a server
 // echoes them back in error_description.
-var secretParams = []string{"refresh_token", "code", "code_verifier", "client_secret", "device_code", "token"}
+var secretParams = []string{"refresh_token", "code", "code_verifier", "client_secret", "device_code", "token",
+	"client_assertion", "assertion", "subject_token"}
 
 // scrub replaces every secret in s, as sent and as form-encoded.
 func scrub(s string, secrets []string) string {

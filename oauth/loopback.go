@@ -2,6 +2,7 @@ package oauth
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"html"
 	"net"
@@ -45,6 +46,13 @@ func listenLoopback(port int) (*loopback, error) {
 	return l, nil
 }
 
+// port is the listener's port.
+func (l *loopback) port() int { return l.ln.Addr().(*net.TCPAddr).Port }
+
+// rearm makes the listener accept a callback again, for a sign-in that asks the AS a second time. The
+// previous callback must have been answered.
+func (l *loopback) rearm() { l.accepted.Store(false) }
+
 // redirectURI is the redirect_uri of this listener, with its port.
 func (l *loopback) redirectURI() string {
 	return "http://" + l.ln.Addr().String() + redirectPath
@@ -67,6 +75,10 @@ func (l *loopback) handle(w http.ResponseWriter, r *http.Request) {
 	case <-r.Context().Done():
 		return
 	}
+	if errors.Is(err, errRetrying) {
+		fmt.Fprint(w, page("One more step", "The authorization server needs to be asked again. Continue in the new browser tab (or paste the new sign-in URL); you can close this one."))
+		return
+	}
 	if err != nil {
 		w.WriteHeader(http.StatusBadRequest)
 		fmt.Fprint(w, page("Sign-in failed", "authkeeper could not sign in: "+err.Error()+". You can close this tab and try again."))
@@ -75,25 +87,58 @@ func (l *loopback) handle(w http.ResponseWriter, r *http.Request) {
 	fmt.Fprint(w, page("Signed in", "authkeeper is signed in. You can close this tab."))
 }
 
-// lingerAfterSignIn keeps a random-port listener open briefly after the sign-in, so a reload or a second
-// delivery of the callback gets a page saying it was already handled instead of a connection error.
-// A fixed port is released at once: the next sign-in may need it.
+// lingerAfterSignIn keeps a listener open briefly after the sign-in, so a reload or a second delivery
+// of the callback gets a page saying it was already handled instead of a connection error. A sign-in
+// that needs the port meanwhile takes it over at once (Client.reclaim).
 const lingerAfterSignIn = 2 * time.Second
+
+// finish ends a sign-in's listener: no callback is accepted any more (one that arrived after the
+// sign-in stopped waiting is answered with late), and the listener lingers, registered under its port
+// so that the next sign-in on that port can reclaim it.
+func (c *Client) finish(lb *loopback, late error) {
+	lb.stop(late)
+	port := lb.port()
+	c.mu.Lock()
+	if old := c.lingering[port]; old != nil && old != lb {
+		defer old.shutdown()
+	}
+	c.lingering[port] = lb
+	c.mu.Unlock()
+	time.AfterFunc(lingerAfterSignIn, func() { c.reclaim(port, lb) })
+}
+
+// reclaim shuts down the listener lingering on port (only that one, when only is set), if any.
+func (c *Client) reclaim(port int, only *loopback) {
+	c.mu.Lock()
+	lb := c.lingering[port]
+	if lb == nil || (only != nil && lb != only) {
+		c.mu.Unlock()
+		return
+	}
+	delete(c.lingering, port)
+	c.mu.Unlock()
+	lb.shutdown()
+}
 
 // close stops the listener, now or after lingering, giving a handler a moment to finish the page it is
 // writing. A callback that arrived after the sign-in stopped waiting is answered with late.
 func (l *loopback) close(late error, linger bool) {
-	select {
-	case cb := <-l.got:
-		cb.reply <- late
-	default:
-	}
-	l.accepted.Store(true) // from now on every callback is a late one
+	l.stop(late)
 	if linger {
 		time.AfterFunc(lingerAfterSignIn, l.shutdown)
 		return
 	}
 	l.shutdown()
+}
+
+// stop answers a callback still queued with late and makes every later one a late one.
+func (l *loopback) stop(late error) {
+	select {
+	case cb := <-l.got:
+		cb.reply <- late
+	default:
+	}
+	l.accepted.Store(true)
 }
 
 func (l *loopback) shutdown() {

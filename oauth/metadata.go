@@ -61,8 +61,9 @@ func DecodePRM(data []byte) (*ResourceMetadata, error) {
 }
 
 // DecodeASMetadata decodes and validates authorization-server metadata: issuer, authorization and token
-// endpoints present, every endpoint https (or loopback http), and PKCE S256 supported (the MCP spec
-// forbids proceeding without it). It does not compare the issuer; discovery does.
+// endpoints present, every endpoint https (or loopback http). It does not compare the issuer, and does
+// not require PKCE S256 to be advertised: discovery does both, and records what it tolerated
+// (Probe.PKCE, Probe.Quirks).
 func DecodeASMetadata(data []byte) (*ASMetadata, error) {
 	var m ASMetadata
 	if err := json.Unmarshal(data, &m); err != nil {
@@ -86,14 +87,17 @@ func DecodeASMetadata(data []byte) (*ASMetadata, error) {
 			return nil, fmt.Errorf("authorization server metadata %s: %w", name, err)
 		}
 	}
-	if !slices.Contains(m.CodeChallengeMethodsSupported, "S256") {
-		return nil, ErrNoPKCE
-	}
 	return &m, nil
 }
 
-// ErrNoPKCE reports an authorization server that does not advertise PKCE S256.
-var ErrNoPKCE = errors.New("oauth: authorization server does not support PKCE S256")
+// AdvertisesS256 reports whether the metadata lists PKCE S256 in code_challenge_methods_supported.
+func (m *ASMetadata) AdvertisesS256() bool {
+	return slices.Contains(m.CodeChallengeMethodsSupported, "S256")
+}
+
+// ErrNoPKCE reports an authorization server that does not advertise PKCE S256 and is not known to
+// support it: SignIn refuses it unless SignInOptions.AssumePKCE.
+var ErrNoPKCE = errors.New("oauth: authorization server does not advertise PKCE S256")
 
 // checkURL accepts https URLs, and http URLs whose host is a loopback address or "localhost". Its errors
 // name the URL by scheme, host and path only: the rest (user:password@, a query holding a key) may be

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"net/url"
 	"slices"
 	"strings"
 )
@@ -56,15 +57,40 @@ type Probe struct {
 	// Registration is the route to a client id that needs nothing from the user, or "" when only a
 	// user-supplied client id will do.
 	Registration RegistrationMethod
+	// PKCE says whether the AS advertises S256 (SignIn refuses PKCEMissing without
+	// SignInOptions.AssumePKCE).
+	PKCE PKCESupport
+	// AdvertisedIssuer is the authorization server the protected-resource metadata named when the AS
+	// metadata found there names another issuer (QuirkIssuerMismatch).
+	AdvertisedIssuer string
+	// Quirks are the deviations discovery tolerated; SignIn copies them into the grant.
+	Quirks []Quirk
 }
+
+// PKCESupport is what is known of an AS's support for PKCE S256 (RFC 7636).
+type PKCESupport string
+
+const (
+	// PKCEAdvertised: code_challenge_methods_supported lists S256.
+	PKCEAdvertised PKCESupport = "advertised"
+	// PKCEAssumed: not advertised, but the issuer's host is in Config.PKCEAssumedIssuers, or the AS
+	// is a 2025-03-26 server's default endpoints (that revision made PKCE mandatory on both sides).
+	PKCEAssumed PKCESupport = "assumed"
+	// PKCEMissing: not advertised by an unknown issuer.
+	PKCEMissing PKCESupport = "missing"
+)
 
 // initialize is a minimal MCP initialize request: the unauthenticated request that draws the 401.
 const initialize = `{"jsonrpc":"2.0","id":1,"method":"initialize","params":{"protocolVersion":"2025-06-18",` +
 	`"capabilities":{},"clientInfo":{"name":"authkeeper-probe","version":"0"}}}`
 
 // Probe sends an unauthenticated MCP request to serverURL and follows the 401's pointers to the
-// authorization server. Discovery failures are *Error with Op "discover": transient when a server
-// could not be reached or answered 5xx, misconfigured when a document is malformed or mismatched.
+// authorization server. A server that answers initialize is asked, within the session, for what a
+// client does next (see probeSession) before it is called NoAuth. A server without protected-resource
+// metadata is tried as the 2025-03-26 revision says (see legacyAuthServer). Discovery failures are
+// *Error with Op "discover": transient when a server could not be reached or answered 5xx,
+// misconfigured when a document is malformed or mismatched. An AS that does not advertise PKCE S256 is
+// no failure here: Probe.PKCE says so and SignIn decides.
 func (c *Client) Probe(ctx context.Context, serverURL string) (*Probe, error) {
 	if err := checkURL(serverURL); err != nil {
 		return nil, discoverErr(ClassMisconfigured, 0, err)
@@ -79,86 +105,123 @@ func (c *Client) Probe(ctx context.Context, serverURL string) (*Probe, error) {
 	if err != nil {
 		return nil, discoverErr(ClassTransient, 0, redactURLError(err))
 	}
-	_, _ = io.Copy(io.Discard, io.LimitReader(resp.Body, maxBody))
+	body, _ := io.ReadAll(io.LimitReader(resp.Body, maxBody))
 	resp.Body.Close()
 	p := &Probe{ServerURL: serverURL}
+	status, header := resp.StatusCode, resp.Header
 	switch {
-	case resp.StatusCode >= 200 && resp.StatusCode <= 299:
-		c.closeSession(ctx, serverURL, resp.Header.Get("Mcp-Session-Id"))
-		p.Reason = "the server answered without credentials"
-		return p, nil
-	case resp.StatusCode == http.StatusUnauthorized, resp.StatusCode == http.StatusForbidden:
-	case resp.StatusCode >= 500:
-		return nil, discoverErr(ClassTransient, resp.StatusCode, fmt.Errorf("MCP server answered HTTP %d", resp.StatusCode))
+	case status >= 200 && status <= 299:
+		s := session{id: resp.Header.Get("Mcp-Session-Id"), version: protocolVersion(resp.Header.Get("Content-Type"), body)}
+		refusal, ok := c.probeSession(ctx, serverURL, s)
+		c.closeSession(ctx, serverURL, s.id)
+		if !ok {
+			p.Reason = "the server answered without credentials"
+			return p, nil
+		}
+		status, header = refusal.status, refusal.header
+		p.Reason = "the server answered initialize without credentials but asks for a token for " + refusal.method + "; "
+	case status == http.StatusUnauthorized, status == http.StatusForbidden:
+	case status >= 500:
+		return nil, discoverErr(ClassTransient, status, fmt.Errorf("MCP server answered HTTP %d", status))
 	default:
-		return nil, discoverErr(ClassMisconfigured, resp.StatusCode,
-			fmt.Errorf("MCP server answered HTTP %d to initialize; is the URL an MCP endpoint?", resp.StatusCode))
+		return nil, discoverErr(ClassMisconfigured, status,
+			fmt.Errorf("MCP server answered HTTP %d to initialize; is the URL an MCP endpoint?", status))
 	}
-	ch, ok := BearerChallenge(resp.Header)
+	if err := c.discover(ctx, p, status, header); err != nil {
+		return nil, err
+	}
+	return p, nil
+}
+
+// discover fills p from a refusal (status, header): protected-resource metadata and its authorization
+// server, else the 2025-03-26 fallbacks, else a StaticToken verdict.
+func (c *Client) discover(ctx context.Context, p *Probe, status int, header http.Header) error {
+	ch, bearer := BearerChallenge(header)
 	p.Challenge = ch
 	p.Requirement = StaticToken
-	prm, err := c.resourceMetadata(ctx, serverURL, ch.Params["resource_metadata"])
+	prm, err := c.resourceMetadata(ctx, p.ServerURL, ch.Params["resource_metadata"])
 	if err != nil {
-		return nil, err
+		return err
 	}
 	if prm == nil {
-		if ok {
-			p.Reason = fmt.Sprintf("the server answered HTTP %d with a Bearer challenge but publishes no protected-resource metadata", resp.StatusCode)
-		} else {
-			p.Reason = fmt.Sprintf("the server answered HTTP %d without a Bearer challenge or protected-resource metadata", resp.StatusCode)
+		// MCP 2025-03-26 had no protected-resource metadata; its servers answer 401 with a bare Bearer
+		// challenge or none. Another scheme (ApiKey, Basic) says the server wants something else.
+		if status == http.StatusUnauthorized && (bearer || len(header.Values("WWW-Authenticate")) == 0) {
+			as, quirks, pkce, err := c.legacyAuthServer(ctx, p.ServerURL)
+			if err != nil {
+				return err
+			}
+			if as != nil {
+				c.accept(p, p.ServerURL, originOf(p.ServerURL), as, quirks, pkce, nil)
+				return nil
+			}
 		}
-		return p, nil
+		if bearer {
+			p.Reason += fmt.Sprintf("the server answered HTTP %d with a Bearer challenge but publishes no protected-resource or authorization server metadata", status)
+		} else {
+			p.Reason += fmt.Sprintf("the server answered HTTP %d without a Bearer challenge or protected-resource metadata", status)
+		}
+		return nil
 	}
 	if len(prm.AuthorizationServers) == 0 {
-		p.Reason = "the server's protected-resource metadata names no authorization server"
-		return p, nil
+		p.Reason += "the server's protected-resource metadata names no authorization server"
+		return nil
 	}
-	as, err := c.authServerMetadata(ctx, prm.AuthorizationServers[0])
+	advertised := prm.AuthorizationServers[0]
+	as, quirks, err := c.authServerMetadata(ctx, advertised)
 	if err != nil {
-		return nil, err
+		return err
 	}
-	p.Requirement, p.Resource, p.ResourceMetadata, p.AuthServer = OAuthSignIn, prm.Resource, prm, as
-	p.Scopes = chooseScopes(ch.Scopes(), prm.ScopesSupported, as.ScopesSupported)
+	p.ResourceMetadata = prm
+	c.accept(p, prm.Resource, advertised, as, quirks, c.pkceSupport(as), prm.ScopesSupported)
+	return nil
+}
+
+// accept makes p an OAuthSignIn verdict for as, reached through advertised.
+func (c *Client) accept(p *Probe, resource, advertised string, as *ASMetadata, quirks []Quirk, pkce PKCESupport, resourceScopes []string) {
+	p.Requirement, p.Resource, p.AuthServer, p.PKCE = OAuthSignIn, resource, as, pkce
+	p.Quirks = quirks
+	if slices.Contains(quirks, QuirkIssuerMismatch) {
+		p.AdvertisedIssuer = advertised
+	}
+	if pkce == PKCEAssumed {
+		p.Quirks = withQuirk(p.Quirks, QuirkPKCEAssumed)
+	}
+	if c.knownHost(as.Issuer) {
+		// Entra v2 refuses a refresh without scope (AADSTS90014): send it from the first refresh on.
+		p.Quirks = withQuirk(p.Quirks, QuirkScopeOnRefresh)
+	}
+	p.Scopes = chooseScopes(p.Challenge.Scopes(), resourceScopes, as.ScopesSupported)
 	switch {
 	case as.ClientIDMetadataDocumentSupported && c.cimdURL != "":
 		p.Registration = RegistrationMetadataDocument
 	case as.RegistrationEndpoint != "":
 		p.Registration = RegistrationDynamic
 	}
-	p.Reason = "the server uses OAuth at " + as.Issuer
+	p.Reason += "the server uses OAuth at " + as.Issuer
 	if p.Registration == "" {
 		p.Reason += ", which offers no automatic client registration: a client id is needed"
 	}
-	return p, nil
+	if pkce == PKCEMissing {
+		p.Reason += "; it does not advertise PKCE S256, so signing in needs an explicit choice (--assume-pkce)"
+	}
 }
 
-// chooseScopes applies the spec's order: the challenge's scope, else the resource's scopes_supported;
-// then offline_access when the AS advertises it, so that a refresh token is issued.
-func chooseScopes(challenge, resource, as []string) []string {
-	s := slices.Clone(challenge)
-	if len(s) == 0 {
-		s = slices.Clone(resource)
+// pkceSupport decides Probe.PKCE from the metadata and Config.PKCEAssumedIssuers.
+func (c *Client) pkceSupport(as *ASMetadata) PKCESupport {
+	switch {
+	case as.AdvertisesS256():
+		return PKCEAdvertised
+	case c.knownHost(as.Issuer):
+		return PKCEAssumed
 	}
-	if slices.Contains(as, "offline_access") && !slices.Contains(s, "offline_access") {
-		s = append(s, "offline_access")
-	}
-	return s
+	return PKCEMissing
 }
 
-// closeSession ends the session an unauthenticated initialize may have opened (MCP Streamable HTTP).
-// Failures are ignored: the session is the server's to expire.
-func (c *Client) closeSession(ctx context.Context, serverURL, id string) {
-	if id == "" {
-		return
-	}
-	req, err := http.NewRequestWithContext(ctx, http.MethodDelete, serverURL, nil)
-	if err != nil {
-		return
-	}
-	req.Header.Set("Mcp-Session-Id", id)
-	if resp, err := c.http.Do(req); err == nil {
-		resp.Body.Close()
-	}
+// knownHost reports whether issuer's host is one of Config.PKCEAssumedIssuers (Entra ID's clouds).
+func (c *Client) knownHost(issuer string) bool {
+	u, err := url.Parse(issuer)
+	return err == nil && slices.Contains(c.pkceOK, strings.ToLower(u.Hostname()))
 }
 
 func discoverErr(class Class, status int, err error) *Error {

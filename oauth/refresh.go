@@ -5,27 +5,51 @@ import (
 	"errors"
 	"fmt"
 	"net/url"
+	"strings"
 )
 
-// Refresh redeems refreshToken at the grant's token endpoint (RFC 6749 §6) and returns the new token and
-// the grant, updated when it learned something the engine must persist:
+// Refresh renews the grant's access token and returns the new token and the grant, updated when it
+// learned something the engine must persist:
 //   - OmitResource, when the AS rejected `resource` and the retry without it succeeded;
+//   - ScopeOnRefresh, when the AS refused a refresh without scope (Entra v2, AADSTS90014) and the
+//     retry with the grant's requested scopes succeeded (a request refused as invalid spends nothing);
+//   - Rotation: rotating when the AS returned a new refresh token, fixed when none or the same;
 //   - a new client, when the AS answered invalid_client (or unauthorized_client) for a dynamically
-//     registered client: the client is registered again (once) and the error is returned, because the
-//     old refresh token was bound to the evicted client and a sign-in is now needed. A bare 401 is
-//     returned as ClassClientInvalid but keeps the registration (see clientEvicted).
+//     registered client: the client is registered again (once, on a free loopback port) and the
+//     error is returned, because the old refresh token was bound to the evicted client and a sign-in
+//     is now needed. A bare 401 is returned as ClassClientInvalid but keeps the registration (see
+//     clientEvicted).
 //
-// The new token keeps refreshToken when the AS issued none. Refresh never retries with the same refresh
-// token: on a rotating AS a replay is reuse, and reuse revokes the whole grant. Single-flight is the
-// caller's job. Errors are *Error; errors.Is(err, ErrReauthRequired) means sign in again.
+// For an authorization-code grant it redeems refreshToken (RFC 6749 §6), sending the requested scopes
+// when g.ScopeOnRefresh; the new token keeps refreshToken when the AS issued none. Refresh never
+// retries with the same refresh token once the AS may have spent it: on a rotating AS a replay is
+// reuse, and reuse revokes the whole grant. For a GrantClientCredentials grant it asks for a new token
+// with the client's credentials (refreshToken is ignored). Single-flight is the caller's job. Errors
+// are *Error; errors.Is(err, ErrReauthRequired) means sign in again.
 func (c *Client) Refresh(ctx context.Context, g Grant, refreshToken string) (Token, Grant, error) {
+	if g.GrantType == GrantClientCredentials {
+		return c.clientCredentials(ctx, g)
+	}
 	if refreshToken == "" {
 		return Token{}, g, &Error{Op: "refresh", Class: ClassReauth, Err: errors.New("no refresh token")}
 	}
-	form := url.Values{"grant_type": {"refresh_token"}, "refresh_token": {refreshToken}}
-	tok, omitted, err := c.tokenRequest(ctx, "refresh", g, form, g.Scopes)
-	if omitted {
-		g.OmitResource = true
+	send := func(withScope bool) (issued, error) {
+		form := url.Values{"grant_type": {"refresh_token"}, "refresh_token": {refreshToken}}
+		if withScope && len(g.Scopes) > 0 {
+			// The scopes requested, never the ones granted: Entra grants the expansion of a
+			// `.default` scope, and replaying it with `.default` is refused (AADSTS70011).
+			form.Set("scope", strings.Join(requestScopes(g.Scopes), " "))
+		}
+		return c.tokenRequest(ctx, "refresh", g, form, g.Scopes, true)
+	}
+	res, err := send(g.ScopeOnRefresh)
+	if err != nil && !g.ScopeOnRefresh && len(g.Scopes) > 0 && wantsScope(err) {
+		if res, err = send(true); err == nil {
+			g.ScopeOnRefresh, g.Quirks = true, withQuirk(g.Quirks, QuirkScopeOnRefresh)
+		}
+	}
+	if res.omittedResource {
+		g.OmitResource, g.Quirks = true, withQuirk(g.Quirks, QuirkResourceOmitted)
 	}
 	if err != nil {
 		if clientEvicted(err) && g.Registration == RegistrationDynamic {
@@ -37,8 +61,12 @@ func (c *Client) Refresh(ctx context.Context, g Grant, refreshToken string) (Tok
 		}
 		return Token{}, g, err
 	}
-	if tok.RefreshToken == "" {
-		tok.RefreshToken = refreshToken
+	tok := res.tok
+	switch {
+	case !res.refreshIssued || tok.RefreshToken == refreshToken:
+		tok.RefreshToken, g.Rotation = refreshToken, RotationFixed
+	default:
+		g.Rotation = RotationRotating
 	}
 	return tok, g, nil
 }

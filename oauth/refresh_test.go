@@ -28,8 +28,8 @@ func TestRefreshRotatesAndTheNewTokenWorks(t *testing.T) {
 			if err != nil {
 				t.Fatalf("Refresh: %v", err)
 			}
-			if g2.OmitResource || g2.ClientID != g.ClientID {
-				t.Errorf("grant changed: %v", g2)
+			if g2.OmitResource || g2.ClientID != g.ClientID || g2.Rotation != RotationRotating {
+				t.Errorf("grant = %v rotation %q, want the same client, rotating", g2, g2.Rotation)
 			}
 			if tok2.AccessToken == tok.AccessToken || tok2.RefreshToken == tok.RefreshToken || tok2.RefreshToken == "" {
 				t.Error("refresh did not rotate both tokens")
@@ -46,18 +46,18 @@ func TestRefreshKeepsTheRefreshTokenWhenTheASDoesNotRotate(t *testing.T) {
 	b := newBench(t, benchOptions{as: testbed.AuthServerOptions{NoRotation: true}})
 	tok, g := b.signIn(t, SignInOptions{})
 	for range 2 {
-		tok2, _, err := b.client.Refresh(t.Context(), g, tok.RefreshToken)
+		tok2, g2, err := b.client.Refresh(t.Context(), g, tok.RefreshToken)
 		if err != nil {
 			t.Fatalf("Refresh: %v", err)
 		}
-		if tok2.RefreshToken != tok.RefreshToken {
-			t.Fatal("refresh token changed on a non-rotating AS")
+		if tok2.RefreshToken != tok.RefreshToken || g2.Rotation != RotationFixed {
+			t.Fatalf("refresh token changed on a non-rotating AS, or rotation %q is not fixed", g2.Rotation)
 		}
 		requireAccepted(t, b.mcp.URL, tok2)
 	}
 	// The rule itself: a response without refresh_token keeps the old one.
 	tr := tokenResponse{AccessToken: "a"}
-	if got := tr.token(time.Now(), nil, time.Minute); got.RefreshToken != "" {
+	if got := tr.token(time.Now(), nil, time.Minute, true); got.RefreshToken != "" {
 		t.Fatal("tokenResponse invented a refresh token")
 	}
 }

@@ -30,8 +30,8 @@ func TestCodeReplayIsRefusedAndRevokesTheGrant(t *testing.T) {
 	cb := <-lb.got
 	cb.reply <- nil
 	redeem := func() (Token, error) {
-		tok, _, err := b.client.completeAuthorization(t.Context(), p.AuthServer, g, cb.query, state, verifier, lb.redirectURI())
-		return tok, err
+		res, err := b.client.completeAuthorization(t.Context(), p.AuthServer, g, cb.query, state, verifier, lb.redirectURI())
+		return res.tok, err
 	}
 	tok, err := redeem()
 	if err != nil {

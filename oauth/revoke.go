@@ -27,7 +27,7 @@ func (c *Client) Revoke(ctx context.Context, g Grant, tok Token) error {
 			continue
 		}
 		form := url.Values{"token": {t.value}, "token_type_hint": {t.hint}}
-		err := c.postForm(ctx, "revoke "+t.hint, g.RevocationEndpoint, form, authOf(g), nil)
+		err := c.postForm(ctx, "revoke "+t.hint, g.RevocationEndpoint, form, c.authOf(g), nil)
 		var oe *Error
 		if errors.As(err, &oe) && oe.Code == "unsupported_token_type" && t.hint == "access_token" {
 			// §2.2.1: the AS cannot revoke this kind (a self-contained JWT); it dies at its expiry.

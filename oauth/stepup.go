@@ -4,7 +4,6 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
-	"slices"
 )
 
 // Step-up outcomes.
@@ -18,22 +17,18 @@ var (
 
 // StepUpScopes reads a resource's answer and, when it is a 403 with error="insufficient_scope" or a
 // `scope=` challenge (the Go SDK sends the latter alone), returns the union of granted and challenged
-// scopes to sign in again with, granted ones first. The engine remembers refused upgrades and caps
-// attempts; this caps the union's size.
+// scopes to sign in again with, granted ones first, none repeated. The engine remembers refused
+// upgrades and caps attempts; this caps the union's size.
 func (c *Client) StepUpScopes(status int, h http.Header, granted []string) ([]string, error) {
 	ch, ok := BearerChallenge(h)
 	if status != http.StatusForbidden || !ok || (ch.Params["error"] != "insufficient_scope" && ch.Params["scope"] == "") {
 		return nil, ErrNotStepUp
 	}
-	union := slices.Clone(granted)
-	added := false
-	for _, s := range ch.Scopes() {
-		if !slices.Contains(union, s) {
-			union = append(union, s)
-			added = true
-		}
-	}
-	if !added {
+	// Granted lists and challenges may repeat a scope (the Go SDK's challenge names every scope the
+	// request needs, held ones included): the union holds each once.
+	held := unionScopes(granted)
+	union := unionScopes(held, ch.Scopes())
+	if len(union) == len(held) {
 		return nil, fmt.Errorf("%w: challenge scope %q already granted", ErrStepUpExhausted, ch.Params["scope"])
 	}
 	if len(union) > c.maxScope {

@@ -18,8 +18,10 @@ type Token struct {
 	RefreshToken string `json:"refresh_token,omitempty"`
 	// TokenType is the token_type the AS returned, normally "Bearer".
 	TokenType string `json:"token_type,omitempty"`
-	// Expiry is when AccessToken stops working. Never zero: when the AS omits expires_in it comes from
-	// the JWT `exp`, else from Config.DefaultTokenLifetime.
+	// Expiry is when AccessToken stops working. When the AS omits expires_in it comes from the JWT
+	// `exp`, else from Config.DefaultTokenLifetime — except for a token that has neither a refresh
+	// token nor any other way to be renewed silently (GitHub OAuth apps): then it is zero, meaning "no
+	// expiry" (QuirkNoExpiry), and the token is used until the server refuses it.
 	Expiry time.Time `json:"expiry"`
 	// Scopes are the scopes granted (the response's `scope`, else the ones requested).
 	Scopes []string `json:"scopes,omitempty"`
@@ -34,9 +36,10 @@ func (t Token) String() string {
 // GoString makes %#v as safe as %v.
 func (t Token) GoString() string { return t.String() }
 
-// Valid reports whether the access token is present and unexpired at now, with skew to spare.
+// Valid reports whether the access token is present and unexpired at now, with skew to spare. A zero
+// Expiry means "no expiry" (QuirkNoExpiry): such a token is valid until the server refuses it.
 func (t Token) Valid(now time.Time, skew time.Duration) bool {
-	return t.AccessToken != "" && now.Add(skew).Before(t.Expiry)
+	return t.AccessToken != "" && (t.Expiry.IsZero() || now.Add(skew).Before(t.Expiry))
 }
 
 func redact(s string) string {
@@ -46,35 +49,47 @@ func redact(s string) string {
 	return "[redacted]"
 }
 
-// tokenResponse is RFC 6749 §5.1.
+// tokenResponse is RFC 6749 §5.1, plus the OpenID Connect id_token (read for its `iss` only).
 type tokenResponse struct {
 	AccessToken  string          `json:"access_token"`
 	TokenType    string          `json:"token_type"`
 	RefreshToken string          `json:"refresh_token"`
 	ExpiresIn    json.RawMessage `json:"expires_in"` // a number, or a string from some providers
 	Scope        string          `json:"scope"`
+	IDToken      string          `json:"id_token"`
 }
 
-// token converts the response, deciding the expiry as the issue requires: expires_in, else the JWT's
-// exp, else the conservative default — never "never expires".
-func (r tokenResponse) token(now time.Time, requested []string, fallback time.Duration) Token {
+// token converts the response. The expiry is expires_in, else the JWT's exp; else, when the token can
+// be renewed without the user (renewable: a refresh token is held, or the client credentials grant),
+// the conservative default; else zero, "no expiry" (a GitHub OAuth app's token: refreshing early could
+// only end in a needless sign-in). The scope may be space- or comma-separated (GitHub).
+func (r tokenResponse) token(now time.Time, requested []string, fallback time.Duration, renewable bool) Token {
 	t := Token{AccessToken: r.AccessToken, RefreshToken: r.RefreshToken, TokenType: r.TokenType}
-	if t.TokenType == "" {
+	if t.TokenType == "" || strings.EqualFold(t.TokenType, "bearer") {
 		t.TokenType = "Bearer"
 	}
-	if r.Scope != "" {
-		t.Scopes = strings.Fields(r.Scope)
+	if s := splitScope(r.Scope); len(s) > 0 {
+		t.Scopes = s
 	} else {
 		t.Scopes = append([]string(nil), requested...)
 	}
-	if secs, ok := parseExpiresIn(r.ExpiresIn); ok {
+	switch secs, ok := parseExpiresIn(r.ExpiresIn); {
+	case ok:
 		t.Expiry = now.Add(time.Duration(secs) * time.Second)
-	} else if exp, ok := jwtExpiry(r.AccessToken); ok {
-		t.Expiry = exp
-	} else {
-		t.Expiry = now.Add(fallback)
+	default:
+		if exp, ok := jwtExpiry(r.AccessToken); ok {
+			t.Expiry = exp
+		} else if _, jwt := readJWT(r.AccessToken); renewable || r.RefreshToken != "" || jwt {
+			t.Expiry = now.Add(fallback)
+		} // else zero: no expiry
 	}
 	return t
+}
+
+// splitScope reads a `scope` value: space-separated as RFC 6749 §3.3 says, or comma-separated as
+// GitHub sends it ("repo,gist").
+func splitScope(s string) []string {
+	return strings.FieldsFunc(s, func(r rune) bool { return r == ' ' || r == ',' || r == '\t' })
 }
 
 // maxExpiresIn caps a lifetime in seconds: beyond about 9.2e9 s, time.Duration overflows and an
@@ -98,21 +113,36 @@ func parseExpiresIn(raw json.RawMessage) (int64, bool) {
 	return 0, false
 }
 
-// jwtExpiry reads `exp` from a JWT access token without verifying it: the value only schedules the
-// next refresh, and the resource server is the one that validates the token.
-func jwtExpiry(tok string) (time.Time, bool) {
+// jwtClaims are the unverified claims authkeeper reads from a JWT it holds.
+type jwtClaims struct {
+	Exp json.Number `json:"exp"`
+	Iss string      `json:"iss"`
+	Tid string      `json:"tid"` // Entra's tenant id
+}
+
+// readJWT decodes a JWT's claims without verifying it. The values only schedule a refresh or
+// cross-check an issuer the AS already vouched for over TLS; the resource server validates tokens.
+func readJWT(tok string) (jwtClaims, bool) {
+	var claims jwtClaims
 	parts := strings.Split(tok, ".")
 	if len(parts) != 3 {
-		return time.Time{}, false
+		return claims, false
 	}
 	payload, err := base64.RawURLEncoding.DecodeString(strings.TrimRight(parts[1], "="))
 	if err != nil {
-		return time.Time{}, false
-	}
-	var claims struct {
-		Exp json.Number `json:"exp"`
+		return claims, false
 	}
 	if err := json.Unmarshal(payload, &claims); err != nil {
+		return jwtClaims{}, false
+	}
+	return claims, true
+}
+
+// jwtExpiry reads `exp` from a JWT access token without verifying it: the value only schedules the
+// next refresh, and the resource server is the one that validates the token.
+func jwtExpiry(tok string) (time.Time, bool) {
+	claims, ok := readJWT(tok)
+	if !ok {
 		return time.Time{}, false
 	}
 	exp, err := claims.Exp.Float64()

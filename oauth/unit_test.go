@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -64,40 +65,70 @@ func jwtWith(claims string) string {
 	return enc([]byte(`{"alg":"none"}`)) + "." + enc([]byte(claims)) + ".sig"
 }
 
-func TestTokenExpiryNeverMeansNever(t *testing.T) {
+// TestTokenExpiryRules pins the expiry of a token answer: expires_in, else the JWT's exp, else the
+// default lifetime when the token can be renewed silently (a refresh token, client credentials) or is
+// a JWT, else zero — "no expiry" (GitHub OAuth apps).
+func TestTokenExpiryRules(t *testing.T) {
 	now := time.Unix(1_700_000_000, 0)
 	exp := now.Add(42 * time.Minute)
+	def := now.Add(10 * time.Minute)
 	for _, c := range []struct {
-		name string
-		resp string
-		want time.Time
+		name      string
+		resp      string
+		renewable bool
+		want      time.Time
 	}{
-		{"ExpiresIn", `{"access_token":"opaque","expires_in":3600}`, now.Add(time.Hour)},
-		{"ExpiresInString", `{"access_token":"opaque","expires_in":"60"}`, now.Add(time.Minute)},
-		{"JWTExp", fmt.Sprintf(`{"access_token":%q}`, jwtWith(fmt.Sprintf(`{"exp":%d}`, exp.Unix()))), exp},
-		{"OpaqueNoExpiry", `{"access_token":"opaque"}`, now.Add(10 * time.Minute)},
-		{"ZeroExpiresIn", `{"access_token":"opaque","expires_in":0}`, now.Add(10 * time.Minute)},
+		{"ExpiresIn", `{"access_token":"opaque","expires_in":3600}`, false, now.Add(time.Hour)},
+		{"ExpiresInString", `{"access_token":"opaque","expires_in":"60"}`, false, now.Add(time.Minute)},
+		{"JWTExp", fmt.Sprintf(`{"access_token":%q}`, jwtWith(fmt.Sprintf(`{"exp":%d}`, exp.Unix()))), false, exp},
+		{"JWTWithoutExp", fmt.Sprintf(`{"access_token":%q}`, jwtWith(`{"sub":"x"}`)), false, def},
+		{"OpaqueWithRefreshToken", `{"access_token":"opaque","refresh_token":"r"}`, false, def},
+		{"OpaqueRenewable", `{"access_token":"opaque"}`, true, def},
+		{"OpaqueNothingElseMeansNoExpiry", `{"access_token":"opaque"}`, false, time.Time{}},
+		{"ZeroExpiresIn", `{"access_token":"opaque","expires_in":0}`, true, def},
 		// Past ~9.2e9 s a time.Duration overflows and the expiry would land in the past: capped at a year.
-		{"HugeExpiresIn", `{"access_token":"opaque","expires_in":9300000000}`, now.Add(maxExpiresIn * time.Second)},
-		{"HugeExpiresInFloat", `{"access_token":"opaque","expires_in":9.3e11}`, now.Add(maxExpiresIn * time.Second)},
-		{"HugeExpiresInString", `{"access_token":"opaque","expires_in":"99999999999999"}`, now.Add(maxExpiresIn * time.Second)},
-		{"HugeExpiresInOverInt64", `{"access_token":"opaque","expires_in":1e30}`, now.Add(maxExpiresIn * time.Second)},
+		{"HugeExpiresIn", `{"access_token":"opaque","expires_in":9300000000}`, false, now.Add(maxExpiresIn * time.Second)},
+		{"HugeExpiresInFloat", `{"access_token":"opaque","expires_in":9.3e11}`, false, now.Add(maxExpiresIn * time.Second)},
+		{"HugeExpiresInString", `{"access_token":"opaque","expires_in":"99999999999999"}`, false, now.Add(maxExpiresIn * time.Second)},
+		{"HugeExpiresInOverInt64", `{"access_token":"opaque","expires_in":1e30}`, false, now.Add(maxExpiresIn * time.Second)},
 	} {
 		t.Run(c.name, func(t *testing.T) {
 			var tr tokenResponse
 			if err := json.Unmarshal([]byte(c.resp), &tr); err != nil {
 				t.Fatal(err)
 			}
-			if got := tr.token(now, nil, 10*time.Minute); !got.Expiry.Equal(c.want) {
+			got := tr.token(now, nil, 10*time.Minute, c.renewable)
+			if !got.Expiry.Equal(c.want) {
 				t.Errorf("expiry = %v, want %v", got.Expiry, c.want)
 			}
+			if !got.Valid(now, time.Second) {
+				t.Errorf("a fresh token is not Valid")
+			}
 		})
+	}
+	if (Token{AccessToken: "a"}).Valid(now.Add(1000*time.Hour), time.Hour) != true || (Token{}).Valid(now, 0) {
+		t.Error("Valid: a token without expiry must stay valid, and an empty one never is")
+	}
+}
+
+func TestTokenScopesAcceptCommasAndSpaces(t *testing.T) {
+	for in, want := range map[string][]string{
+		"repo,gist": {"repo", "gist"}, "a b": {"a", "b"}, "a, b,,c": {"a", "b", "c"}, "": nil,
+	} {
+		tok := tokenResponse{AccessToken: "x", Scope: in}.token(time.Now(), nil, time.Minute, true)
+		if in == "" {
+			want = nil
+		}
+		if !slices.Equal(tok.Scopes, want) {
+			t.Errorf("scope %q read as %q, want %q", in, tok.Scopes, want)
+		}
 	}
 }
 
 func TestSecretsNeverPrinted(t *testing.T) {
 	tok := Token{AccessToken: "AT-secret", RefreshToken: "RT-secret", TokenType: "Bearer"}
-	g := Grant{ClientID: "id", ClientSecret: "CS-secret", AuthMethod: AuthClientSecretPost, TokenEndpoint: "http://127.0.0.1:1/token"}
+	g := Grant{ClientID: "id", ClientSecret: "CS-secret", AuthMethod: AuthClientSecretPost, TokenEndpoint: "http://127.0.0.1:1/token",
+		PrivateKey: "-----BEGIN PRIVATE KEY-----\nPK-secret\n-----END PRIVATE KEY-----\n", ExtraParams: map[string]string{"audience": "a"}}
 	d := &DeviceAuthorization{UserCode: "ABCD", deviceCode: "DC-secret", grant: g}
 	// A real failed token request whose form held the refresh token and client secret, wrapped once
 	// more the way the engine reports it.
@@ -116,7 +147,7 @@ func TestSecretsNeverPrinted(t *testing.T) {
 		fmt.Sprintf("%v %+v %#v %s", d, d, d, d), fmt.Sprintf("%v %+v %#v %s", *d, *d, *d, *d),
 		printed(e), printed(wrapped), printed(e.Err),
 	} {
-		for _, secret := range []string{"AT-secret", "RT-secret", "CS-secret", "DC-secret", "refresh_token="} {
+		for _, secret := range []string{"AT-secret", "RT-secret", "CS-secret", "DC-secret", "PK-secret", "refresh_token="} {
 			if strings.Contains(s, secret) {
 				t.Errorf("printed %s: %s", secret, s)
 			}

@@ -61,6 +61,7 @@ type addWindow struct {
 	finding, status                            *widget.Label
 	clientBox, tokenBox                        *fyne.Container
 	device                                     *deviceBox
+	adv                                        *advanced
 	signIn, useDevice, add                     *widget.Button
 
 	nameEdited bool
@@ -93,6 +94,7 @@ func newAddWindow(ctx context.Context, a fyne.App, eng adder, clock app.Clock) *
 	w.status = widget.NewLabel("")
 	w.status.Wrapping = fyne.TextWrapWord
 	w.device = newDeviceBox(a)
+	w.adv = newAdvanced()
 	w.clientBox = container.NewVBox(widget.NewLabel("This server's authorization server cannot register authkeeper by itself. Enter a client id registered for it:"), w.clientID, w.secret)
 	w.tokenBox = container.NewVBox(w.token, w.expiry)
 	w.clientBox.Hide()
@@ -105,7 +107,15 @@ func newAddWindow(ctx context.Context, a fyne.App, eng adder, clock app.Clock) *
 	w.url.OnChanged = w.changed
 	w.name.OnChanged = func(string) { w.nameEdited = true }
 	form := widget.NewForm(widget.NewFormItem("URL", w.url), widget.NewFormItem("Name", w.name))
-	w.w.SetContent(container.NewVBox(form, w.finding, w.clientBox, w.tokenBox, w.device.box, w.status,
+	// A machine identity needs the client id and secret whatever the server's registration offers.
+	w.adv.clientCredentials.OnChanged = func(on bool) {
+		if on || (w.probe != nil && w.probe.Requirement == oauth.OAuthSignIn && w.probe.Registration == "") {
+			w.clientBox.Show()
+		} else {
+			w.clientBox.Hide()
+		}
+	}
+	w.w.SetContent(container.NewVBox(form, w.finding, w.clientBox, w.tokenBox, w.adv.box, w.device.box, w.status,
 		container.NewHBox(w.signIn, w.useDevice, w.add, widget.NewButton("Close", w.w.Close))))
 	w.w.Resize(fyne.NewSize(520, 300))
 	w.showFinding(nil, nil)
@@ -167,8 +177,8 @@ func (w *addWindow) showFinding(p *oauth.Probe, err error) {
 	case p == nil:
 		w.finding.SetText("Type the MCP server's URL, e.g. https://mcp.example.com/mcp.")
 	case p.Requirement == oauth.OAuthSignIn:
-		w.finding.SetText("OAuth sign-in: " + p.Reason)
-		if p.Registration == "" {
+		w.finding.SetText("OAuth sign-in: " + p.Reason + "." + pkceAdvice(p))
+		if p.Registration == "" || w.adv.clientCredentials.Checked {
 			w.clientBox.Show()
 		}
 		w.signIn.Show()
@@ -193,10 +203,18 @@ func (w *addWindow) submit(device bool) {
 	req := app.AddRequest{Name: strings.TrimSpace(w.name.Text), URL: strings.TrimSpace(w.url.Text), Device: device}
 	switch w.probe.Requirement {
 	case oauth.OAuthSignIn:
+		if err := w.adv.apply(&req); err != nil {
+			w.status.SetText(err.Error())
+			return
+		}
 		if id := strings.TrimSpace(w.clientID.Text); id != "" {
 			req.Client = &oauth.StaticClient{ID: id, Secret: w.secret.Text}
-		} else if w.probe.Registration == "" {
+		} else if w.probe.Registration == "" || req.ClientCredentials {
 			w.status.SetText("Enter the client id first: this authorization server cannot register one.")
+			return
+		}
+		if req.ClientCredentials && w.secret.Text == "" {
+			w.status.SetText("A machine identity needs the client secret.")
 			return
 		}
 	case oauth.StaticToken:
@@ -225,8 +243,18 @@ func (w *addWindow) submit(device bool) {
 	switch {
 	case device:
 		w.status.SetText("Asking for a device code…")
+	case req.ClientCredentials:
+		w.status.SetText("Getting a token for " + req.Name + " with its client credentials…")
 	case w.probe.Requirement == oauth.OAuthSignIn:
 		w.status.SetText("Finish signing in to " + req.Name + " in your browser…")
+		// The browser may not open (no default browser, a blocked opener): the URL is shown so the
+		// sign-in can be finished by pasting it.
+		req.OnURL = func(u string) {
+			w.post(func() {
+				w.status.SetText("Finish signing in to " + req.Name + " in your browser. If it did not open, open:\n" + u)
+				w.step("url")
+			})
+		}
 	default:
 		w.status.SetText("Adding " + req.Name + "…")
 	}

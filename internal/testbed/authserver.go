@@ -1,7 +1,7 @@
 package testbed
 
 import (
-	"bytes"
+	"cmp"
 	"crypto/rand"
 	"crypto/rsa"
 	"encoding/base64"
@@ -13,6 +13,8 @@ import (
 	"net/url"
 	"os/exec"
 	"path/filepath"
+	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -22,11 +24,13 @@ import (
 // AuthServerOptions configures NewAuthServer. The zero value is a server issuing one-hour JWT access
 // tokens and rotating 14-day refresh tokens.
 type AuthServerOptions struct {
-	// AccessTokenTTL is the lifetime of access tokens, rounded up to whole seconds. Default 1h.
+	// AccessTokenTTL is the lifetime of access tokens, rounded up to whole seconds. Default 1h
+	// (ten years under ProfileGitHub, whose tokens do not expire).
 	AccessTokenTTL time.Duration
 	// RefreshTokenTTL is the lifetime of each refresh token, rounded up to whole seconds. Default 14 days.
 	RefreshTokenTTL time.Duration
-	// Opaque issues opaque, introspectable access tokens instead of RFC 9068 JWTs. Default false.
+	// Opaque issues opaque, introspectable access tokens instead of RFC 9068 JWTs. Default false;
+	// always true under ProfileGitHub, refused under ProfileEntra.
 	Opaque bool
 	// NoRotation keeps the same refresh token across refreshes. Default false: every refresh returns a
 	// new refresh token, and replaying a spent one revokes the whole grant.
@@ -40,21 +44,65 @@ type AuthServerOptions struct {
 	// DeviceInterval, when set, is sent as `interval` in device authorization responses (whole
 	// seconds). Default unset: RFC 8628 clients then poll every 5 s.
 	DeviceInterval time.Duration
+	// Profile makes the server reproduce a hosted provider's documented behaviour (see Profile and
+	// node/as-profiles.mjs). Default ProfileDefault, the plain bench AS.
+	Profile Profile
+	// StaticClients are clients pre-registered at the AS, next to the introspection client.
+	// Default: the profile's own — one for ProfileEntra, ProfileGitHub and ProfileSlack, none
+	// otherwise (AuthServer.Clients lists them with their defaults filled in).
+	StaticClients []StaticClient
+	// Resource is the protected resource (an MCP server's URL) that profile-chosen audiences name:
+	// ProfileEntra binds tokens asked for with AppScope to it, and ProfileGitHub binds tokens to it
+	// when the client sends no `resource`. An MCP server usually starts after its AS: SetResource
+	// sets it then. Default none.
+	Resource string
+	// IssuerOrigin, e.g. "http://127.0.0.1:PORT", makes the issuer — and every URL the server
+	// generates — name another origin, that of a front which reverse-proxies the AS's paths (see
+	// AuthServer.ReverseProxy), while the server listens on its own port (AuthServer.ListenURL).
+	// Default: the server's own origin.
+	IssuerOrigin string
 }
 
 // AuthServer is an oidc-provider authorization server run by node on 127.0.0.1 (see node/as.mjs):
 // open dynamic client registration, PKCE S256, RFC 9207 iss, RFC 8707 resource indicators for any
 // loopback resource, refresh tokens with rotation and reuse detection, device flow, revocation and
-// introspection, its own login and consent pages (any user name and password), and test hooks.
+// introspection, the client_credentials grant (client secrets and private_key_jwt), pre-registered
+// clients, its own login and consent pages (any user name and password), and test hooks. A Profile
+// changes some of this to reproduce a hosted provider (see node/as-profiles.mjs).
 // Safe for concurrent use.
 type AuthServer struct {
-	// Issuer is the issuer identifier, e.g. http://127.0.0.1:41234 or http://127.0.0.1:41234/tenant1.
+	// Issuer is the issuer identifier, e.g. http://127.0.0.1:41234 or http://127.0.0.1:41234/tenant1:
+	// the `iss` of its tokens and the `issuer` of the metadata at Issuer's own well-known URLs.
 	Issuer string
+	// AdvertisedIssuer is the authorization server an MCP server's protected-resource metadata
+	// should name: Issuer, except under ProfileEntra (http://127.0.0.1:PORT/organizations/v2.0,
+	// whose metadata names the template issuer http://127.0.0.1:PORT/{tenantid}/v2.0) and under
+	// ProfileAtlassian and ProfileSlack (the server root, whose metadata names Issuer).
+	AdvertisedIssuer string
+	// ListenURL is where the server listens, http://127.0.0.1:PORT: Issuer's origin unless
+	// AuthServerOptions.IssuerOrigin was set, in which case a front must forward to it.
+	ListenURL string
+	// Profile is AuthServerOptions.Profile.
+	Profile Profile
 	// Endpoints of the server, derived from Issuer (they are fixed by oidc-provider's routes).
+	// RegistrationURL is empty under profiles without DCR. RevocationURL and IntrospectionURL are
+	// served under every profile (Revoke and the bench's resource servers use them), even where the
+	// profile's metadata does not advertise them (Entra, GitHub, Slack).
 	AuthURL, TokenURL, RegistrationURL, DeviceAuthURL, RevocationURL, IntrospectionURL, JWKSURL string
+	// Clients are the pre-registered clients (AuthServerOptions.StaticClients or the profile's own)
+	// with their defaults filled in, secrets included.
+	Clients []StaticClient
+	// TenantID, AppID and AppScope are ProfileEntra's tenant GUID, the GUID of the app registration
+	// that stands for AuthServerOptions.Resource, and the scope a client asks for that resource
+	// with: "api://<AppID>/.default" (with offline_access for a refresh token). Empty otherwise.
+	TenantID, AppID, AppScope string
 
-	root        string // scheme://host:port, where the test hooks live
-	config      []byte // the JSON configuration of every run, keys included
+	root        string // ListenURL: where the test hooks live
+	prefix      string // Issuer's path
+	routes      map[string]string
+	cfg         map[string]any // the configuration of every run, keys included; guarded by mu
+	env         []string       // extra environment of every run
+	cimd        *cimdHost      // ProfileCIMD's https host of client metadata documents
 	adminID     string
 	adminSecret string
 
@@ -70,17 +118,44 @@ func NewAuthServer(t testing.TB, opts AuthServerOptions) *AuthServer {
 	t.Helper()
 	opts = opts.withDefaults(t)
 	root := fmt.Sprintf("http://127.0.0.1:%d", FreePort(t))
-	a := &AuthServer{Issuer: root + opts.IssuerPath, root: root, adminID: "resource-server", adminSecret: randomString(t)}
-	a.AuthURL = a.Issuer + "/auth"
-	a.TokenURL = a.Issuer + "/token"
-	a.RegistrationURL = a.Issuer + "/reg"
-	a.DeviceAuthURL = a.Issuer + "/device/auth"
-	a.RevocationURL = a.Issuer + "/token/revocation"
-	a.IntrospectionURL = a.Issuer + "/token/introspection"
-	a.JWKSURL = a.Issuer + "/jwks"
+	origin := root
+	if opts.IssuerOrigin != "" {
+		origin = opts.IssuerOrigin
+	}
+	a := &AuthServer{Issuer: origin + opts.IssuerPath, ListenURL: root, Profile: opts.Profile, root: root,
+		prefix: opts.IssuerPath, routes: routesOf(opts.Profile), adminID: "resource-server", adminSecret: randomString(t)}
+	a.AdvertisedIssuer = a.Issuer
+	switch opts.Profile {
+	case ProfileEntra:
+		a.AdvertisedIssuer = origin + "/organizations/v2.0"
+	case ProfileAtlassian, ProfileSlack:
+		a.AdvertisedIssuer = origin
+	}
+	a.AuthURL = a.Issuer + a.routes["authorization"]
+	a.TokenURL = a.Issuer + a.routes["token"]
+	if opts.Profile.registration() {
+		a.RegistrationURL = a.Issuer + a.routes["registration"]
+	}
+	a.DeviceAuthURL = a.Issuer + a.routes["device_authorization"]
+	a.RevocationURL = a.Issuer + a.routes["revocation"]
+	a.IntrospectionURL = a.Issuer + a.routes["introspection"]
+	a.JWKSURL = a.Issuer + a.routes["jwks"]
 
-	cfg := map[string]any{
+	clients := opts.StaticClients
+	if len(clients) == 0 {
+		clients = defaultClients(t, opts.Profile)
+	}
+	var meta []any
+	for i, c := range clients {
+		c = c.resolve(t, opts.Profile, i)
+		a.Clients = append(a.Clients, c)
+		meta = append(meta, c.metadata())
+	}
+	a.cfg = map[string]any{
 		"issuer":              a.Issuer,
+		"listenPort":          portOf(root),
+		"profile":             string(opts.Profile),
+		"routes":              a.routes,
 		"jwks":                signingKeys(t),
 		"accessTokenTTL":      seconds(opts.AccessTokenTTL),
 		"refreshTokenTTL":     seconds(opts.RefreshTokenTTL),
@@ -88,16 +163,54 @@ func NewAuthServer(t testing.TB, opts AuthServerOptions) *AuthServer {
 		"noRotation":          opts.NoRotation,
 		"scopes":              opts.Scopes,
 		"introspectionClient": map[string]string{"id": a.adminID, "secret": a.adminSecret},
+		"staticClients":       meta,
+		"resource":            opts.Resource,
 	}
 	if opts.DeviceInterval > 0 {
-		cfg["deviceInterval"] = seconds(opts.DeviceInterval)
+		a.cfg["deviceInterval"] = seconds(opts.DeviceInterval)
 	}
-	var err error
-	if a.config, err = json.Marshal(cfg); err != nil {
-		t.Fatalf("auth server config: %v", err)
+	if opts.Profile == ProfileEntra {
+		a.TenantID, a.AppID = strings.Split(opts.IssuerPath, "/")[1], newGUID(t)
+		a.AppScope = "api://" + a.AppID + "/.default"
+		a.cfg["entra"] = map[string]string{"tenantId": a.TenantID, "appScope": a.AppScope}
+	}
+	if opts.Profile == ProfileCIMD {
+		a.cimd = newCIMDHost(t)
+		a.cfg["cimdOrigin"] = a.cimd.origin
+		a.env = append(a.env, "NODE_EXTRA_CA_CERTS="+a.cimd.caFile)
 	}
 	a.launch(t)
 	return a
+}
+
+// routesOf returns oidc-provider's route paths for p, which name the endpoints of hooks and faults.
+func routesOf(p Profile) map[string]string {
+	r := map[string]string{
+		"authorization": "/auth", "token": "/token", "registration": "/reg",
+		"device_authorization": "/device/auth", "code_verification": "/device",
+		"revocation": "/token/revocation", "introspection": "/token/introspection",
+		"jwks": "/jwks", "userinfo": "/me",
+	}
+	if p == ProfileLegacy {
+		// MCP 2025-03-26 §2.3.3: without metadata a client uses these paths on the server's origin.
+		r["authorization"], r["registration"] = "/authorize", "/register"
+	}
+	return r
+}
+
+func portOf(root string) int {
+	u, _ := url.Parse(root)
+	n, _ := strconv.Atoi(u.Port())
+	return n
+}
+
+// SetResource sets AuthServerOptions.Resource, for this run and every later one (Restart).
+func (a *AuthServer) SetResource(t testing.TB, resource string) {
+	t.Helper()
+	a.mu.Lock()
+	a.cfg["resource"] = resource
+	a.mu.Unlock()
+	a.hook(t, http.MethodPost, "/__testbed/resource", map[string]string{"resource": resource}, nil)
 }
 
 func (o AuthServerOptions) withDefaults(t testing.TB) AuthServerOptions {
@@ -105,8 +218,16 @@ func (o AuthServerOptions) withDefaults(t testing.TB) AuthServerOptions {
 	if o.AccessTokenTTL < 0 || o.RefreshTokenTTL < 0 || o.DeviceInterval < 0 {
 		t.Fatal("AuthServerOptions: durations must not be negative")
 	}
+	if !slices.Contains(profiles, o.Profile) {
+		t.Fatalf("AuthServerOptions.Profile %q is unknown", o.Profile)
+	}
 	if o.AccessTokenTTL == 0 {
 		o.AccessTokenTTL = time.Hour
+		if o.Profile == ProfileGitHub {
+			// GitHub OAuth app tokens do not expire; the AS keeps them long so introspection
+			// keeps accepting them.
+			o.AccessTokenTTL = 10 * 365 * 24 * time.Hour
+		}
 	}
 	if o.RefreshTokenTTL == 0 {
 		o.RefreshTokenTTL = 14 * 24 * time.Hour
@@ -114,8 +235,31 @@ func (o AuthServerOptions) withDefaults(t testing.TB) AuthServerOptions {
 	if len(o.Scopes) == 0 {
 		o.Scopes = []string{"mcp:read", "mcp:write", "mcp:admin"}
 	}
+	switch o.Profile {
+	case ProfileEntra:
+		if o.IssuerPath != "" {
+			t.Fatal("AuthServerOptions.IssuerPath: ProfileEntra sets its own, /<tenant>/v2.0")
+		}
+		if o.Opaque {
+			t.Fatal("AuthServerOptions.Opaque: Entra access tokens are JWTs")
+		}
+		o.IssuerPath = "/" + newGUID(t) + "/v2.0"
+	case ProfileAtlassian:
+		o.IssuerPath = cmp.Or(o.IssuerPath, "/atl")
+	case ProfileSlack:
+		o.IssuerPath = cmp.Or(o.IssuerPath, "/slack")
+	case ProfileGitHub:
+		o.IssuerPath = cmp.Or(o.IssuerPath, "/login/oauth")
+		o.Opaque = true
+	}
 	if o.IssuerPath != "" && (!strings.HasPrefix(o.IssuerPath, "/") || strings.HasSuffix(o.IssuerPath, "/")) {
 		t.Fatalf("AuthServerOptions.IssuerPath %q must start and not end with /", o.IssuerPath)
+	}
+	if o.IssuerOrigin != "" {
+		u, err := url.Parse(o.IssuerOrigin)
+		if err != nil || u.Scheme != "http" || !isLoopback(u) || u.Port() == "" || u.Path != "" || u.RawQuery != "" {
+			t.Fatalf("AuthServerOptions.IssuerOrigin %q must be http://<loopback>:PORT", o.IssuerOrigin)
+		}
 	}
 	return o
 }
@@ -126,7 +270,13 @@ func (a *AuthServer) launch(t testing.TB) {
 	dir := NodeDir(t)
 	cmd := exec.Command("node", filepath.Join(dir, "as.mjs"))
 	cmd.Dir = dir
-	cmd.Env = append(cmd.Environ(), "AUTHKEEPER_AS_CONFIG="+string(a.config))
+	a.mu.Lock()
+	config, err := json.Marshal(a.cfg)
+	a.mu.Unlock()
+	if err != nil {
+		t.Fatalf("auth server config: %v", err)
+	}
+	cmd.Env = append(append(cmd.Environ(), a.env...), "AUTHKEEPER_AS_CONFIG="+string(config))
 	stdin, err := cmd.StdinPipe()
 	if err != nil {
 		t.Fatalf("auth server stdin: %v", err)
@@ -169,8 +319,9 @@ func (a *AuthServer) command(t testing.TB, cmd, ack string) {
 }
 
 // Restart replaces the server process by a new one on the same port with the same signing keys: JWTs
-// issued before still verify, but every client, grant and token is forgotten, and so are faults,
-// counters and events.
+// issued before still verify, but every dynamically registered client, grant and token is
+// forgotten, and so are faults, counters and events. Static clients and the Resource set by
+// SetResource are kept.
 func (a *AuthServer) Restart(t testing.TB) {
 	t.Helper()
 	a.mu.Lock()
@@ -192,169 +343,6 @@ func (a *AuthServer) Output() string {
 	}
 	return b.String()
 }
-
-// Fault makes the server misbehave on the next requests to one endpoint. Faults queue per endpoint
-// in the order armed; each applies to Count requests.
-type Fault struct {
-	// Endpoint is an oidc-provider route name — "authorization", "token", "registration",
-	// "device_authorization", "code_verification", "revocation", "introspection", "jwks",
-	// "userinfo" — or "oauth-authorization-server" / "openid-configuration" for every location of that
-	// metadata document, or else an exact request path such as "/tenant1/token". Required.
-	Endpoint string
-	// Status is the HTTP status to answer with. Default 0: pass the request on after Delay.
-	Status int
-	// RetryAfter is sent as the Retry-After header when set, e.g. "2".
-	RetryAfter string
-	// Body is served instead of the default, a JSON OAuth error (temporarily_unavailable for 429 and
-	// 503, server_error for other 5xx, invalid_request otherwise) — e.g. "{not json" for a malformed one.
-	Body string
-	// ContentType of the response. Default application/json.
-	ContentType string
-	// Delay holds the request this long before answering or passing it on (a slow AS). Default none.
-	Delay time.Duration
-	// Count is how many requests the fault applies to. Default 1; negative: until ClearFaults.
-	Count int
-}
-
-// Fault arms f.
-func (a *AuthServer) Fault(t testing.TB, f Fault) {
-	t.Helper()
-	if f.Endpoint == "" {
-		t.Fatal("Fault.Endpoint is required")
-	}
-	if f.Count == 0 {
-		f.Count = 1
-	}
-	body := map[string]any{"endpoint": f.Endpoint, "count": f.Count, "delayMs": f.Delay.Milliseconds()}
-	if f.Status != 0 {
-		body["status"] = f.Status
-	}
-	if f.RetryAfter != "" {
-		body["retryAfter"] = f.RetryAfter
-	}
-	if f.Body != "" {
-		body["body"] = f.Body
-	}
-	if f.ContentType != "" {
-		body["contentType"] = f.ContentType
-	}
-	a.hook(t, http.MethodPost, "/__testbed/faults", body, nil)
-}
-
-// ClearFaults disarms every pending fault.
-func (a *AuthServer) ClearFaults(t testing.TB) {
-	t.Helper()
-	a.hook(t, http.MethodDelete, "/__testbed/faults", nil, nil)
-}
-
-// AuthServerStats are the server's counters since its current run started.
-type AuthServerStats struct {
-	// TokenRequests counts token-endpoint requests by grant_type ("(none)" when absent), faulted
-	// ones included.
-	TokenRequests map[string]int `json:"tokenRequests"`
-	// TokenRequestTimes holds, by grant_type, when each token request arrived, in milliseconds since
-	// the Unix epoch on the machine's clock (the AS runs on the same machine as the test).
-	TokenRequestTimes map[string][]int64 `json:"tokenRequestTimes"`
-	// Requests counts requests by endpoint (the names of Fault.Endpoint, or the path), faulted ones
-	// included.
-	Requests map[string]int `json:"requests"`
-	// Events lists notable events in order, never with token values: "client.registered client=ID
-	// type=native auth=none", "refresh_token.rotated client=ID", "refresh_token.reused client=ID",
-	// "grant.revoked client=CALLER via=token" (reuse detection) or "via=revocation" (RFC 7009; CALLER
-	// is resource-server for Revoke), "access_token.revoked client=ID", "refresh_token.revoked
-	// client=ID", "device.authorization client=ID".
-	Events []string `json:"events"`
-}
-
-// Stats returns the server's counters and events.
-func (a *AuthServer) Stats(t testing.TB) AuthServerStats {
-	t.Helper()
-	var s AuthServerStats
-	a.hook(t, http.MethodGet, "/__testbed/stats", nil, &s)
-	return s
-}
-
-// TokenRequests returns how many token requests of grantType the server has received.
-func (a *AuthServer) TokenRequests(t testing.TB, grantType string) int {
-	t.Helper()
-	return a.Stats(t).TokenRequests[grantType]
-}
-
-// TokenRequestTimes returns when each token request of grantType arrived, in order.
-func (a *AuthServer) TokenRequestTimes(t testing.TB, grantType string) []time.Time {
-	t.Helper()
-	var out []time.Time
-	for _, ms := range a.Stats(t).TokenRequestTimes[grantType] {
-		out = append(out, time.UnixMilli(ms))
-	}
-	return out
-}
-
-// Events returns the server's notable events (see AuthServerStats.Events).
-func (a *AuthServer) Events(t testing.TB) []string {
-	t.Helper()
-	return a.Stats(t).Events
-}
-
-// Revoke revokes token as an administrator would, through the RFC 7009 endpoint with the
-// introspection client's credentials: an access token alone, or a refresh token with its whole grant.
-// JWT access tokens cannot be revoked (oidc-provider answers unsupported_token_type) and fail the test.
-func (a *AuthServer) Revoke(t testing.TB, token string) {
-	t.Helper()
-	req, err := http.NewRequest(http.MethodPost, a.RevocationURL, strings.NewReader(url.Values{"token": {token}}.Encode()))
-	if err != nil {
-		t.Fatalf("revoke: %v", err)
-	}
-	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
-	req.SetBasicAuth(url.QueryEscape(a.adminID), url.QueryEscape(a.adminSecret)) // RFC 6749 §2.3.1
-	a.do(t, req, nil)
-}
-
-// hook calls a test hook of the current run.
-func (a *AuthServer) hook(t testing.TB, method, path string, in, out any) {
-	t.Helper()
-	var body io.Reader
-	if in != nil {
-		b, err := json.Marshal(in)
-		if err != nil {
-			t.Fatalf("auth server hook %s: %v", path, err)
-		}
-		body = bytes.NewReader(b)
-	}
-	req, err := http.NewRequest(method, a.root+path, body)
-	if err != nil {
-		t.Fatalf("auth server hook %s: %v", path, err)
-	}
-	if in != nil {
-		req.Header.Set("Content-Type", "application/json")
-	}
-	a.do(t, req, out)
-}
-
-// do sends req, fails the test unless it succeeds, and decodes a JSON answer into out if non-nil.
-// Error messages carry the status and the server's body, never the request.
-func (a *AuthServer) do(t testing.TB, req *http.Request, out any) {
-	t.Helper()
-	resp, err := hookClient.Do(req)
-	if err != nil {
-		t.Fatalf("auth server %s: %v", req.URL.Path, err)
-	}
-	defer resp.Body.Close()
-	b, err := io.ReadAll(io.LimitReader(resp.Body, 1<<20))
-	if err != nil {
-		t.Fatalf("auth server %s: %v", req.URL.Path, err)
-	}
-	if resp.StatusCode/100 != 2 {
-		t.Fatalf("auth server %s: %s: %s", req.URL.Path, resp.Status, b)
-	}
-	if out != nil {
-		if err := json.Unmarshal(b, out); err != nil {
-			t.Fatalf("auth server %s: %v", req.URL.Path, err)
-		}
-	}
-}
-
-var hookClient = &http.Client{Timeout: 30 * time.Second}
 
 // seconds converts d to whole seconds, rounding up, at least 1.
 func seconds(d time.Duration) int64 {

@@ -432,6 +432,15 @@ func mcpSend(t *testing.T, method, endpoint, tok string, h http.Header, body str
 // The browser reports the callback URL instead of delivering it, so no callback listener is needed.
 func issueMCPToken(t *testing.T, as *AuthServer, resource, scope string) mcpToken {
 	t.Helper()
+	return issueMCPTokenAt(t, asEndpoints{as.RegistrationURL, as.AuthURL, as.TokenURL}, resource, scope)
+}
+
+// asEndpoints are the endpoints a client uses to get a token.
+type asEndpoints struct{ registration, authorization, token string }
+
+// issueMCPTokenAt is issueMCPToken against the given endpoints.
+func issueMCPTokenAt(t *testing.T, ep asEndpoints, resource, scope string) mcpToken {
+	t.Helper()
 	const redirect = "http://127.0.0.1:9/callback"
 	reg, err := json.Marshal(map[string]any{
 		"redirect_uris": []string{redirect}, "application_type": "native", "token_endpoint_auth_method": "none",
@@ -440,7 +449,7 @@ func issueMCPToken(t *testing.T, as *AuthServer, resource, scope string) mcpToke
 	if err != nil {
 		t.Fatal(err)
 	}
-	resp, err := http.Post(as.RegistrationURL, "application/json", bytes.NewReader(reg))
+	resp, err := http.Post(ep.registration, "application/json", bytes.NewReader(reg))
 	if err != nil {
 		t.Fatalf("register client: %v", err)
 	}
@@ -455,7 +464,7 @@ func issueMCPToken(t *testing.T, as *AuthServer, resource, scope string) mcpToke
 
 	cfg := oauth2.Config{
 		ClientID:    client.ClientID,
-		Endpoint:    oauth2.Endpoint{AuthURL: as.AuthURL, TokenURL: as.TokenURL, AuthStyle: oauth2.AuthStyleInParams},
+		Endpoint:    oauth2.Endpoint{AuthURL: ep.authorization, TokenURL: ep.token, AuthStyle: oauth2.AuthStyleInParams},
 		RedirectURL: redirect,
 		Scopes:      strings.Fields(scope),
 	}

@@ -7,6 +7,8 @@ import (
 	"fmt"
 	"net"
 	"net/http"
+	"net/url"
+	"slices"
 	"strconv"
 	"strings"
 	"sync/atomic"
@@ -18,33 +20,78 @@ import (
 	"github.com/modelcontextprotocol/go-sdk/oauthex"
 )
 
-// MCPServerOptions configures GoMCPServer and TSMCPServer; both read every field the same way.
+// MCPServerOptions configures GoMCPServer and TSMCPServer; both read every field the same way, except
+// Legacy, which only the Go server offers.
 type MCPServerOptions struct {
 	// Issuer is the authorization server's issuer (AuthServer.Issuer), listed in the protected
-	// resource metadata and required in every token. Required.
+	// resource metadata and required in every token. Required, except with Legacy, which starts its
+	// own authorization server and must leave it empty.
 	Issuer string
+	// AdvertiseAS is the authorization server the protected-resource metadata names instead of
+	// Issuer, as Atlassian and Slack advertise another URL than their metadata's issuer (e.g.
+	// AuthServer.AdvertisedIssuer). Tokens are still verified against Issuer. Default Issuer.
+	AdvertiseAS string
+	// OriginResource makes the protected resource the server's bare origin (http://127.0.0.1:PORT,
+	// no path), as Slack advertises it: the metadata's `resource` names it, the metadata moves to the
+	// root /.well-known/oauth-protected-resource (RFC 9728 §3.1), and tokens must carry the origin as
+	// audience. Default false: the resource is the endpoint URL.
+	OriginResource bool
 	// JSONResponse makes the server answer POSTs with a single application/json body instead of a
 	// text/event-stream. Default false: SSE, so notifications arrive while a tool runs.
 	JSONResponse bool
 	// RequiredScopes must all be granted to every request's token, else 403. Default: none.
 	RequiredScopes []string
+	// ProtectedMethods, when set, are the only JSON-RPC methods that need a token — e.g.
+	// {"tools/call"} for a server that answers initialize, notifications and tools/list to anyone and
+	// asks for a token only to run a tool (issue 11, point 9). A POST carrying none of them, and every
+	// GET and DELETE, is served without a token; a token sent anyway is still verified. The 401 is the
+	// usual challenge. Default: every request needs a token.
+	ProtectedMethods []string
+	// ToolCallScopes must be granted, on top of RequiredScopes, to a tools/call's token (step-up);
+	// tools/call then always needs a token. Without them the answer is 403 with the SDK's challenge,
+	// whose scope= lists RequiredScopes and ToolCallScopes together — scopes the client already holds
+	// included, as the conformance suite's step-up server sends them — so a client that merely
+	// appends the challenge's scopes to its own repeats them (RequestedScopes shows it). They are
+	// listed in scopes_supported. Default: none.
+	ToolCallScopes []string
 	// Opaque verifies tokens by RFC 7662 introspection instead of as RFC 9068 JWTs against the
 	// issuer's JWKS. Default false.
 	Opaque bool
 	// IntrospectionClientID and IntrospectionClientSecret authenticate the server to the issuer's
-	// introspection endpoint (client_secret_basic). Required when Opaque, ignored otherwise.
+	// introspection endpoint (client_secret_basic). Required when Opaque, ignored otherwise (and
+	// filled in from the started authorization server with Legacy).
 	IntrospectionClientID, IntrospectionClientSecret string
 	// Path is the MCP endpoint's path. Default "/mcp".
 	Path string
+	// Legacy makes a server of the 2025-03-26 revision, whose authorization server lives at its own
+	// origin (see LegacyAuth). Go server only. Default LegacyNone.
+	Legacy LegacyAuth
+	// LegacyAS configures the authorization server a Legacy server starts, with IssuerOrigin and
+	// IssuerPath unset (the issuer is the MCP origin) and Profile unset or, for
+	// LegacyDefaultEndpoints, ProfileLegacy (which it then defaults to). Its Opaque makes the MCP
+	// server introspect. Ignored without Legacy.
+	LegacyAS AuthServerOptions
 }
 
 // validate fails the test on a bad configuration and fills in defaults.
 func (o MCPServerOptions) validate(t testing.TB) MCPServerOptions {
 	t.Helper()
-	if o.Issuer == "" {
-		t.Fatal("MCPServerOptions.Issuer is required")
+	switch o.Legacy {
+	case LegacyNone:
+		if o.Issuer == "" {
+			t.Fatal("MCPServerOptions.Issuer is required")
+		}
+	case LegacyASMetadata, LegacyDefaultEndpoints:
+		if o.Issuer != "" || o.AdvertiseAS != "" || o.OriginResource {
+			t.Fatal("MCPServerOptions.Legacy starts its own authorization server and publishes no resource metadata: leave Issuer, AdvertiseAS and OriginResource unset")
+		}
+		if o.LegacyAS.Opaque {
+			o.Opaque = true
+		}
+	default:
+		t.Fatalf("MCPServerOptions.Legacy %q is not a LegacyAuth", o.Legacy)
 	}
-	if o.Opaque && (o.IntrospectionClientID == "" || o.IntrospectionClientSecret == "") {
+	if o.Opaque && o.Legacy == LegacyNone && (o.IntrospectionClientID == "" || o.IntrospectionClientSecret == "") {
 		t.Fatal("MCPServerOptions.Opaque needs IntrospectionClientID and IntrospectionClientSecret")
 	}
 	if o.Path == "" {
@@ -56,14 +103,58 @@ func (o MCPServerOptions) validate(t testing.TB) MCPServerOptions {
 	return o
 }
 
+// resource returns the protected resource of a server whose endpoint is base+o.Path.
+func (o MCPServerOptions) resource(base string) string {
+	if o.OriginResource {
+		return base
+	}
+	return base + o.Path
+}
+
+// advertisedAS returns the authorization server the protected-resource metadata names.
+func (o MCPServerOptions) advertisedAS() string {
+	if o.AdvertiseAS != "" {
+		return o.AdvertiseAS
+	}
+	return o.Issuer
+}
+
+// scopesSupported returns the scopes the protected-resource metadata lists.
+func (o MCPServerOptions) scopesSupported() []string {
+	var out []string
+	for _, sc := range append(slices.Clone(o.RequiredScopes), o.ToolCallScopes...) {
+		if !slices.Contains(out, sc) {
+			out = append(out, sc)
+		}
+	}
+	return out
+}
+
+// resourceMetadataURL returns where RFC 9728 §3.1 puts the metadata of resource: the well-known
+// segment inserted between the origin and the path.
+func resourceMetadataURL(resource string) string {
+	u, err := url.Parse(resource)
+	if err != nil {
+		panic(err) // resource is built by this package from a listener's address
+	}
+	return u.Scheme + "://" + u.Host + "/.well-known/oauth-protected-resource" + strings.TrimSuffix(u.Path, "/")
+}
+
 // MCPServer is a running bench MCP server, stopped by the test's cleanup. Safe for concurrent use.
 type MCPServer struct {
-	// URL is the MCP endpoint, which is also the protected resource: the RFC 8707 resource a token
-	// must be issued for, and the resource of the RFC 9728 metadata.
+	// URL is the MCP endpoint.
 	URL string
+	// Resource is the protected resource: the RFC 8707 resource a token must be issued for (its
+	// audience) and the `resource` of the RFC 9728 metadata. It is URL, or the bare origin with
+	// OriginResource.
+	Resource string
 	// ResourceMetadataURL is where the RFC 9728 metadata is served, as named by 401 challenges:
-	// /.well-known/oauth-protected-resource followed by the endpoint's path.
+	// /.well-known/oauth-protected-resource followed by the resource's path. Empty for a Legacy
+	// server, which has none.
 	ResourceMetadataURL string
+	// AuthServer is the authorization server a Legacy server started, whose issuer is the MCP
+	// server's origin (its hooks and statistics work as usual). Nil otherwise.
+	AuthServer *AuthServer
 
 	stats    func(testing.TB) MCPStats
 	redirect func(to string) // nil for servers that cannot be switched (the TypeScript one)
@@ -96,9 +187,12 @@ func (s *MCPServer) Stats(t testing.TB) MCPStats {
 // HTTP handler (stateful sessions, GET stream, DELETE) behind the SDK's auth.RequireBearerToken, and
 // the SDK's RFC 9728 metadata handler. It serves the bench tools (see registerGoTools).
 //
-// SDK behaviour kept as is: a token lacking RequiredScopes gets 403 with a `scope=` challenge but no
-// `error="insufficient_scope"`; a session is bound to the token's subject, so another user's token on
-// it gets 403 "session user mismatch"; an unknown session id gets 404.
+// SDK behaviour kept as is: a 401 or 403 challenge is `Bearer resource_metadata="…", scope="…"` —
+// scope= listing every scope the request needs (RequiredScopes, plus ToolCallScopes on a tools/call),
+// those the token holds included — with no error= parameter, so a token lacking scopes gets 403
+// without `error="insufficient_scope"`; a session is bound to the subject of the token that opened
+// it, so another user's token (or none) on it gets 403 "session user mismatch"; an unknown session id
+// gets 404.
 func GoMCPServer(t testing.TB, opts MCPServerOptions) *MCPServer {
 	t.Helper()
 	opts = opts.validate(t)
@@ -107,11 +201,19 @@ func GoMCPServer(t testing.TB, opts MCPServerOptions) *MCPServer {
 		t.Fatalf("go mcp server: %v", err)
 	}
 	base := "http://" + l.Addr().String()
-	s := &MCPServer{URL: base + opts.Path, ResourceMetadataURL: base + "/.well-known/oauth-protected-resource" + opts.Path}
+	s := &MCPServer{URL: base + opts.Path, Resource: opts.resource(base)}
+	discoverAt := opts.Issuer
+	if opts.Legacy == LegacyNone {
+		s.ResourceMetadataURL = resourceMetadataURL(s.Resource)
+	} else {
+		s.AuthServer, discoverAt = startFrontedAuthServer(t, base, opts.Legacy, opts.LegacyAS)
+		opts.Issuer = s.AuthServer.Issuer
+		opts.IntrospectionClientID, opts.IntrospectionClientSecret = s.AuthServer.IntrospectionClient()
+	}
 
 	ctx, cancel := context.WithTimeout(context.Background(), 15*time.Second)
 	defer cancel()
-	v, err := newTokenVerifier(ctx, opts.Issuer, s.URL, opts)
+	v, err := newTokenVerifier(ctx, opts.Issuer, discoverAt, s.Resource, opts)
 	if err != nil {
 		l.Close()
 		t.Fatalf("go mcp server: %v", err)
@@ -121,29 +223,42 @@ func GoMCPServer(t testing.TB, opts MCPServerOptions) *MCPServer {
 	registerGoTools(server)
 	mcpHandler := mcp.NewStreamableHTTPHandler(func(*http.Request) *mcp.Server { return server },
 		&mcp.StreamableHTTPOptions{JSONResponse: opts.JSONResponse})
-	protect := auth.RequireBearerToken(v.Verify, &auth.RequireBearerTokenOptions{
-		ResourceMetadataURL: s.ResourceMetadataURL,
-		Scopes:              opts.RequiredScopes,
-	})
+	protect := func(scopes []string) http.Handler {
+		return auth.RequireBearerToken(v.Verify, &auth.RequireBearerTokenOptions{
+			ResourceMetadataURL: s.ResourceMetadataURL,
+			Scopes:              scopes,
+		})(mcpHandler)
+	}
+	gate := &mcpGate{open: mcpHandler, protected: protect(opts.RequiredScopes), methods: opts.ProtectedMethods}
+	if len(opts.ToolCallScopes) > 0 {
+		gate.toolCall = protect(opts.scopesSupported())
+	}
+	var endpoint http.Handler = gate
+	if opts.Legacy != LegacyNone {
+		endpoint = bareChallenge(endpoint)
+	}
 	var c mcpCounters
 	var moved atomic.Pointer[string]
 	s.redirect = func(to string) { moved.Store(&to) }
-	protected := protect(mcpHandler)
 	mux := http.NewServeMux()
 	mux.Handle(opts.Path, c.count(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if to := moved.Load(); to != nil {
 			http.Redirect(w, r, *to, http.StatusTemporaryRedirect)
 			return
 		}
-		protected.ServeHTTP(w, r)
+		endpoint.ServeHTTP(w, r)
 	})))
-	mux.Handle("/.well-known/oauth-protected-resource"+opts.Path, auth.ProtectedResourceMetadataHandler(
-		&oauthex.ProtectedResourceMetadata{
-			Resource:               s.URL,
-			AuthorizationServers:   []string{opts.Issuer},
-			ScopesSupported:        opts.RequiredScopes,
-			BearerMethodsSupported: []string{"header"},
-		}))
+	if opts.Legacy == LegacyNone {
+		mux.Handle(strings.TrimPrefix(s.ResourceMetadataURL, base), auth.ProtectedResourceMetadataHandler(
+			&oauthex.ProtectedResourceMetadata{
+				Resource:               s.Resource,
+				AuthorizationServers:   []string{opts.advertisedAS()},
+				ScopesSupported:        opts.scopesSupported(),
+				BearerMethodsSupported: []string{"header"},
+			}))
+	} else {
+		mountLegacyFront(mux, opts.Legacy, s.AuthServer)
+	}
 	s.stats = func(testing.TB) MCPStats { return c.snapshot() }
 
 	hs := &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}

@@ -21,13 +21,22 @@ import (
 // SDK behaviour kept as is, and unlike the Go server: 401 and 403 challenges carry error= and
 // error_description= (403: error="insufficient_scope"); sessions are not bound to a user; the
 // router also mirrors the issuer's metadata at /.well-known/oauth-authorization-server on the MCP
-// server's origin. An unknown session id gets 404, as the specification asks.
+// server's origin. An unknown session id gets 404, as the specification asks. ProtectedMethods and
+// ToolCallScopes route each POST by its parsed JSON-RPC body to the right requireBearerAuth, as
+// mcpGate does for the Go server.
 func TSMCPServer(t testing.TB, opts MCPServerOptions) *MCPServer {
 	t.Helper()
 	opts = opts.validate(t)
+	if opts.Legacy != LegacyNone {
+		t.Fatal("TSMCPServer: Legacy is offered by GoMCPServer only")
+	}
 	dir := NodeDir(t)
 	cfg, err := json.Marshal(map[string]any{
 		"issuer":                    opts.Issuer,
+		"advertiseAS":               opts.advertisedAS(),
+		"originResource":            opts.OriginResource,
+		"protectedMethods":          opts.ProtectedMethods,
+		"toolCallScopes":            opts.ToolCallScopes,
 		"jsonResponse":              opts.JSONResponse,
 		"requiredScopes":            opts.RequiredScopes,
 		"opaque":                    opts.Opaque,
@@ -48,9 +57,11 @@ func TSMCPServer(t testing.TB, opts MCPServerOptions) *MCPServer {
 		t.Fatalf("ts mcp server printed a bad URL %q: %v", endpoint, err)
 	}
 	base := u.Scheme + "://" + u.Host
+	resource := opts.resource(base)
 	return &MCPServer{
 		URL:                 endpoint,
-		ResourceMetadataURL: base + "/.well-known/oauth-protected-resource" + u.Path,
+		Resource:            resource,
+		ResourceMetadataURL: resourceMetadataURL(resource),
 		stats:               func(t testing.TB) MCPStats { t.Helper(); return fetchStats(t, base+"/_bench/stats") },
 	}
 }

@@ -51,16 +51,19 @@ type accessClaims struct {
 	Scope    string `json:"scope"`
 }
 
-// newTokenVerifier discovers the authorization server's metadata (RFC 8414, then OpenID Connect
-// discovery, as the MCP specification orders them) for the tokens of resource.
-func newTokenVerifier(ctx context.Context, issuer, resource string, opts MCPServerOptions) (*tokenVerifier, error) {
+// newTokenVerifier discovers the metadata of the authorization server issuer (RFC 8414, then OpenID
+// Connect discovery, as the MCP specification orders them) for the tokens of resource. It asks at
+// discoverAt, which is the issuer itself except for an issuer that is another server's origin (a
+// 2025-03-26 server fronting its AS), where the metadata is asked of the AS's own address.
+//
+// The metadata is read leniently, as a resource server reads it: without the PKCE check of the SDK's
+// client-side discovery (Entra advertises no code_challenge_methods_supported), and with an issuer
+// that may be a {tenantid} template (Entra's /common) matching issuer.
+func newTokenVerifier(ctx context.Context, issuer, discoverAt, resource string, opts MCPServerOptions) (*tokenVerifier, error) {
 	hc := &http.Client{Timeout: 10 * time.Second}
-	meta, err := auth.GetAuthServerMetadata(ctx, issuer, hc)
+	meta, err := discoverAS(ctx, hc, issuer, discoverAt)
 	if err != nil {
 		return nil, fmt.Errorf("discover %s: %w", issuer, err)
-	}
-	if meta == nil {
-		return nil, fmt.Errorf("discover %s: no authorization server metadata", issuer)
 	}
 	v := &tokenVerifier{resource: resource, meta: meta, opaque: opts.Opaque, hc: hc,
 		clientID: opts.IntrospectionClientID, clientSecret: opts.IntrospectionClientSecret}
@@ -71,6 +74,54 @@ func newTokenVerifier(ctx context.Context, issuer, resource string, opts MCPServ
 		return nil, fmt.Errorf("discover %s: no jwks_uri", issuer)
 	}
 	return v, nil
+}
+
+// discoverAS fetches the metadata of issuer from the well-known locations of base, in the MCP
+// specification's order, skipping those that answer 4xx.
+func discoverAS(ctx context.Context, hc *http.Client, issuer, base string) (*oauthex.AuthServerMeta, error) {
+	u, err := url.Parse(base)
+	if err != nil {
+		return nil, err
+	}
+	p := strings.TrimSuffix(u.Path, "/")
+	candidates := []string{"/.well-known/oauth-authorization-server", "/.well-known/openid-configuration"}
+	if p != "" {
+		candidates = []string{"/.well-known/oauth-authorization-server" + p, "/.well-known/openid-configuration" + p, p + "/.well-known/openid-configuration"}
+	}
+	v := &tokenVerifier{hc: hc}
+	for _, c := range candidates {
+		req, err := http.NewRequestWithContext(ctx, http.MethodGet, u.Scheme+"://"+u.Host+c, nil)
+		if err != nil {
+			return nil, err
+		}
+		var meta oauthex.AuthServerMeta
+		err = v.doJSON(req, &meta)
+		if se := (*statusError)(nil); errors.As(err, &se) && se.code/100 == 4 {
+			continue
+		}
+		if err != nil {
+			return nil, err
+		}
+		if !issuerMatches(meta.Issuer, issuer) {
+			return nil, fmt.Errorf("%s names issuer %q", req.URL, meta.Issuer)
+		}
+		return &meta, nil
+	}
+	return nil, errors.New("no authorization server metadata")
+}
+
+// issuerMatches reports whether iss is the issuer the metadata names: the same string or, for a
+// metadata issuer that is a template such as https://login.microsoftonline.com/{tenantid}/v2.0 (Entra's
+// multi-tenant endpoints), that template with {tenantid} replaced by one non-empty path segment.
+func issuerMatches(metaIssuer, iss string) bool {
+	prefix, suffix, templated := strings.Cut(metaIssuer, "{tenantid}")
+	if !templated {
+		return metaIssuer == iss
+	}
+	if len(iss) <= len(prefix)+len(suffix) || !strings.HasPrefix(iss, prefix) || !strings.HasSuffix(iss, suffix) {
+		return false
+	}
+	return !strings.Contains(iss[len(prefix):len(iss)-len(suffix)], "/")
 }
 
 // Verify is an auth.TokenVerifier.
@@ -90,7 +141,6 @@ func (v *tokenVerifier) Verify(ctx context.Context, token string, _ *http.Reques
 		return v.key(ctx, kid)
 	},
 		jwt.WithValidMethods([]string{"RS256", "RS384", "RS512", "PS256", "PS384", "PS512", "ES256", "ES384", "ES512", "EdDSA"}),
-		jwt.WithIssuer(v.meta.Issuer),
 		jwt.WithAudience(v.resource),
 		jwt.WithExpirationRequired(),
 	)
@@ -99,6 +149,10 @@ func (v *tokenVerifier) Verify(ctx context.Context, token string, _ *http.Reques
 			return nil, err
 		}
 		return nil, fmt.Errorf("%w: %v", auth.ErrInvalidToken, err)
+	}
+	// Checked here rather than by jwt.WithIssuer, which knows no {tenantid} template.
+	if !issuerMatches(v.meta.Issuer, c.Issuer) {
+		return nil, fmt.Errorf("%w: issuer %q is not %q", auth.ErrInvalidToken, c.Issuer, v.meta.Issuer)
 	}
 	return mcpTokenInfo(c.Subject, c.ClientID, c.Scope, c.ExpiresAt.Time), nil
 }
@@ -175,7 +229,7 @@ func (v *tokenVerifier) introspect(ctx context.Context, token string) (*auth.Tok
 	switch {
 	case !r.Active:
 		return nil, fmt.Errorf("%w: token is not active", auth.ErrInvalidToken)
-	case r.Iss != "" && r.Iss != v.meta.Issuer:
+	case r.Iss != "" && !issuerMatches(v.meta.Issuer, r.Iss):
 		return nil, fmt.Errorf("%w: issuer %q is not %q", auth.ErrInvalidToken, r.Iss, v.meta.Issuer)
 	case !slices.Contains(r.Aud, v.resource):
 		return nil, fmt.Errorf("%w: audience %q does not name %s", auth.ErrInvalidToken, []string(r.Aud), v.resource)
@@ -206,10 +260,18 @@ func (v *tokenVerifier) doJSON(req *http.Request, out any) error {
 		return err
 	}
 	if resp.StatusCode != http.StatusOK {
-		return fmt.Errorf("%s %s: %s", req.Method, req.URL, resp.Status)
+		return &statusError{code: resp.StatusCode, msg: fmt.Sprintf("%s %s: %s", req.Method, req.URL, resp.Status)}
 	}
 	return json.Unmarshal(body, out)
 }
+
+// statusError is a non-200 answer to doJSON.
+type statusError struct {
+	code int
+	msg  string
+}
+
+func (e *statusError) Error() string { return e.msg }
 
 // publicJWK is the subset of an RFC 7517 public key the bench verifies with.
 type publicJWK struct {

@@ -4,6 +4,10 @@
 // spare refresh tokens) would kill the refresh tokens too — unlike a database-backed server.
 //
 // Records are kept a minute past their expiry so oidc-provider can tell "expired" from "not found".
+//
+// With Adapter.keepUsedRefreshTokens set, consuming a refresh token leaves it valid: a refresh still
+// returns a new refresh token, but the old one keeps working and is never seen as reused — Entra's
+// behaviour ("refresh tokens are not revoked when used to acquire new access tokens").
 const GRACE_MS = 60_000;
 
 const records = new Map(); // `${model}:${id}` -> {payload, expiresAt}
@@ -56,7 +60,10 @@ export default class Adapter {
     return this.find(key.slice(this.model.length + 1));
   }
 
+  static keepUsedRefreshTokens = false;
+
   async consume(id) {
+    if (Adapter.keepUsedRefreshTokens && this.model === 'RefreshToken') return;
     const r = records.get(this.key(id));
     if (r) r.payload.consumed = Math.floor(Date.now() / 1000);
   }

@@ -1,34 +1,26 @@
 // Test hooks of the bench's authorization server, served under /__testbed/ at the server root:
 //
-//   POST   /__testbed/faults  {endpoint, status, retryAfter, body, contentType, delayMs, count}
-//   DELETE /__testbed/faults  clears every pending fault
-//   GET    /__testbed/stats   {tokenRequests: {<grant_type>: n}, tokenRequestTimes: {<grant_type>: [ms since
-//                              the epoch, on arrival]}, requests: {<endpoint>: n}, events: [...]}
+//   POST   /__testbed/faults    {endpoint, status, retryAfter, body, contentType, delayMs, count}
+//   DELETE /__testbed/faults    clears every pending fault
+//   GET    /__testbed/stats     {tokenRequests: {<grant_type>: n}, tokenRequestTimes: {<grant_type>: [ms since
+//                                the epoch, on arrival]}, requests: {<endpoint>: n}, events: [...]}
+//   POST   /__testbed/resource  {resource}: sets cfg.resource, the resource profiles bind tokens to
 //
 // A fault applies to the next `count` requests of an endpoint (default 1, negative = until cleared):
 // it waits delayMs, then either answers with `status` (and Retry-After, and `body` or an OAuth error
 // JSON) or, without a status, lets the request through. Faulted requests are counted too.
 import express from 'express';
 
-// Endpoint names (oidc-provider's route names) and their paths below the issuer.
-const ROUTES = {
-  '/auth': 'authorization',
-  '/token': 'token',
-  '/reg': 'registration',
-  '/device/auth': 'device_authorization',
-  '/device': 'code_verification',
-  '/token/revocation': 'revocation',
-  '/token/introspection': 'introspection',
-  '/jwks': 'jwks',
-  '/me': 'userinfo',
-};
-
-// endpointOf names the endpoint a root-relative path addresses, or returns the path itself.
-export function endpointOf(pathname, prefix) {
+// endpointOf names the endpoint a root-relative path addresses — an oidc-provider route name (routes
+// maps each to its path) below one of the mounts (the path prefixes the provider is served under),
+// or a kind of metadata document — or else returns the path itself.
+export function endpointOf(pathname, mounts, routes) {
   if (pathname.includes('/.well-known/oauth-authorization-server')) return 'oauth-authorization-server';
   if (pathname.includes('/.well-known/openid-configuration')) return 'openid-configuration';
-  if (pathname.startsWith(prefix)) {
-    const name = ROUTES[pathname.slice(prefix.length)];
+  for (const mount of mounts) {
+    if (!pathname.startsWith(mount)) continue;
+    const rest = pathname.slice(mount.length);
+    const name = Object.keys(routes).find((r) => routes[r] === rest);
     if (name) return name;
   }
   return pathname;
@@ -40,8 +32,10 @@ function defaultError(status) {
   return 'invalid_request';
 }
 
-// newHooks returns the state and the express middleware of the hooks.
-export function newHooks(prefix) {
+// newHooks returns the state and the express middleware of the hooks. mounts are the path prefixes
+// the provider is served under, longest first; routes its route paths; cfg the server's
+// configuration, whose `resource` the resource hook sets.
+export function newHooks(mounts, routes, cfg) {
   const events = [];
   const tokenRequests = {};
   const tokenRequestTimes = {};
@@ -67,10 +61,15 @@ export function newHooks(prefix) {
   router.get('/__testbed/stats', (_req, res) => {
     res.json({ tokenRequests, tokenRequestTimes, requests, events });
   });
+  router.post('/__testbed/resource', (req, res) => {
+    cfg.resource = typeof req.body?.resource === 'string' ? req.body.resource : '';
+    console.error(`as: resource set to ${cfg.resource || '(none)'}`);
+    res.status(204).end();
+  });
 
   // The token endpoint's body is read here, to count grant types even for faulted requests;
   // oidc-provider then parses req.body instead of the stream (it warns once that it does).
-  router.post(`${prefix}/token`, express.raw({ type: () => true, limit: '56kb' }), (req, _res, next) => {
+  router.post(mounts.map((m) => `${m}${routes.token}`), express.raw({ type: () => true, limit: '56kb' }), (req, _res, next) => {
     const body = Buffer.isBuffer(req.body) ? req.body.toString() : '';
     const gt = new URLSearchParams(body).get('grant_type') ?? '(none)';
     tokenRequests[gt] = (tokenRequests[gt] ?? 0) + 1;
@@ -84,7 +83,7 @@ export function newHooks(prefix) {
       next();
       return;
     }
-    const endpoint = endpointOf(req.path, prefix);
+    const endpoint = endpointOf(req.path, mounts, routes);
     requests[endpoint] = (requests[endpoint] ?? 0) + 1;
     const f = faults.find((x) => x.endpoint === endpoint);
     if (!f) {

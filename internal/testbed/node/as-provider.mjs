@@ -15,18 +15,20 @@ function isLoopbackResource(indicator) {
   return !!u && (u.protocol === 'http:' || u.protocol === 'https:') && LOOPBACK_HOSTS.has(u.hostname);
 }
 
-// newProvider builds the provider for cfg (see as.mjs for the fields). record(event) receives notable
-// events; it never sees token values.
-export function newProvider(cfg, record) {
-  const scope = cfg.scopes.join(' ');
+// newProvider builds the provider for cfg (see as.mjs for the fields) and profile (as-profiles.mjs).
+// record(event) receives notable events; it never sees token values.
+export function newProvider(cfg, profile, record) {
+  const resourceScope = [...cfg.scopes, ...(profile.resourceScopes ?? [])].join(' ');
   const atTTL = cfg.accessTokenTTL;
   const rtTTL = cfg.refreshTokenTTL;
   const admin = cfg.introspectionClient;
+  Adapter.keepUsedRefreshTokens = !!profile.keepUsedRefreshTokens;
 
-  const provider = new Provider(cfg.issuer, {
+  const options = {
     adapter: Adapter, // in memory: a new process forgets every client, grant and token
     jwks: cfg.jwks, // the fixture's keys, stable across restarts so earlier JWTs still verify
     cookies: { keys: [randomBytes(32).toString('base64url')] },
+    routes: cfg.routes, // the fixture's, so that its endpoint URLs and the hooks' names agree
     clients: [{
       // A confidential client for resource servers: introspects any token and may revoke any token.
       client_id: admin.id,
@@ -35,7 +37,7 @@ export function newProvider(cfg, record) {
       grant_types: [],
       response_types: [],
       redirect_uris: [],
-    }],
+    }, ...(cfg.staticClients ?? [])], // pre-registered clients (AuthServerOptions.StaticClients)
     responseTypes: ['code'], // OAuth 2.1: no implicit or hybrid flows
     pkce: { required: () => true }, // S256 is the only method oidc-provider 9 accepts
     // Refresh tokens whenever the client registered the grant type; the default also asks for the
@@ -51,7 +53,7 @@ export function newProvider(cfg, record) {
       RefreshToken: rtTTL,
       IdToken: 3600,
       DeviceCode: 600,
-      Grant: Math.max(rtTTL, 365 * DAY),
+      Grant: Math.max(rtTTL, atTTL, 365 * DAY),
       Session: 365 * DAY,
       Interaction: 3600,
     },
@@ -59,6 +61,8 @@ export function newProvider(cfg, record) {
       devInteractions: { enabled: true }, // the login and consent pages the scripted browser fills in
       registration: { enabled: true, initialAccessToken: false }, // open RFC 7591 registration
       deviceFlow: { enabled: true },
+      // Machine identities (RFC 6749 §4.4) with a resource indicator get an audience-bound token.
+      clientCredentials: { enabled: true },
       revocation: {
         enabled: true,
         allowedPolicy: async (ctx, client, token) => {
@@ -78,7 +82,7 @@ export function newProvider(cfg, record) {
             throw new errors.InvalidTarget('resource must be an http(s) URL on a loopback host');
           }
           return {
-            scope,
+            scope: resourceScope,
             audience: indicator,
             accessTokenTTL: atTTL,
             accessTokenFormat: cfg.opaque ? 'opaque' : 'jwt',
@@ -87,7 +91,9 @@ export function newProvider(cfg, record) {
         },
       },
     },
-  });
+  };
+  profile.configure?.(options);
+  const provider = new Provider(cfg.issuer, options);
 
   provider.use(async (ctx, next) => {
     await next();
@@ -99,6 +105,7 @@ export function newProvider(cfg, record) {
     if (route === 'device_authorization' && ctx.status === 200 && ctx.body && cfg.deviceInterval) {
       ctx.body.interval = cfg.deviceInterval; // oidc-provider omits it, so RFC 8628 clients wait 5 s
     }
+    profile.response?.(ctx); // last: a profile's metadata is the provider's, not the bench's
   });
 
   listen(provider, record);

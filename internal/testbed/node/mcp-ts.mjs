@@ -2,7 +2,9 @@
 // sessions, GET stream, DELETE) behind the SDK's requireBearerAuth, with RFC 9728 metadata from the
 // SDK's mcpAuthMetadataRouter. Tokens are verified with jose against the issuer's JWKS, or by RFC 7662
 // introspection. Started by testbed.TSMCPServer; configured by the JSON in AK_MCP_CONFIG:
-//   {issuer, jsonResponse, requiredScopes, opaque, introspectionClientId, introspectionClientSecret, path}
+//   {issuer, advertiseAS, originResource, protectedMethods, toolCallScopes, jsonResponse, requiredScopes,
+//    opaque, introspectionClientId, introspectionClientSecret, path}
+// (see testbed.MCPServerOptions for what each does).
 // Listens on a free 127.0.0.1 port, then prints "READY <mcp url>". GET /_bench/stats (no auth) returns
 // the request counters {requests, unauthorized, forbidden} of the MCP endpoint.
 // Never logs a token.
@@ -22,6 +24,8 @@ import { isInitializeRequest } from '@modelcontextprotocol/sdk/types.js';
 const cfg = JSON.parse(process.env.AK_MCP_CONFIG ?? '{}');
 const path = cfg.path || '/mcp';
 const requiredScopes = cfg.requiredScopes ?? [];
+const toolCallScopes = cfg.toolCallScopes ?? [];
+const protectedMethods = cfg.protectedMethods ?? [];
 
 // Authorization server metadata, in the order the MCP specification gives (RFC 8414, then OIDC).
 async function discover(issuer) {
@@ -135,18 +139,35 @@ function newServer() {
 const meta = await discover(cfg.issuer);
 const httpServer = http.createServer();
 await new Promise((resolve) => httpServer.listen(0, '127.0.0.1', resolve));
-const url = `http://127.0.0.1:${httpServer.address().port}${path}`;
-const resourceMetadataUrl = getOAuthProtectedResourceMetadataUrl(new URL(url));
+const origin = `http://127.0.0.1:${httpServer.address().port}`;
+const url = `${origin}${path}`;
+// The protected resource: the endpoint, or the bare origin (as Slack advertises it).
+const resource = cfg.originResource ? origin : url;
+const resourceMetadataUrl = getOAuthProtectedResourceMetadataUrl(new URL(resource));
+const scopesSupported = [...new Set([...requiredScopes, ...toolCallScopes])];
 
 const stats = { requests: 0, unauthorized: 0, forbidden: 0 };
 const sessions = new Map(); // session id → transport
 
 const app = createMcpExpressApp({ host: '127.0.0.1' });
 app.get('/_bench/stats', (_req, res) => res.json(stats));
+if (cfg.originResource || (cfg.advertiseAS && cfg.advertiseAS !== meta.issuer)) {
+  // The SDK's router can name neither another authorization server than the issuer's nor a resource
+  // without the trailing slash URL.href adds to an origin: serve this metadata first, in its place.
+  // With the origin as resource, the path-inserted location names nothing (the router's prefix match
+  // would answer there).
+  if (cfg.originResource) app.use(`/.well-known/oauth-protected-resource${path}`, (_req, res) => res.sendStatus(404));
+  app.get(new URL(resourceMetadataUrl).pathname, (_req, res) => res.json({
+    resource,
+    authorization_servers: [cfg.advertiseAS || meta.issuer],
+    scopes_supported: scopesSupported.length ? scopesSupported : undefined,
+    bearer_methods_supported: ['header'],
+  }));
+}
 app.use(mcpAuthMetadataRouter({
   oauthMetadata: meta,
-  resourceServerUrl: new URL(url),
-  scopesSupported: requiredScopes.length ? requiredScopes : undefined,
+  resourceServerUrl: new URL(resource),
+  scopesSupported: scopesSupported.length ? scopesSupported : undefined,
 }));
 app.use(path, (req, res, next) => {
   stats.requests++;
@@ -156,12 +177,21 @@ app.use(path, (req, res, next) => {
   });
   next();
 });
-app.use(path, requireBearerAuth({
-  verifier: cfg.opaque ? introspectionVerifier(meta, url) : jwtVerifier(meta, url),
-  requiredScopes,
-  resourceMetadataUrl,
-  expectedResource: new URL(url),
-}));
+const verifier = cfg.opaque ? introspectionVerifier(meta, resource) : jwtVerifier(meta, resource);
+const bearer = (scopes) => requireBearerAuth({
+  verifier, requiredScopes: scopes, resourceMetadataUrl, expectedResource: new URL(resource),
+});
+const protect = bearer(requiredScopes);
+const protectToolCall = toolCallScopes.length ? bearer(scopesSupported) : null;
+app.use(path, (req, res, next) => {
+  // Route by the JSON-RPC methods of the (already parsed) body, as the Go server's mcpGate does.
+  const msgs = req.method === 'POST' ? [req.body].flat() : [];
+  const methods = msgs.map((m) => m?.method).filter((m) => typeof m === 'string');
+  if (protectToolCall && methods.includes('tools/call')) return protectToolCall(req, res, next);
+  if (!protectedMethods.length || req.headers.authorization
+    || methods.some((m) => protectedMethods.includes(m))) return protect(req, res, next);
+  return next();
+});
 
 const rpcError = (res, status, message) =>
   res.status(status).json({ jsonrpc: '2.0', error: { code: -32000, message }, id: null });

@@ -1,0 +1,230 @@
+package app
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net/url"
+	"os"
+	"strings"
+	"time"
+)
+
+// Secrets never come from the command line (ps, shell history): the client secret and a static token
+// are read from the environment or stdin, a private key from a file, and all of them travel to the
+// owner only in the body of a control call over its 0600 unix socket.
+const (
+	envClientSecret = "AUTHKEEPER_CLIENT_SECRET"
+	envToken        = "AUTHKEEPER_TOKEN"
+)
+
+// maxSecretInput bounds what is read for a token or a key file.
+const maxSecretInput = 64 << 10
+
+// listFlag collects repeatable values; each may hold several, separated by spaces (--scope "a b").
+type listFlag []string
+
+func (l *listFlag) String() string { return strings.Join(*l, " ") }
+func (l *listFlag) Set(v string) error {
+	*l = append(*l, strings.Fields(v)...)
+	return nil
+}
+
+// paramFlag collects repeatable k=v parameters.
+type paramFlag map[string]string
+
+func (p paramFlag) String() string { return "" }
+func (p paramFlag) Set(v string) error {
+	k, val, ok := strings.Cut(v, "=")
+	if !ok || k == "" {
+		return fmt.Errorf("%q is not k=v", v)
+	}
+	if _, dup := p[k]; dup {
+		return fmt.Errorf("parameter %q given twice", k)
+	}
+	p[k] = val
+	return nil
+}
+
+// showProgress prints what a sign-in needs from the user: the authorization URL (once discovery and
+// registration succeeded, so nothing is promised that then fails) or the device code.
+func showProgress(e env, target string) SignInProgress {
+	return SignInProgress{
+		OnURL: func(u string) {
+			fmt.Fprintf(e.stdout, "Signing in to %s in your browser…\nIf your browser did not open, open this URL: %s\n", target, u)
+		},
+		OnDevice: func(d DeviceCode) {
+			fmt.Fprintf(e.stdout, "To sign in, open %s and enter the code %s\n", d.VerificationURI, d.UserCode)
+			if d.VerificationURIComplete != "" {
+				fmt.Fprintf(e.stdout, "(or open %s)\n", d.VerificationURIComplete)
+			}
+		},
+	}
+}
+
+const addUsage = "usage: authkeeper add URL [--name NAME] [--client-id ID [--redirect-port N] [--client-key-file PEM [--client-key-id KID]]]\n" +
+	"        [--scope S]... [--param k=v]... [--assume-pkce] [--device | --client-credentials | --token-stdin [--token-expires DATE]]"
+
+func cmdAdd(ctx context.Context, args []string, e env) error {
+	fs := newFlags("add", e)
+	name := fs.String("name", "", "the server's name (default: from the URL's host)")
+	clientID := fs.String("client-id", "", "a client id registered by hand (Entra ID and other enterprise IdPs); its secret, if any, from $"+envClientSecret)
+	port := fs.Int("redirect-port", 0, "the loopback port registered with the client id (default: any)")
+	keyFile := fs.String("client-key-file", "", "a PEM private key of the client id, for private_key_jwt client authentication")
+	keyID := fs.String("client-key-id", "", "the key id (kid) the authorization server knows the private key by")
+	device := fs.Bool("device", false, "sign in with a device code instead of the browser")
+	var scopes listFlag
+	fs.Var(&scopes, "scope", "a scope to request besides the server's (repeatable, or several separated by spaces)")
+	params := paramFlag{}
+	fs.Var(params, "param", "k=v: a parameter for the authorization and token requests, e.g. audience=… (repeatable)")
+	assumePKCE := fs.Bool("assume-pkce", false, "sign in although the authorization server does not advertise PKCE S256 (it is sent anyway)")
+	cc := fs.Bool("client-credentials", false, "a machine identity: the client_credentials grant with --client-id and $"+envClientSecret+" or --client-key-file; no browser")
+	tokenStdin := fs.Bool("token-stdin", false, "read a static token or API key from stdin (or set $"+envToken+")")
+	tokenExpires := fs.String("token-expires", "", "when the static token expires: 2026-12-31 (its start, local time) or an RFC 3339 time")
+	store := fs.String("store", "", "credential store when no authkeeper is running: keychain or file")
+	pos, err := parse(fs, args)
+	if err != nil {
+		return err
+	}
+	if len(pos) != 1 {
+		return errors.New(addUsage)
+	}
+	body := addBody{Name: *name, URL: pos[0], ClientID: *clientID, Secret: e.getenv(envClientSecret), KeyID: *keyID,
+		Port: *port, Device: *device, Scopes: scopes, AssumePKCE: *assumePKCE, ClientCredentials: *cc}
+	if len(params) > 0 {
+		body.Params = params
+	}
+	if body.Name == "" {
+		u, err := url.Parse(pos[0])
+		if err != nil || u.Hostname() == "" {
+			return fmt.Errorf("%q is not a server URL", pos[0])
+		}
+		body.Name = strings.Split(u.Hostname(), ".")[0]
+	}
+	if *keyFile != "" {
+		if body.Key, err = readKeyFile(*keyFile); err != nil {
+			return err
+		}
+	}
+	if body.Token, err = staticToken(e, *tokenStdin); err != nil {
+		return err
+	}
+	if *tokenExpires != "" {
+		if body.Token == "" {
+			return errors.New("--token-expires goes with a static token (--token-stdin or $" + envToken + ")")
+		}
+		if body.TokenExpires, err = parseExpiry(*tokenExpires); err != nil {
+			return err
+		}
+	}
+	if err := checkAdd(body); err != nil {
+		return err
+	}
+	r, done, err := connect(ctx, e, *store, nil)
+	if err != nil {
+		return err
+	}
+	defer done()
+	if err := r.Add(ctx, body, showProgress(e, pos[0])); err != nil {
+		return err
+	}
+	fmt.Fprintf(e.stdout, "Added %s (%s)\n", body.Name, pos[0])
+	return nil
+}
+
+// checkAdd refuses combinations of add's options that cannot work, before anything is asked of a server.
+func checkAdd(b addBody) error {
+	modes := 0
+	for _, on := range []bool{b.Device, b.ClientCredentials, b.Token != ""} {
+		if on {
+			modes++
+		}
+	}
+	switch {
+	case modes > 1:
+		return errors.New("choose one of --device, --client-credentials and a static token")
+	case b.ClientCredentials && b.ClientID == "":
+		return errors.New("--client-credentials needs --client-id")
+	case b.ClientCredentials && b.Secret == "" && b.Key == "":
+		return errors.New("--client-credentials needs the client's secret in $" + envClientSecret + " or its private key in --client-key-file")
+	case (b.Key != "" || b.KeyID != "" || b.Port != 0) && b.ClientID == "":
+		return errors.New("--client-key-file, --client-key-id and --redirect-port go with --client-id")
+	}
+	return nil
+}
+
+// staticToken returns the static token from stdin (fromStdin) or $AUTHKEEPER_TOKEN, or "" for none.
+func staticToken(e env, fromStdin bool) (string, error) {
+	if !fromStdin {
+		return e.getenv(envToken), nil
+	}
+	if e.stdin == nil {
+		return "", errors.New("--token-stdin: no standard input")
+	}
+	data, err := io.ReadAll(io.LimitReader(e.stdin, maxSecretInput+1))
+	if err != nil {
+		return "", fmt.Errorf("--token-stdin: %w", err)
+	}
+	tok := strings.TrimSpace(string(data))
+	switch {
+	case len(data) > maxSecretInput:
+		return "", errors.New("--token-stdin: the input is too long for a token")
+	case tok == "":
+		return "", errors.New("--token-stdin: no token on standard input")
+	case strings.ContainsFunc(tok, func(r rune) bool { return r < ' ' || r == 0x7f }):
+		// The error never quotes the input: it is a secret.
+		return "", errors.New("--token-stdin: the token must be one line of printable characters")
+	}
+	return tok, nil
+}
+
+// readKeyFile reads a PEM private key. Errors never quote the file's content.
+func readKeyFile(path string) (string, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return "", fmt.Errorf("--client-key-file: %w", err)
+	}
+	defer f.Close()
+	data, err := io.ReadAll(io.LimitReader(f, maxSecretInput+1))
+	if err != nil {
+		return "", fmt.Errorf("--client-key-file: %w", err)
+	}
+	if len(data) > maxSecretInput || !strings.Contains(string(data), "-----BEGIN ") {
+		return "", fmt.Errorf("--client-key-file: %s is not a PEM private key", path)
+	}
+	return string(data), nil
+}
+
+// parseExpiry reads --token-expires: an RFC 3339 time, or a date (its start, local time).
+func parseExpiry(v string) (time.Time, error) {
+	if t, err := time.Parse(time.RFC3339, v); err == nil {
+		return t, nil
+	}
+	if t, err := time.ParseInLocation(time.DateOnly, v, time.Local); err == nil {
+		return t, nil
+	}
+	return time.Time{}, fmt.Errorf("--token-expires %q: want a date such as 2026-12-31 or an RFC 3339 time", v)
+}
+
+func cmdLogin(ctx context.Context, args []string, e env) error {
+	fs := newFlags("login", e)
+	device := fs.Bool("device", false, "sign in with a device code instead of the browser")
+	pos, err := parse(fs, args)
+	if err != nil {
+		return err
+	}
+	if len(pos) != 1 {
+		return errors.New("usage: authkeeper login NAME [--device]")
+	}
+	r, done, err := connect(ctx, e, "", nil)
+	if err != nil {
+		return err
+	}
+	defer done()
+	if err := r.Login(ctx, pos[0], *device, showProgress(e, pos[0])); err != nil {
+		return err
+	}
+	fmt.Fprintf(e.stdout, "Signed in to %s\n", pos[0])
+	return nil
+}

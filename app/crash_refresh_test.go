@@ -1,0 +1,144 @@
+package app
+
+import (
+	"bufio"
+	"context"
+	"encoding/json"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/authkeeper/authkeeper/internal/testbed"
+	"github.com/modelcontextprotocol/go-sdk/mcp"
+)
+
+// startServeProcess runs the real binary's `serve` in this process's environment and waits until its
+// control API answers.
+func startServeProcess(t *testing.T, bin, name string, paths Paths) (*testbed.Process, *Remote) {
+	t.Helper()
+	cmd := exec.Command(bin, "serve")
+	cmd.Env = append(os.Environ(), "AUTHKEEPER_PROXY_ADDR=127.0.0.1:0")
+	p := testbed.StartProcess(t, name, cmd)
+	p.WaitLine(t, "  control: ", 60*time.Second)
+	return p, NewRemote(ownerSocket(paths))
+}
+
+// auditEvents reads the audit log.
+func auditEvents(t *testing.T, paths Paths) []Event {
+	t.Helper()
+	f, err := os.Open(filepath.Join(paths.StateDir, "audit.jsonl"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	var out []Event
+	sc := bufio.NewScanner(f)
+	for sc.Scan() {
+		var ev Event
+		if json.Unmarshal(sc.Bytes(), &ev) == nil {
+			out = append(out, ev)
+		}
+	}
+	return out
+}
+
+// auditKinds counts the audit log's events of kind for server.
+func auditKinds(t *testing.T, paths Paths, kind EventKind, server string) int {
+	t.Helper()
+	n := 0
+	for _, ev := range auditEvents(t, paths) {
+		if ev.Kind == kind && ev.Server == server {
+			n++
+		}
+	}
+	return n
+}
+
+// TestSIGKILLMidRefreshNeverReplaysTheSpentRefreshToken runs the real binary as the owner, holds a
+// refresh at the real AS (oidc-provider, rotating refresh tokens with reuse detection) and kills the
+// process with SIGKILL while the AS still has it; the AS then rotates the grant, and the answer is
+// lost with the process. The restarted binary must not send the stored refresh token again (the AS
+// sees no reuse and revokes nothing), must keep serving the still-valid access token — which the MCP
+// server, introspecting every request, still accepts — and must ask for a sign-in exactly once.
+func TestSIGKILLMidRefreshNeverReplaysTheSpentRefreshToken(t *testing.T) {
+	bin := authkeeperBinary(t) // before newEnvBench moves HOME
+	b := newEnvBench(t, testbed.AuthServerOptions{AccessTokenTTL: 5 * time.Minute, Opaque: true})
+	b.eng.Close()
+
+	first, r := startServeProcess(t, bin, "authkeeper serve (run 1)", b.paths)
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	before, err := r.Token(ctx, "bench")
+	if err != nil {
+		t.Fatal(err)
+	}
+	stats := b.as.Stats(t)
+	tokenRequests, rotated := stats.Requests["token"], countPrefix(stats.Events, "refresh_token.rotated")
+	b.as.Fault(t, testbed.Fault{Endpoint: "token", Delay: 4 * time.Second})
+	go func() { _ = r.Refresh(ctx, "bench") }() // dies with the process
+	deadline := time.Now().Add(20 * time.Second)
+	for b.as.Stats(t).Requests["token"] == tokenRequests {
+		if time.Now().After(deadline) {
+			t.Fatal("the refresh never reached the AS")
+		}
+		time.Sleep(50 * time.Millisecond) // polling another process
+	}
+	time.Sleep(500 * time.Millisecond)
+	first.Kill()
+	// The AS completes the held refresh: the grant rotates, and its answer is lost.
+	for countPrefix(b.as.Events(t), "refresh_token.rotated") == rotated {
+		if time.Now().After(deadline) {
+			t.Fatal("the AS never rotated the refresh token: the kill did not land mid-refresh")
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	refreshes := b.as.TokenRequests(t, "refresh_token")
+
+	second, r := startServeProcess(t, bin, "authkeeper serve (run 2)", b.paths)
+	got, err := r.Token(ctx, "bench")
+	if err != nil || got.AccessToken != before.AccessToken {
+		t.Fatalf("after the restart Token = same %t, %v; want the stored, still valid access token", got.AccessToken == before.AccessToken, err)
+	}
+	s, err := r.Status(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if st := s.Servers[0]; st.State != StateNeedsSignIn || st.Cause != CauseRefreshInterrupted || !strings.Contains(st.Message, "refresh was in flight") {
+		t.Errorf("status %s/%s %q, want needs-sign-in saying a refresh was interrupted", st.State, st.Cause, st.Message)
+	}
+	info, err := r.Proxy(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cs, err := mcp.NewClient(&mcp.Implementation{Name: "agent", Version: "1"}, nil).Connect(ctx,
+		&mcp.StreamableClientTransport{Endpoint: info.URL + "/" + info.Key + "/mcp/bench"}, nil)
+	if err != nil {
+		t.Fatalf("connect through the restarted proxy: %v", err)
+	}
+	defer cs.Close()
+	for i := range 3 {
+		if out, err := proxyEcho(ctx, cs, "still served"); err != nil || out != "still served" {
+			t.Fatalf("call %d with the still-valid access token: %q, %v", i, out, err)
+		}
+	}
+	if err := r.Refresh(ctx, "bench"); err == nil {
+		t.Error("a forced refresh after the interrupted one was sent")
+	}
+	events := b.as.Events(t)
+	if n := countPrefix(events, "refresh_token.reused") + countPrefix(events, "grant.revoked"); n != 0 {
+		t.Errorf("the AS saw the spent refresh token again (%d reuse/revocation events): %v", n, events)
+	}
+	if n := b.as.TokenRequests(t, "refresh_token") - refreshes; n != 0 {
+		t.Errorf("%d refresh requests after the restart, want 0", n)
+	}
+	if err := second.Stop(); err != nil {
+		t.Fatal(err)
+	}
+	if n := auditKinds(t, b.paths, EventNeedsSignIn, "bench"); n != 1 {
+		t.Errorf("%d needs_sign_in events in the audit log, want exactly 1", n)
+	}
+	assertNoSecrets(t, "serve output", first.Output()+second.Output(), before.AccessToken)
+}

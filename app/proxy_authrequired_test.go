@@ -1,0 +1,121 @@
+package app
+
+import (
+	"context"
+	"testing"
+	"time"
+
+	"github.com/authkeeper/authkeeper/internal/testbed"
+	"github.com/authkeeper/authkeeper/keychain"
+	"github.com/authkeeper/authkeeper/oauth"
+	"github.com/modelcontextprotocol/go-sdk/mcp"
+)
+
+// TestProxyServerSavedWithoutAuthThatDemandsATokenBecomesOAuth: a server that answers initialize and
+// tools/list to anyone and demands a token only for tools/call (the real Go SDK server behind its
+// bearer middleware for that method), saved as needing no auth — as the probe of an older authkeeper
+// saved it. Its first 401 with a Bearer challenge turns it into an OAuth server that needs a sign-in:
+// the setting is kept across a restart, one needs-sign-in is announced, the agent gets the
+// non-retryable sign_in_required (not a retryable upstream_unavailable), and after a sign-in the same
+// session's calls work.
+func TestProxyServerSavedWithoutAuthThatDemandsATokenBecomesOAuth(t *testing.T) {
+	testbed.StartKeyring(t)
+	as := testbed.NewAuthServer(t, testbed.AuthServerOptions{})
+	srv := testbed.GoMCPServer(t, testbed.MCPServerOptions{Issuer: as.Issuer, RequiredScopes: []string{"mcp:read"},
+		ProtectedMethods: []string{"tools/call"}})
+	paths := tempPaths(t)
+	conf, err := keychain.NewConfigFile(paths.ConfigDir, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := keychain.DefaultSettings()
+	s.Servers = []keychain.Server{{Name: "partial", URL: srv.URL}}
+	if err := conf.Save(s); err != nil {
+		t.Fatal(err)
+	}
+	ks, err := keychain.NewKeyringStore(keychain.KeyringConfig{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := ks.Put("partial", toRecord(oauth.Token{}, oauth.Grant{Resource: srv.URL, Registration: registrationNoAuth})); err != nil {
+		t.Fatal(err)
+	}
+	browser := testbed.NewBrowser(t, testbed.BrowserOptions{})
+	start := func() *Engine {
+		t.Helper()
+		eng, err := NewEngine(Config{Paths: paths, ProxyAddr: "127.0.0.1:0", Opener: browser})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := eng.Start(context.Background()); err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { eng.Close() })
+		return eng
+	}
+	eng := start()
+	_, events, cancel := eng.Subscribe()
+	defer cancel()
+	if st := eng.Snapshot().Servers[0]; st.Auth != "no-auth" {
+		t.Fatalf("seeded server is %q, want no-auth", st.Auth)
+	}
+	ctx, stop := context.WithTimeout(context.Background(), time.Minute)
+	defer stop()
+	cs, err := mcp.NewClient(&mcp.Implementation{Name: "agent", Version: "1"}, nil).Connect(ctx,
+		&mcp.StreamableClientTransport{Endpoint: eng.ProxyEndpoint("partial")}, nil)
+	if err != nil {
+		t.Fatalf("connect (initialize needs no token): %v", err)
+	}
+	defer cs.Close()
+	if _, err := cs.ListTools(ctx, nil); err != nil {
+		t.Fatalf("tools/list needs no token: %v", err)
+	}
+	for i := range 3 {
+		_, err := proxyEcho(ctx, cs, "x")
+		we, d := proxyStructured(t, err)
+		if we.Code != CodeAuthFailure || d.Type != "auth_failure" || d.Subtype != SubtypeSignInRequired || d.Retryable {
+			t.Fatalf("call %d: code %d data %+v; want the non-retryable auth_failure/sign_in_required", i, we.Code, d)
+		}
+	}
+	waitEvent(t, events, EventNeedsSignIn, 5*time.Second)
+	st := eng.Snapshot().Servers[0]
+	if st.Auth != "oauth" || st.State != StateNeedsSignIn || st.Cause != CauseAuthRequired {
+		t.Errorf("status %s %s/%s, want an OAuth server that needs sign-in", st.Auth, st.State, st.Cause)
+	}
+	if rec, err := ks.Get("partial"); err != nil || rec.Binding.RegistrationMethod != "" || rec.Binding.Resource != srv.URL {
+		t.Errorf("keychain record %v, %v; want the server saved as OAuth", rec, err)
+	}
+
+	// A restart remembers it; the announcement is not repeated.
+	eng.Close()
+	eng = start()
+	_, events2, cancel2 := eng.Subscribe()
+	defer cancel2()
+	if st := eng.Snapshot().Servers[0]; st.Auth != "oauth" || st.State != StateNeedsSignIn {
+		t.Fatalf("after a restart: %s %s, want oauth needs-sign-in", st.Auth, st.State)
+	}
+	// `authkeeper login` finds the sign-in: the probe also tries a call that needs a token.
+	if err := eng.SignIn(ctx, "partial", false, nil); err != nil {
+		t.Fatalf("sign in: %v", err)
+	}
+	cs2, err := mcp.NewClient(&mcp.Implementation{Name: "agent", Version: "1"}, nil).Connect(ctx,
+		&mcp.StreamableClientTransport{Endpoint: eng.ProxyEndpoint("partial")}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cs2.Close()
+	if got, err := proxyEcho(ctx, cs2, "after sign-in"); err != nil || got != "after sign-in" {
+		t.Fatalf("call after signing in: %q, %v", got, err)
+	}
+	for {
+		select {
+		case ev := <-events2:
+			if ev.Kind == EventNeedsSignIn {
+				t.Errorf("needs-sign-in announced again after the restart: %+v", ev)
+			}
+			continue
+		default:
+		}
+		break
+	}
+}

