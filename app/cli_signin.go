@@ -162,6 +162,11 @@ func staticToken(e env, fromStdin bool) (string, error) {
 	if e.stdin == nil {
 		return "", errors.New("--token-stdin: no standard input")
 	}
+	if f, ok := e.stdin.(*os.File); ok {
+		if fi, err := f.Stat(); err == nil && fi.Mode()&os.ModeCharDevice != 0 {
+			fmt.Fprintln(e.stderr, "Paste the token or API key, then press Enter and Ctrl-D:")
+		}
+	}
 	data, err := io.ReadAll(io.LimitReader(e.stdin, maxSecretInput+1))
 	if err != nil {
 		return "", fmt.Errorf("--token-stdin: %w", err)

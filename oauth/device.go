@@ -48,6 +48,11 @@ func (c *Client) StartDevice(ctx context.Context, p *Probe, opts SignInOptions) 
 		return nil, err
 	}
 	d, err := c.deviceAuthorization(ctx, g)
+	if err != nil && !g.OmitResource && rejectsResource(err) {
+		// Entra v2 refuses `resource` here too (AADSTS9010010): ask once more without it.
+		g.OmitResource, g.Quirks = true, withQuirk(g.Quirks, QuirkResourceOmitted)
+		d, err = c.deviceAuthorization(ctx, g)
+	}
 	if err != nil && g.Registration == RegistrationDynamic && clientEvicted(err) {
 		if g, err = c.reregister(ctx, g); err != nil {
 			return nil, err

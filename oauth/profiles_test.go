@@ -236,3 +236,19 @@ func TestAuth0ProfileNeedsTheAudienceParameter(t *testing.T) {
 		t.Errorf("SignIn with ExtraParams resource = %v, want misconfigured", err)
 	}
 }
+
+// TestDeviceAuthorizationRetriesWithoutResourceWhenRefused: the device authorization endpoint refusing
+// `resource` the way Entra v2 does is asked once more without it, and the grant remembers.
+func TestDeviceAuthorizationRetriesWithoutResourceWhenRefused(t *testing.T) {
+	b := newBench(t, benchOptions{})
+	p := b.probe(t)
+	b.as.Fault(t, testbed.Fault{Endpoint: "device_authorization", Status: 400, Body: `{"error":"invalid_target",` +
+		`"error_description":"AADSTS9010010: The resource parameter provided in the request doesn't match with the requested scopes."}`})
+	d, err := b.client.StartDevice(t.Context(), p, SignInOptions{})
+	if err != nil {
+		t.Fatalf("StartDevice: %v", err)
+	}
+	if !d.grant.OmitResource || !d.grant.HasQuirk(QuirkResourceOmitted) || b.as.Stats(t).Requests["device_authorization"] != 2 {
+		t.Errorf("grant %v after a refused resource; want it omitted after 2 requests", d.grant)
+	}
+}

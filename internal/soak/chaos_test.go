@@ -35,9 +35,11 @@ func chaosCases(t *testing.T, r *report) {
 			"errors, and after a scripted `authkeeper login` calls resume in the same Go and TS client sessions",
 		tokenRevoked)
 	r.run(t, "chaos", "sigkill-mid-refresh",
-		"the engine is killed with SIGKILL while a refresh is in flight at the AS, then restarted: it either "+
-			"keeps serving (no failed call) or announces needs-sign-in exactly once with structured errors on "+
-			"calls, and after one sign-in calls work — never a dead server (every call gets an answer)", sigkill)
+		"the engine is killed with SIGKILL while a refresh is in flight at the AS, then restarted: it never "+
+			"replays the refresh token the AS may have consumed (zero refresh_token.reused at the AS, so the "+
+			"still-valid access token is not revoked with the grant), keeps serving that token, announces "+
+			"needs-sign-in exactly once with structured errors on calls once it expires, and after one sign-in "+
+			"calls work — never a dead server (every call gets an answer)", sigkill)
 	r.run(t, "chaos", "wall-clock-jump",
 		"(in-process engine, injected clock) the wall clock jumps 40 s forward, past the 30 s token's expiry, "+
 			"with no call running: the wake check refreshes (trigger wake) before the next call, which succeeds; "+
@@ -448,6 +450,9 @@ func sigkill(t *testing.T, c *caseResult) {
 	c.check(t, asked || a.tally.failed() == 0, "no sign-in was asked for, yet %d calls failed", a.tally.failed())
 	c.check(t, !asked || prompts == 1, "the sign-in opened the browser %d times, want 1", prompts)
 	c.check(t, after == 0, "%d calls failed after recovery", after)
+	c.check(t, countPrefix(st.Events, "refresh_token.reused") == 0,
+		"the restarted engine replayed the refresh token its killed predecessor had sent (%d reuse events)",
+		countPrefix(st.Events, "refresh_token.reused"))
 	leakCheck(t, c, e, toks, map[string]string{}, a)
 }
 

@@ -113,6 +113,8 @@ func (t *tally) outcomes() []outcome {
 type goAgent struct {
 	server string
 	cs     *mcp.ClientSession
+	// tools are the tools it cycles through; default echo, add, whoami (the bench's Go and TS servers).
+	tools []string
 }
 
 // connectGo opens a Go SDK Streamable HTTP session to endpoint (the proxy, key in the path).
@@ -131,8 +133,11 @@ func connectGo(t *testing.T, server, endpoint string) *goAgent {
 
 // call makes the n-th call of the echo, add, whoami cycle.
 func (a *goAgent) call(ctx context.Context, n int) outcome {
-	tools := []string{"echo", "add", "whoami"}
-	o := outcome{Agent: "go:" + a.server, Tool: tools[n%3]}
+	tools := a.tools
+	if len(tools) == 0 {
+		tools = []string{"echo", "add", "whoami"}
+	}
+	o := outcome{Agent: "go:" + a.server, Tool: tools[n%len(tools)]}
 	args := map[string]any{}
 	want := ""
 	switch o.Tool {

@@ -236,11 +236,11 @@ func (e *engine) cli(ctx context.Context, args ...string) (code int, stdout, std
 }
 
 // add signs in to the MCP server at url as name through `authkeeper add` and the scripted browser.
-func (e *engine) add(name, url string) {
+func (e *engine) add(name, url string, args ...string) {
 	e.t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
-	if code, out, errOut := e.cli(ctx, "add", url, "--name", name); code != 0 {
+	if code, out, errOut := e.cli(ctx, append([]string{"add", url, "--name", name}, args...)...); code != 0 {
 		e.t.Fatalf("authkeeper add %s: exit %d\n%s%s", name, code, out, errOut)
 	}
 }

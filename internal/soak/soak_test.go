@@ -133,11 +133,34 @@ func (s *tokenSet) leaks(e *engine, extra map[string]string) []string {
 	return hits
 }
 
-// serverDef is one server of a setup.
+// serverDef is one server of a setup: an MCP server of the bench with its oidc-provider AS, or (worker
+// set) Cloudflare's workers-oauth-provider under workerd, which is both.
 type serverDef struct {
-	name string
-	as   *testbed.AuthServer
-	srv  *testbed.MCPServer
+	name   string
+	as     *testbed.AuthServer
+	srv    *testbed.MCPServer
+	worker *testbed.WorkerAS
+}
+
+// newEntraServer starts an AS with the Entra ID profile (pre-registered public client, no PKCE
+// advertised, resource refused, scope required on every refresh, the {tenantid} issuer template) and
+// a Go SDK server behind it, and adds it to e as name the way docs/providers.md tells a user to.
+func newEntraServer(t *testing.T, e *engine, name string, ttl time.Duration) serverDef {
+	t.Helper()
+	as := testbed.NewAuthServer(t, testbed.AuthServerOptions{Profile: testbed.ProfileEntra, AccessTokenTTL: ttl})
+	srv := testbed.GoMCPServer(t, testbed.MCPServerOptions{Issuer: as.Issuer, AdvertiseAS: as.AdvertisedIssuer})
+	as.SetResource(t, srv.URL)
+	e.add(name, srv.URL, "--client-id", as.Clients[0].ID, "--scope", as.AppScope+" offline_access", "--assume-pkce")
+	return serverDef{name: name, as: as, srv: srv}
+}
+
+// newWorkerServer starts the current workers-oauth-provider (60 s access tokens, its minimum; rotating
+// refresh tokens) and adds it to e as name.
+func newWorkerServer(t *testing.T, e *engine, name string) serverDef {
+	t.Helper()
+	w := testbed.NewWorkerAS(t, testbed.WorkerOptions{Version: testbed.WorkerCurrent})
+	e.add(name, w.MCPURL)
+	return serverDef{name: name, worker: w}
 }
 
 // newServer starts an AS and an MCP server for it (TS when ts), and adds it to e as name.
@@ -212,17 +235,24 @@ func mainSoak(t *testing.T, c *caseResult, d time.Duration) {
 		newServer(t, e, "alpha", testbed.AuthServerOptions{AccessTokenTTL: ttl}, false, false),
 		newServer(t, e, "beta", testbed.AuthServerOptions{AccessTokenTTL: ttl}, true, false),
 		newServer(t, e, "gamma", testbed.AuthServerOptions{AccessTokenTTL: ttl, NoRotation: true}, false, true),
+		newEntraServer(t, e, "delta", ttl),
+		newWorkerServer(t, e, "epsilon"),
 	}
-	names := []string{"alpha", "beta", "gamma"}
+	names := []string{"alpha", "beta", "gamma", "delta", "epsilon"}
 	c.figure("servers", "alpha: Go SDK server (SSE), rotating refresh tokens with reuse detection; "+
 		"beta: TypeScript SDK server (SSE), rotating; gamma: Go SDK server (JSON responses), no rotation; "+
-		"access tokens of 15 s on all three")
+		"delta: Go SDK server (SSE) behind the Entra ID profile (pre-registered client, PKCE assumed, resource "+
+		"omitted, scope on every refresh, tenant-template issuer); access tokens of 15 s on these four; "+
+		"epsilon: Cloudflare's workers-oauth-provider (current release) under workerd, its "+
+		"own MCP endpoint (echo), 60 s access tokens (its minimum), rotating refresh tokens")
 	c.figure("duration", d.String())
 
 	// Each server answered the sign-in's discovery probe with a 401: count only what comes after.
 	baseline := map[string]testbed.MCPStats{}
 	for _, s := range servers {
-		baseline[s.name] = s.srv.Stats(t)
+		if s.srv != nil {
+			baseline[s.name] = s.srv.Stats(t)
+		}
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), d)
 	defer cancel()
@@ -235,8 +265,11 @@ func mainSoak(t *testing.T, c *caseResult, d time.Duration) {
 		ts = append(ts, startTS(t, e, name, d, 200*time.Millisecond))
 	}
 	var agents sync.WaitGroup
-	for _, name := range []string{"alpha", "beta", "gamma", "beta"} {
+	for _, name := range []string{"alpha", "beta", "gamma", "beta", "delta", "epsilon"} {
 		a := connectGo(t, name, e.endpoint(name))
+		if name == "epsilon" {
+			a.tools = []string{"echo"} // the worker's MCP endpoint has only echo
+		}
 		agents.Go(func() { a.loop(ctx, goTally, 150*time.Millisecond) })
 	}
 	var started, ended, busyErrs *int
@@ -271,6 +304,15 @@ func mainSoak(t *testing.T, c *caseResult, d time.Duration) {
 	asRefresh, invalidGrant, rejected := 0, 0, 0
 	perServer := map[string]map[string]int{}
 	for _, s := range servers {
+		if s.worker != nil {
+			// The worker keeps no statistics: its refreshes come from authkeeper's audit log, and a
+			// refused refresh (its invalid_grant) would show as needs-sign-in there.
+			ig := countKind(evs, app.EventNeedsSignIn, s.name) + countKind(evs, app.EventRevoked, s.name)
+			invalidGrant += ig
+			perServer[s.name] = map[string]int{"refreshed_audit": countKind(evs, app.EventRefreshed, s.name) +
+				countKind(evs, app.EventDeadlineRefresh, s.name), "invalid_grant": ig}
+			continue
+		}
 		st := s.as.Stats(t)
 		asRefresh += st.TokenRequests["refresh_token"]
 		ig := countPrefix(st.Events, "refresh_token.reused") + countPrefix(st.Events, "grant.revoked")
