@@ -39,6 +39,9 @@ func bindingOf(g oauth.Grant) keychain.Binding {
 		GrantType:             string(g.GrantType),
 		PrivateKey:            g.PrivateKey,
 		KeyID:                 g.KeyID,
+		IdPTokenEndpoint:      g.IdPTokenEndpoint,
+		IdPClientID:           g.IdPClientID,
+		IdPClientSecret:       g.IdPClientSecret,
 		Rotation:              string(g.Rotation),
 		Quirks:                quirks,
 	}
@@ -72,6 +75,9 @@ func grantOf(b keychain.Binding) oauth.Grant {
 		GrantType:                   oauth.GrantType(b.GrantType),
 		PrivateKey:                  b.PrivateKey,
 		KeyID:                       b.KeyID,
+		IdPTokenEndpoint:            b.IdPTokenEndpoint,
+		IdPClientID:                 b.IdPClientID,
+		IdPClientSecret:             b.IdPClientSecret,
 		Rotation:                    oauth.Rotation(b.Rotation),
 		Quirks:                      quirks,
 	}

@@ -23,6 +23,7 @@ func TestBindingRoundTripsEveryGrantField(t *testing.T) {
 		AdvertisedIssuer: "https://login.example/organizations/v2.0", TenantIssuer: "https://login.example/t1/v2.0",
 		ScopeOnRefresh: true, ExtraParams: map[string]string{"audience": "https://api.example"},
 		GrantType: oauth.GrantClientCredentials, PrivateKey: "-----BEGIN PRIVATE KEY-----\n", KeyID: "k1",
+		IdPTokenEndpoint: "https://idp.example/token", IdPClientID: "idp-client", IdPClientSecret: "idp-secret",
 		Rotation: oauth.RotationRotating, Quirks: []oauth.Quirk{oauth.QuirkIssuerTemplate, oauth.QuirkScopeOnRefresh},
 	}
 	v := reflect.ValueOf(g)

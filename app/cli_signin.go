@@ -4,23 +4,10 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"io"
 	"net/url"
-	"os"
 	"strings"
 	"time"
 )
-
-// Secrets never come from the command line (ps, shell history): the client secret and a static token
-// are read from the environment or stdin, a private key from a file, and all of them travel to the
-// owner only in the body of a control call over its 0600 unix socket.
-const (
-	envClientSecret = "AUTHKEEPER_CLIENT_SECRET"
-	envToken        = "AUTHKEEPER_TOKEN"
-)
-
-// maxSecretInput bounds what is read for a token or a key file.
-const maxSecretInput = 64 << 10
 
 // listFlag collects repeatable values; each may hold several, separated by spaces (--scope "a b").
 type listFlag []string
@@ -64,9 +51,30 @@ func showProgress(e env, target string) SignInProgress {
 }
 
 const addUsage = "usage: authkeeper add URL [--name NAME] [--client-id ID [--redirect-port N] [--client-key-file PEM [--client-key-id KID]]]\n" +
-	"        [--scope S]... [--param k=v]... [--assume-pkce] [--device | --client-credentials | --token-stdin [--token-expires DATE]]"
+	"        [--scope S]... [--param k=v]... [--assume-pkce] [--device | --client-credentials | --token-stdin [--token-expires DATE] |\n" +
+	"        --cross-app --idp-token-endpoint URL --idp-client-id ID [--id-token-stdin]]"
 
 func cmdAdd(ctx context.Context, args []string, e env) error {
+	body, store, err := parseAdd(args, e)
+	if err != nil {
+		return err
+	}
+	r, done, err := connect(ctx, e, store, nil)
+	if err != nil {
+		return err
+	}
+	defer done()
+	if err := r.Add(ctx, body, showProgress(e, body.URL)); err != nil {
+		return err
+	}
+	fmt.Fprintf(e.stdout, "Added %s (%s)\n", body.Name, body.URL)
+	return nil
+}
+
+// parseAdd reads add's command line, and the secrets from the environment, stdin and the key file,
+// into the control call's body; it refuses what cannot work before anything is asked of a server.
+// store is the --store flag.
+func parseAdd(args []string, e env) (body addBody, store string, err error) {
 	fs := newFlags("add", e)
 	name := fs.String("name", "", "the server's name (default: from the URL's host)")
 	clientID := fs.String("client-id", "", "a client id registered by hand (Entra ID and other enterprise IdPs); its secret, if any, from $"+envClientSecret)
@@ -80,70 +88,86 @@ func cmdAdd(ctx context.Context, args []string, e env) error {
 	fs.Var(params, "param", "k=v: a parameter for the authorization and token requests, e.g. audience=… (repeatable)")
 	assumePKCE := fs.Bool("assume-pkce", false, "sign in although the authorization server does not advertise PKCE S256 (it is sent anyway)")
 	cc := fs.Bool("client-credentials", false, "a machine identity: the client_credentials grant with --client-id and $"+envClientSecret+" or --client-key-file; no browser")
+	crossApp := fs.Bool("cross-app", false, "enterprise-managed authorization through your identity provider (cross-app access): "+
+		"with --client-id (its secret from $"+envClientSecret+"), --idp-token-endpoint, --idp-client-id (its secret from $"+
+		envIdPClientSecret+") and your ID token from $"+envIDToken+" or --id-token-stdin; no browser")
+	idpTokenEndpoint := fs.String("idp-token-endpoint", "", "with --cross-app: the identity provider's token endpoint")
+	idpClientID := fs.String("idp-client-id", "", "with --cross-app: authkeeper's client id at the identity provider")
+	idTokenStdin := fs.Bool("id-token-stdin", false, "with --cross-app: read your ID token from the identity provider from stdin (or set $"+envIDToken+")")
 	tokenStdin := fs.Bool("token-stdin", false, "read a static token or API key from stdin (or set $"+envToken+")")
 	tokenExpires := fs.String("token-expires", "", "when the static token expires: 2026-12-31 (its start, local time) or an RFC 3339 time")
-	store := fs.String("store", "", "credential store when no authkeeper is running: keychain or file")
+	storeFlag := fs.String("store", "", "credential store when no authkeeper is running: keychain or file")
 	pos, err := parse(fs, args)
 	if err != nil {
-		return err
+		return addBody{}, "", err
 	}
 	if len(pos) != 1 {
-		return errors.New(addUsage)
+		return addBody{}, "", errors.New(addUsage)
 	}
-	body := addBody{Name: *name, URL: pos[0], ClientID: *clientID, Secret: e.getenv(envClientSecret), KeyID: *keyID,
-		Port: *port, Device: *device, Scopes: scopes, AssumePKCE: *assumePKCE, ClientCredentials: *cc}
+	body = addBody{Name: *name, URL: pos[0], ClientID: *clientID, Secret: e.getenv(envClientSecret), KeyID: *keyID,
+		Port: *port, Device: *device, Scopes: scopes, AssumePKCE: *assumePKCE, ClientCredentials: *cc,
+		CrossApp: *crossApp, IdPTokenEndpoint: *idpTokenEndpoint, IdPClientID: *idpClientID}
 	if len(params) > 0 {
 		body.Params = params
 	}
 	if body.Name == "" {
 		u, err := url.Parse(pos[0])
 		if err != nil || u.Hostname() == "" {
-			return fmt.Errorf("%q is not a server URL", pos[0])
+			return addBody{}, "", fmt.Errorf("%q is not a server URL", pos[0])
 		}
 		body.Name = strings.Split(u.Hostname(), ".")[0]
 	}
 	if *keyFile != "" {
 		if body.Key, err = readKeyFile(*keyFile); err != nil {
-			return err
+			return addBody{}, "", err
 		}
 	}
+	if *tokenStdin && *idTokenStdin {
+		return addBody{}, "", errors.New("--token-stdin and --id-token-stdin both read stdin: choose one")
+	}
 	if body.Token, err = staticToken(e, *tokenStdin); err != nil {
-		return err
+		return addBody{}, "", err
+	}
+	switch {
+	case *crossApp:
+		// Read only for --cross-app: a variable left in the environment must not be sent anywhere else.
+		if body.IDToken, err = idToken(e, *idTokenStdin); err != nil {
+			return addBody{}, "", err
+		}
+		body.IdPSecret = e.getenv(envIdPClientSecret)
+	case *idTokenStdin:
+		return addBody{}, "", errors.New("--id-token-stdin goes with --cross-app")
 	}
 	if *tokenExpires != "" {
 		if body.Token == "" {
-			return errors.New("--token-expires goes with a static token (--token-stdin or $" + envToken + ")")
+			return addBody{}, "", errors.New("--token-expires goes with a static token (--token-stdin or $" + envToken + ")")
 		}
 		if body.TokenExpires, err = parseExpiry(*tokenExpires); err != nil {
-			return err
+			return addBody{}, "", err
 		}
 	}
-	if err := checkAdd(body); err != nil {
-		return err
-	}
-	r, done, err := connect(ctx, e, *store, nil)
-	if err != nil {
-		return err
-	}
-	defer done()
-	if err := r.Add(ctx, body, showProgress(e, pos[0])); err != nil {
-		return err
-	}
-	fmt.Fprintf(e.stdout, "Added %s (%s)\n", body.Name, pos[0])
-	return nil
+	return body, *storeFlag, checkAdd(body)
 }
 
 // checkAdd refuses combinations of add's options that cannot work, before anything is asked of a server.
 func checkAdd(b addBody) error {
 	modes := 0
-	for _, on := range []bool{b.Device, b.ClientCredentials, b.Token != ""} {
+	for _, on := range []bool{b.Device, b.ClientCredentials, b.CrossApp, b.Token != ""} {
 		if on {
 			modes++
 		}
 	}
 	switch {
 	case modes > 1:
-		return errors.New("choose one of --device, --client-credentials and a static token")
+		return errors.New("choose one of --device, --client-credentials, --cross-app and a static token")
+	case !b.CrossApp && (b.IdPTokenEndpoint != "" || b.IdPClientID != ""):
+		return errors.New("--idp-token-endpoint and --idp-client-id go with --cross-app")
+	case b.CrossApp && b.ClientID == "":
+		return errors.New("--cross-app needs --client-id: authkeeper's client at the server's authorization server")
+	case b.CrossApp && (b.IdPTokenEndpoint == "" || b.IdPClientID == ""):
+		return errors.New("--cross-app needs --idp-token-endpoint and --idp-client-id")
+	case b.CrossApp && b.IDToken == "":
+		return errors.New("--cross-app needs your ID token from the identity provider in $" + envIDToken + " or on stdin (--id-token-stdin)")
 	case b.ClientCredentials && b.ClientID == "":
 		return errors.New("--client-credentials needs --client-id")
 	case b.ClientCredentials && b.Secret == "" && b.Key == "":
@@ -152,53 +176,6 @@ func checkAdd(b addBody) error {
 		return errors.New("--client-key-file, --client-key-id and --redirect-port go with --client-id")
 	}
 	return nil
-}
-
-// staticToken returns the static token from stdin (fromStdin) or $AUTHKEEPER_TOKEN, or "" for none.
-func staticToken(e env, fromStdin bool) (string, error) {
-	if !fromStdin {
-		return e.getenv(envToken), nil
-	}
-	if e.stdin == nil {
-		return "", errors.New("--token-stdin: no standard input")
-	}
-	if f, ok := e.stdin.(*os.File); ok {
-		if fi, err := f.Stat(); err == nil && fi.Mode()&os.ModeCharDevice != 0 {
-			fmt.Fprintln(e.stderr, "Paste the token or API key, then press Enter and Ctrl-D:")
-		}
-	}
-	data, err := io.ReadAll(io.LimitReader(e.stdin, maxSecretInput+1))
-	if err != nil {
-		return "", fmt.Errorf("--token-stdin: %w", err)
-	}
-	tok := strings.TrimSpace(string(data))
-	switch {
-	case len(data) > maxSecretInput:
-		return "", errors.New("--token-stdin: the input is too long for a token")
-	case tok == "":
-		return "", errors.New("--token-stdin: no token on standard input")
-	case strings.ContainsFunc(tok, func(r rune) bool { return r < ' ' || r == 0x7f }):
-		// The error never quotes the input: it is a secret.
-		return "", errors.New("--token-stdin: the token must be one line of printable characters")
-	}
-	return tok, nil
-}
-
-// readKeyFile reads a PEM private key. Errors never quote the file's content.
-func readKeyFile(path string) (string, error) {
-	f, err := os.Open(path)
-	if err != nil {
-		return "", fmt.Errorf("--client-key-file: %w", err)
-	}
-	defer f.Close()
-	data, err := io.ReadAll(io.LimitReader(f, maxSecretInput+1))
-	if err != nil {
-		return "", fmt.Errorf("--client-key-file: %w", err)
-	}
-	if len(data) > maxSecretInput || !strings.Contains(string(data), "-----BEGIN ") {
-		return "", fmt.Errorf("--client-key-file: %s is not a PEM private key", path)
-	}
-	return string(data), nil
 }
 
 // parseExpiry reads --token-expires: an RFC 3339 time, or a date (its start, local time).
@@ -215,19 +192,24 @@ func parseExpiry(v string) (time.Time, error) {
 func cmdLogin(ctx context.Context, args []string, e env) error {
 	fs := newFlags("login", e)
 	device := fs.Bool("device", false, "sign in with a device code instead of the browser")
+	idTokenStdin := fs.Bool("id-token-stdin", false, "a cross-app access server: read your new ID token from the identity provider from stdin (or set $"+envIDToken+")")
 	pos, err := parse(fs, args)
 	if err != nil {
 		return err
 	}
 	if len(pos) != 1 {
-		return errors.New("usage: authkeeper login NAME [--device]")
+		return errors.New("usage: authkeeper login NAME [--device | --id-token-stdin]")
+	}
+	body := loginBody{Device: *device}
+	if body.IDToken, err = idToken(e, *idTokenStdin); err != nil {
+		return err
 	}
 	r, done, err := connect(ctx, e, "", nil)
 	if err != nil {
 		return err
 	}
 	defer done()
-	if err := r.Login(ctx, pos[0], *device, showProgress(e, pos[0])); err != nil {
+	if err := r.Login(ctx, pos[0], body, showProgress(e, pos[0])); err != nil {
 		return err
 	}
 	fmt.Fprintf(e.stdout, "Signed in to %s\n", pos[0])

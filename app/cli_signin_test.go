@@ -113,7 +113,8 @@ func TestUsageListsTheNewFlagsAndVariables(t *testing.T) {
 		t.Fatalf("help exited %d", code)
 	}
 	for _, want := range []string{"--scope", "--param k=v", "--assume-pkce", "--client-credentials", "--client-key-file",
-		"--token-stdin", "--token-expires", "--client-metadata-url", "AUTHKEEPER_CLIENT_SECRET", "AUTHKEEPER_TOKEN"} {
+		"--token-stdin", "--token-expires", "--client-metadata-url", "AUTHKEEPER_CLIENT_SECRET", "AUTHKEEPER_TOKEN",
+		"--cross-app", "--idp-token-endpoint", "--idp-client-id", "--id-token-stdin", "AUTHKEEPER_IDP_ID_TOKEN", "AUTHKEEPER_IDP_CLIENT_SECRET"} {
 		if !strings.Contains(out.String(), want) {
 			t.Errorf("usage does not mention %s", want)
 		}

@@ -130,19 +130,19 @@ func (e *Engine) controlHandler() http.Handler {
 		reply(w, e.Remove(r.Context(), r.PathValue("name")))
 	})
 	mux.HandleFunc("POST /v1/servers/{name}/login", func(w http.ResponseWriter, r *http.Request) {
-		var req struct {
-			Device bool `json:"device"`
-		}
+		// A cross-app access server's new ID token travels only here, in the body.
+		var req loginBody
 		if !decode(w, r, &req) {
 			return
 		}
 		stream(w, func(p progress) error {
-			return e.SignInWith(r.Context(), r.PathValue("name"), SignInRequest{Device: req.Device, OnDevice: p.device, OnURL: p.url})
+			return e.SignInWith(r.Context(), r.PathValue("name"), SignInRequest{Device: req.Device, IDToken: req.IDToken,
+				OnDevice: p.device, OnURL: p.url})
 		})
 	})
 	mux.HandleFunc("POST /v1/servers", func(w http.ResponseWriter, r *http.Request) {
-		// The client secret, private key and static token travel only here, in the body, over the 0600
-		// unix socket: never on a command line, in a URL or in a log.
+		// The client secrets, private key, ID token and static token travel only here, in the body, over
+		// the 0600 unix socket: never on a command line, in a URL or in a log.
 		var req addBody
 		if !decode(w, r, &req) {
 			return
@@ -302,6 +302,18 @@ type addBody struct {
 	ClientCredentials bool              `json:"client_credentials"`
 	Token             string            `json:"token"` // a static token or API key
 	TokenExpires      time.Time         `json:"token_expires,omitzero"`
+	// CrossApp signs in through the identity provider below (cross-app access).
+	CrossApp         bool   `json:"cross_app"`
+	IdPTokenEndpoint string `json:"idp_token_endpoint"`
+	IdPClientID      string `json:"idp_client_id"`
+	IdPSecret        string `json:"idp_client_secret"`
+	IDToken          string `json:"id_token"` // the user's ID token from the IdP
+}
+
+// loginBody is the body of POST /v1/servers/{name}/login (see cmdLogin).
+type loginBody struct {
+	Device  bool   `json:"device"`
+	IDToken string `json:"id_token,omitempty"` // a new ID token, for a cross-app access server
 }
 
 func (b addBody) request() AddRequest {
@@ -309,6 +321,9 @@ func (b addBody) request() AddRequest {
 		AssumePKCE: b.AssumePKCE, ClientCredentials: b.ClientCredentials, StaticToken: b.Token, StaticExpiry: b.TokenExpires}
 	if b.ClientID != "" {
 		add.Client = &oauth.StaticClient{ID: b.ClientID, Secret: b.Secret, RedirectPort: b.Port, PrivateKey: b.Key, KeyID: b.KeyID}
+	}
+	if b.CrossApp {
+		add.IdP = &oauth.EnterpriseIdP{IDToken: b.IDToken, TokenEndpoint: b.IdPTokenEndpoint, ClientID: b.IdPClientID, ClientSecret: b.IdPSecret}
 	}
 	return add
 }

@@ -35,7 +35,12 @@ func (k *Keeper) refresh(f *flight, trigger string, g oauth.Grant, rt string, pr
 	// keychain write after the answer must not make the token look younger than it is.
 	started := k.cfg.Clock.Now()
 	if rt == "" && g.GrantType != oauth.GrantClientCredentials {
-		err = &oauth.Error{Op: "refresh", Code: "no_refresh_token", Description: "the authorization server issued no refresh token", Class: oauth.ClassReauth}
+		desc := "the authorization server issued no refresh token"
+		if g.GrantType == oauth.GrantJWTBearer {
+			// Only the user's IdP session can vouch for them again: the ID token was used once and not kept.
+			desc += "; a cross-app access grant is renewed with a new ID token from your identity provider"
+		}
+		err = &oauth.Error{Op: "refresh", Code: "no_refresh_token", Description: desc, Class: oauth.ClassReauth}
 	} else {
 		if !k.recordStart(f, trigger, started, g, rt, prev) {
 			return // not sent: the start could not be recorded (see recordStart)

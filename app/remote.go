@@ -176,8 +176,8 @@ func (r *Remote) Add(ctx context.Context, body addBody, p SignInProgress) error 
 }
 
 // Login signs server name in again, reporting progress.
-func (r *Remote) Login(ctx context.Context, name string, device bool, p SignInProgress) error {
-	return r.stream(ctx, "/v1/servers/"+url.PathEscape(name)+"/login", map[string]any{"device": device}, p)
+func (r *Remote) Login(ctx context.Context, name string, body loginBody, p SignInProgress) error {
+	return r.stream(ctx, "/v1/servers/"+url.PathEscape(name)+"/login", body, p)
 }
 
 // stream posts body and reads NDJSON progress lines until the outcome.

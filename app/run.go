@@ -110,7 +110,11 @@ const usage = `usage: authkeeper [command]
                              $AUTHKEEPER_CLIENT_SECRET, or a private key (private_key_jwt)
   add URL --token-stdin [--token-expires 2026-12-31]
                              a static token or API key, read from stdin or $AUTHKEEPER_TOKEN
-  login NAME [--device]      sign in to a server again
+  add URL --cross-app --client-id ID --idp-token-endpoint URL --idp-client-id ID [--id-token-stdin]
+                             enterprise-managed authorization through your identity provider (cross-app
+                             access; no browser): your ID token from stdin or $AUTHKEEPER_IDP_ID_TOKEN
+  login NAME [--device | --id-token-stdin]
+                             sign in to a server again (a cross-app access server: with a new ID token)
   logout NAME                revoke and forget a server's tokens
   remove NAME                revoke its tokens and remove the server
   refresh NAME               refresh a server's token now
@@ -125,7 +129,9 @@ const usage = `usage: authkeeper [command]
   version                    print the version
 
 Environment: AUTHKEEPER_PROXY_ADDR (serve's --proxy-addr), AUTHKEEPER_STORE (--store),
-AUTHKEEPER_CLIENT_SECRET (add: the client id's secret), AUTHKEEPER_TOKEN (add: a static token).
+AUTHKEEPER_CLIENT_SECRET (add: the client id's secret), AUTHKEEPER_TOKEN (add: a static token),
+AUTHKEEPER_IDP_ID_TOKEN (add --cross-app, login: your ID token from the identity provider),
+AUTHKEEPER_IDP_CLIENT_SECRET (add --cross-app: authkeeper's client secret at the identity provider).
 Secrets are never taken from the command line.
 `
 

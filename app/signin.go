@@ -39,6 +39,13 @@ type AddRequest struct {
 	// must name the client id and carry a secret or a private key. No browser is involved, and the
 	// keeper asks for a new token before each one expires.
 	ClientCredentials bool
+	// IdP signs in through the user's enterprise identity provider instead of a browser (MCP's
+	// cross-app access, SEP-990): the IdP exchanges the user's ID token for an identity assertion that
+	// the server's authorization server redeems for Client, which must name authkeeper's client id
+	// there (with its secret or key, if it has one). The IdP's token endpoint and client id go to the
+	// settings, the secrets to the keychain; the ID token is used once and never kept. Without a
+	// refresh token from the AS, the server needs a sign-in with a new ID token when its token runs out.
+	IdP *oauth.EnterpriseIdP
 }
 
 // SignInRequest tunes a sign-in to a server already added.
@@ -48,7 +55,18 @@ type SignInRequest struct {
 	OnDevice func(*oauth.DeviceAuthorization)
 	// OnURL receives the authorization URL of a browser sign-in (see AddRequest.OnURL).
 	OnURL func(authURL string)
+	// IDToken is a new ID token from the user's identity provider, for a cross-app access server (see
+	// AddRequest.IdP); it is used once and never kept. Other servers ignore it.
+	IDToken string
+
+	// idp is the identity provider of a cross-app access sign-in, completed by Add and SignInWith.
+	idp *oauth.EnterpriseIdP
 }
+
+// errNeedsIDToken: a cross-app access sign-in was asked for without the user's ID token. Nothing can
+// stand in for it: authkeeper does not sign in to the identity provider itself.
+var errNeedsIDToken = errors.New("cross-app access needs a new ID token from your identity provider: " +
+	"run `authkeeper login NAME --id-token-stdin` (or with $" + envIDToken + ")")
 
 // settingsFor is the settings entry req creates.
 func (req AddRequest) settingsFor() (keychain.Server, error) {
@@ -57,11 +75,22 @@ func (req AddRequest) settingsFor() (keychain.Server, error) {
 	if req.Client != nil {
 		srv.ClientID = req.Client.ID
 	}
-	if req.ClientCredentials {
+	switch {
+	case req.ClientCredentials && req.IdP != nil:
+		return srv, errors.New("choose one of the client_credentials grant and cross-app access")
+	case req.ClientCredentials:
 		if req.Client == nil || req.Client.ID == "" || (req.Client.Secret == "" && req.Client.PrivateKey == "") {
 			return srv, errors.New("the client_credentials grant needs a client id and its secret or private key")
 		}
 		srv.GrantType = keychain.GrantClientCredentials
+	case req.IdP != nil:
+		if req.Client == nil || req.Client.ID == "" {
+			return srv, errors.New("cross-app access needs authkeeper's client id at the server's authorization server")
+		}
+		if req.IdP.IDToken == "" {
+			return srv, errors.New("cross-app access needs the user's ID token from the identity provider")
+		}
+		srv.GrantType, srv.IdPTokenEndpoint, srv.IdPClientID = keychain.GrantCrossAppAccess, req.IdP.TokenEndpoint, req.IdP.ClientID
 	}
 	return srv, srv.Validate()
 }
@@ -96,6 +125,7 @@ func (e *Engine) Add(ctx context.Context, req AddRequest) error {
 		tok = oauth.Token{AccessToken: req.StaticToken, TokenType: "Bearer", Expiry: req.StaticExpiry}
 		g.Registration = registrationStaticToken
 		srv.Scopes, srv.Params, srv.AssumePKCE, srv.GrantType = nil, nil, false, ""
+		srv.IdPTokenEndpoint, srv.IdPClientID = "", ""
 	} else {
 		p, err := e.oauth.Probe(ctx, req.URL)
 		if err != nil {
@@ -103,11 +133,12 @@ func (e *Engine) Add(ctx context.Context, req AddRequest) error {
 		}
 		switch {
 		case p.Requirement == oauth.OAuthSignIn:
-			if tok, g, err = e.signIn(ctx, p, srv, req.Client, nil, SignInRequest{Device: req.Device, OnDevice: req.OnDevice, OnURL: req.OnURL}); err != nil {
+			sreq := SignInRequest{Device: req.Device, OnDevice: req.OnDevice, OnURL: req.OnURL, idp: req.IdP}
+			if tok, g, err = e.signIn(ctx, p, srv, req.Client, nil, sreq); err != nil {
 				return err
 			}
-		case req.ClientCredentials:
-			return fmt.Errorf("%s names no authorization server to get a client_credentials token from: %s", req.URL, p.Reason)
+		case req.ClientCredentials || req.IdP != nil:
+			return fmt.Errorf("%s names no authorization server to get a token from: %s", req.URL, p.Reason)
 		case p.Requirement == oauth.StaticToken:
 			return fmt.Errorf("%s needs a static token or API key: add it with `authkeeper add %s --token-stdin` (or "+
 				"AUTHKEEPER_TOKEN in the environment): %s", req.URL, req.URL, p.Reason)
@@ -163,7 +194,8 @@ func (e *Engine) SignIn(ctx context.Context, name string, device bool, onDevice 
 }
 
 // SignInWith is SignIn with every option. A client_credentials server asks for a new token with its
-// stored credentials instead: no browser.
+// stored credentials instead, and a cross-app access server exchanges req.IDToken at its identity
+// provider: no browser.
 func (e *Engine) SignInWith(ctx context.Context, name string, req SignInRequest) error {
 	k, err := e.keeper(name)
 	if err != nil {
@@ -173,18 +205,30 @@ func (e *Engine) SignInWith(ctx context.Context, name string, req SignInRequest)
 	if err != nil {
 		return err
 	}
+	prev := k.Grant()
+	var client *oauth.StaticClient
+	if srv.ClientID != "" {
+		client = &oauth.StaticClient{ID: srv.ClientID, Secret: prev.ClientSecret, AuthMethod: prev.AuthMethod,
+			RedirectPort: prev.RedirectPort, PrivateKey: prev.PrivateKey, KeyID: prev.KeyID}
+	}
+	if srv.GrantType == keychain.GrantCrossAppAccess {
+		// Both refusals come before any request: nothing the servers say could change them.
+		if req.IDToken == "" {
+			return fmt.Errorf("%s: %w", name, errNeedsIDToken)
+		}
+		if prev.GrantType != oauth.GrantJWTBearer {
+			// The record and its secrets are gone (a sign-out and a restart): only the user has them.
+			return fmt.Errorf("%s: its client secrets are not stored any more: remove the server and add it again with --cross-app", name)
+		}
+		req.idp = &oauth.EnterpriseIdP{IDToken: req.IDToken, TokenEndpoint: srv.IdPTokenEndpoint, ClientID: srv.IdPClientID,
+			ClientSecret: prev.IdPClientSecret}
+	}
 	p, err := e.oauth.Probe(ctx, srv.URL)
 	if err != nil {
 		return fmt.Errorf("probe %s: %w", srv.URL, err)
 	}
 	if p.Requirement != oauth.OAuthSignIn {
 		return fmt.Errorf("%s: nothing to sign in to: %s", name, p.Reason)
-	}
-	prev := k.Grant()
-	var client *oauth.StaticClient
-	if srv.ClientID != "" {
-		client = &oauth.StaticClient{ID: srv.ClientID, Secret: prev.ClientSecret, AuthMethod: prev.AuthMethod,
-			RedirectPort: prev.RedirectPort, PrivateKey: prev.PrivateKey, KeyID: prev.KeyID}
 	}
 	tok, g, err := e.signIn(ctx, p, srv, client, &prev, req)
 	if err != nil {
@@ -193,9 +237,10 @@ func (e *Engine) SignInWith(ctx context.Context, name string, req SignInRequest)
 	return k.Adopt(tok, g)
 }
 
-// signIn obtains a token for srv: the client_credentials grant for a machine identity, else a browser
-// or device sign-in. The server's extra scopes, parameters and PKCE choice go into every one of them
-// (first sign-in, login, step-up), and prev's scopes (a step-up's union) replace the probe's.
+// signIn obtains a token for srv: the client_credentials grant for a machine identity, cross-app
+// access through req.idp for an enterprise-managed server, else a browser or device sign-in. The
+// server's extra scopes, parameters and PKCE choice go into every one of them (first sign-in, login,
+// step-up), and prev's scopes (a step-up's union) replace the probe's.
 func (e *Engine) signIn(ctx context.Context, p *oauth.Probe, srv keychain.Server, client *oauth.StaticClient,
 	prev *oauth.Grant, req SignInRequest) (oauth.Token, oauth.Grant, error) {
 	opts := oauth.SignInOptions{Client: client, Previous: prev, ExtraScopes: srv.Scopes, ExtraParams: srv.Params,
@@ -203,12 +248,21 @@ func (e *Engine) signIn(ctx context.Context, p *oauth.Probe, srv keychain.Server
 	if prev != nil && len(prev.Scopes) > 0 {
 		opts.Scopes = prev.Scopes
 	}
-	if srv.GrantType == keychain.GrantClientCredentials {
+	switch srv.GrantType {
+	case keychain.GrantClientCredentials:
 		if client == nil || (client.Secret == "" && client.PrivateKey == "") {
 			return oauth.Token{}, oauth.Grant{}, fmt.Errorf("%s: its client secret or key is not stored any more: "+
 				"remove the server and add it again with --client-credentials", srv.Name)
 		}
 		return e.oauth.ClientCredentials(ctx, p, *client, opts)
+	case keychain.GrantCrossAppAccess:
+		if client == nil || req.idp == nil {
+			return oauth.Token{}, oauth.Grant{}, fmt.Errorf("%s: cross-app access needs its client and identity provider", srv.Name)
+		}
+		if req.idp.IDToken == "" {
+			return oauth.Token{}, oauth.Grant{}, fmt.Errorf("%s: %w", srv.Name, errNeedsIDToken)
+		}
+		return e.oauth.CrossAppAccess(ctx, p, *client, *req.idp, opts)
 	}
 	if !req.Device {
 		return e.oauth.SignIn(ctx, p, opts)

@@ -40,13 +40,27 @@ type Server struct {
 	// support it.
 	AssumePKCE bool `json:"assume_pkce,omitempty"`
 	// GrantType is how tokens are obtained: "" (a person signs in, in the browser or with a device
-	// code) or GrantClientCredentials (a machine identity: ClientID with a secret or private key kept
-	// in the keychain; no browser, no refresh token).
+	// code), GrantClientCredentials (a machine identity: ClientID with a secret or private key kept
+	// in the keychain; no browser, no refresh token) or GrantCrossAppAccess (through the user's
+	// enterprise IdP, see IdPTokenEndpoint).
 	GrantType string `json:"grant_type,omitempty"`
+	// IdPTokenEndpoint and IdPClientID are, for GrantCrossAppAccess only, the user's enterprise IdP's
+	// token endpoint (where the RFC 8693 token exchange happens) and authkeeper's client id at that
+	// IdP. The IdP client's secret, if any, is kept in the keychain with the grant, and the user's ID
+	// token is never kept. Default: none.
+	IdPTokenEndpoint string `json:"idp_token_endpoint,omitempty"`
+	IdPClientID      string `json:"idp_client_id,omitempty"`
 }
 
-// GrantClientCredentials is Server.GrantType for a machine identity (RFC 6749 §4.4).
-const GrantClientCredentials = "client_credentials"
+// Server.GrantType values besides "".
+const (
+	// GrantClientCredentials is a machine identity (RFC 6749 §4.4).
+	GrantClientCredentials = "client_credentials"
+	// GrantCrossAppAccess is enterprise-managed authorization (MCP's cross-app access, SEP-990): the
+	// user's IdP exchanges their ID token for an identity assertion, which the server's authorization
+	// server redeems (RFC 7523 jwt-bearer) for ClientID.
+	GrantCrossAppAccess = "cross_app_access"
+)
 
 // reservedParams are the parameters the OAuth client sets itself: a Server's Params must not name them,
 // or a setting could silently weaken the protocol (PKCE, state, the redirect) or confuse the grant.
@@ -90,13 +104,23 @@ func (srv Server) Validate() error {
 		}
 	}
 	switch srv.GrantType {
-	case "":
-	case GrantClientCredentials:
-		if srv.ClientID == "" {
+	case "", GrantClientCredentials:
+		if srv.GrantType == GrantClientCredentials && srv.ClientID == "" {
 			return fmt.Errorf("server %q: the client_credentials grant needs a client id", srv.Name)
 		}
+		if srv.IdPTokenEndpoint != "" || srv.IdPClientID != "" {
+			return fmt.Errorf("server %q: an identity provider goes only with the %s grant", srv.Name, GrantCrossAppAccess)
+		}
+	case GrantCrossAppAccess:
+		if srv.ClientID == "" || srv.IdPClientID == "" {
+			return fmt.Errorf("server %q: cross-app access needs a client id at the authorization server and one at the identity provider", srv.Name)
+		}
+		if u, err := url.Parse(srv.IdPTokenEndpoint); err != nil || (u.Scheme != "https" && u.Scheme != "http") || u.Host == "" {
+			return fmt.Errorf("server %q: identity provider token endpoint %q is not an absolute http(s) URL", srv.Name, srv.IdPTokenEndpoint)
+		}
 	default:
-		return fmt.Errorf("server %q: grant type %q must be empty or %q", srv.Name, srv.GrantType, GrantClientCredentials)
+		return fmt.Errorf("server %q: grant type %q must be empty, %q or %q", srv.Name, srv.GrantType,
+			GrantClientCredentials, GrantCrossAppAccess)
 	}
 	return nil
 }

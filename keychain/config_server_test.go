@@ -18,6 +18,8 @@ func TestConfigFileKeepsPerServerSignInSettingsAndTheMetadataURL(t *testing.T) {
 			Scopes: []string{"api://app/.default", "offline_access"}},
 		{Name: "auth0", URL: "https://mcp.example/auth0", Params: map[string]string{"audience": "https://api.example"}},
 		{Name: "robot", URL: "https://mcp.example/robot", ClientID: "svc", GrantType: GrantClientCredentials},
+		{Name: "xaa", URL: "https://mcp.example/xaa", ClientID: "mcp-client", GrantType: GrantCrossAppAccess,
+			IdPTokenEndpoint: "https://idp.example/oauth2/token", IdPClientID: "idp-client"},
 	}
 	want.Prefs.ClientMetadataURL = "https://example.com/authkeeper/client-metadata.json"
 	if err := c.Save(want); err != nil {
@@ -52,6 +54,17 @@ func TestSettingsValidateRejectsBadSignInSettings(t *testing.T) {
 		{"parameter value with a newline", func(s *Settings) { s.Servers[0].Params = map[string]string{"audience": "a\nb"} }, "control character"},
 		{"unknown grant type", func(s *Settings) { s.Servers[0].GrantType = "password" }, "grant type"},
 		{"client credentials without a client id", func(s *Settings) { s.Servers[0].GrantType = GrantClientCredentials }, "client id"},
+		{"cross-app access without an IdP client id", func(s *Settings) {
+			s.Servers[0].GrantType, s.Servers[0].ClientID, s.Servers[0].IdPTokenEndpoint = GrantCrossAppAccess, "c", "https://idp.example/token"
+		}, "identity provider"},
+		{"cross-app access without a client id", func(s *Settings) {
+			s.Servers[0].GrantType, s.Servers[0].IdPClientID, s.Servers[0].IdPTokenEndpoint = GrantCrossAppAccess, "i", "https://idp.example/token"
+		}, "client id"},
+		{"cross-app access with a relative IdP token endpoint", func(s *Settings) {
+			s.Servers[0].GrantType, s.Servers[0].ClientID, s.Servers[0].IdPClientID = GrantCrossAppAccess, "c", "i"
+			s.Servers[0].IdPTokenEndpoint = "/token"
+		}, "not an absolute"},
+		{"an IdP with another grant", func(s *Settings) { s.Servers[0].IdPClientID = "i" }, "only with the cross_app_access grant"},
 		{"http metadata URL", func(s *Settings) { s.Prefs.ClientMetadataURL = "http://example.com/cimd.json" }, "https"},
 		{"metadata URL without a path", func(s *Settings) { s.Prefs.ClientMetadataURL = "https://example.com" }, "path"},
 		{"metadata URL with a fragment", func(s *Settings) { s.Prefs.ClientMetadataURL = "https://example.com/c.json#x" }, "fragment"},

@@ -31,7 +31,8 @@ type Record struct {
 }
 
 // Binding is what a grant is bound to: the tokens are valid only for this resource, from this issuer,
-// for this client. Its secrets (ClientSecret, RegistrationAccessToken) are redacted like Record's.
+// for this client. Its secrets (ClientSecret, RegistrationAccessToken, PrivateKey, IdPClientSecret) are
+// redacted like Record's.
 type Binding struct {
 	ServerURL     string `json:"server_url"`               // canonical MCP server URL
 	Resource      string `json:"resource,omitempty"`       // RFC 8707 resource indicator
@@ -72,6 +73,11 @@ type Binding struct {
 	// PrivateKey is the PEM key of a private_key_jwt client (a secret); KeyID its `kid`.
 	PrivateKey string `json:"private_key,omitempty"`
 	KeyID      string `json:"key_id,omitempty"`
+	// IdPTokenEndpoint, IdPClientID and IdPClientSecret (a secret) are the enterprise IdP client a
+	// cross-app access grant came through.
+	IdPTokenEndpoint string `json:"idp_token_endpoint,omitempty"`
+	IdPClientID      string `json:"idp_client_id,omitempty"`
+	IdPClientSecret  string `json:"idp_client_secret,omitempty"`
 	// Rotation is what refreshes showed of the AS's refresh tokens: "", "rotating" or "fixed".
 	Rotation string `json:"rotation,omitempty"`
 	// Quirks are the spec deviations tolerated for this grant (oauth.Quirk values).
@@ -118,10 +124,10 @@ func (r Record) LogValue() slog.Value {
 
 // String describes b without its secrets.
 func (b Binding) String() string {
-	return fmt.Sprintf("{server_url:%s resource:%s issuer:%s token_endpoint:%s client_id:%s client_secret:%s registration_method:%s registration_access_token:%s registration_client_uri:%s grant_type:%s private_key:%s key_id:%s rotation:%s quirks:%v}",
+	return fmt.Sprintf("{server_url:%s resource:%s issuer:%s token_endpoint:%s client_id:%s client_secret:%s registration_method:%s registration_access_token:%s registration_client_uri:%s grant_type:%s private_key:%s key_id:%s idp_client_id:%s idp_client_secret:%s rotation:%s quirks:%v}",
 		b.ServerURL, b.Resource, b.Issuer, b.TokenEndpoint, b.ClientID, redacted(b.ClientSecret),
 		b.RegistrationMethod, redacted(b.RegistrationAccessToken), b.RegistrationClientURI,
-		b.GrantType, redacted(b.PrivateKey), b.KeyID, b.Rotation, b.Quirks)
+		b.GrantType, redacted(b.PrivateKey), b.KeyID, b.IdPClientID, redacted(b.IdPClientSecret), b.Rotation, b.Quirks)
 }
 
 // GoString is String with the type name, so %#v redacts too.
@@ -145,6 +151,8 @@ func (b Binding) LogValue() slog.Value {
 		slog.String("grant_type", b.GrantType),
 		slog.String("private_key", redacted(b.PrivateKey)),
 		slog.String("key_id", b.KeyID),
+		slog.String("idp_client_id", b.IdPClientID),
+		slog.String("idp_client_secret", redacted(b.IdPClientSecret)),
 		slog.String("rotation", b.Rotation),
 		slog.Any("quirks", b.Quirks),
 	)

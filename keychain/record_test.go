@@ -89,8 +89,8 @@ func TestDecodeErrorsNeverQuoteThePayload(t *testing.T) {
 }
 
 // TestRecordIssue11FieldsRoundTripAndStayRedacted: the binding fields added for provider quirks and
-// machine identities survive a store's encoding, and the private key is a secret like the client
-// secret, in every printed form.
+// machine identities and cross-app access survive a store's encoding, and the private key and the IdP
+// client secret are secrets like the client secret, in every printed form.
 func TestRecordIssue11FieldsRoundTripAndStayRedacted(t *testing.T) {
 	rec := testRecord(16)
 	rec.RefreshStarted = time.Date(2031, 1, 2, 3, 0, 0, 0, time.UTC)
@@ -101,6 +101,9 @@ func TestRecordIssue11FieldsRoundTripAndStayRedacted(t *testing.T) {
 	rec.Binding.GrantType = "client_credentials"
 	rec.Binding.PrivateKey = "-----BEGIN PRIVATE KEY-----\nSECRETkey\n-----END PRIVATE KEY-----\n"
 	rec.Binding.KeyID = "kid-1"
+	rec.Binding.IdPTokenEndpoint = "https://idp.example.com/token"
+	rec.Binding.IdPClientID = "idp-client"
+	rec.Binding.IdPClientSecret = "SECRETidp"
 	rec.Binding.Rotation = "rotating"
 	rec.Binding.Quirks = []string{"issuer-mismatch", "scope-on-refresh"}
 
@@ -119,11 +122,11 @@ func TestRecordIssue11FieldsRoundTripAndStayRedacted(t *testing.T) {
 	slog.New(slog.NewJSONHandler(&logged, nil)).Info("stored", "record", rec)
 	outputs := []string{rec.String(), rec.GoString(), logged.String(), fmt.Sprintf("%v %+v %#v %s %d", rec, rec, rec.Binding, rec.Binding, rec.Binding)}
 	for _, out := range outputs {
-		if strings.Contains(out, "SECRETkey") {
-			t.Errorf("the private key leaks: %s", out)
+		if strings.Contains(out, "SECRETkey") || strings.Contains(out, "SECRETidp") {
+			t.Errorf("the private key or the IdP client secret leaks: %s", out)
 		}
 	}
-	if !strings.Contains(rec.Binding.String(), "private_key:redacted") || !strings.Contains(rec.String(), "refresh_started:2031") {
+	if !strings.Contains(rec.Binding.String(), "private_key:redacted") || !strings.Contains(rec.Binding.String(), "idp_client_secret:redacted") || !strings.Contains(rec.String(), "refresh_started:2031") {
 		t.Errorf("String() lost the non-secret description: %s", rec)
 	}
 }

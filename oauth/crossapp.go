@@ -45,7 +45,8 @@ func (i EnterpriseIdP) GoString() string { return i.String() }
 // user's ID token for an ID-JAG naming the MCP server's AS as audience and the server as resource
 // (RFC 8693 §2.1), and the AS redeems it for an access token with the jwt-bearer grant (RFC 7523 §2.1),
 // sc authenticating the client at the AS as for ClientCredentials. opts.Scopes, ExtraScopes and
-// ExtraParams apply as for SignIn. The grant has GrantType GrantJWTBearer.
+// ExtraParams apply as for SignIn. The grant has GrantType GrantJWTBearer and records the IdP client
+// (never the ID token).
 func (c *Client) CrossAppAccess(ctx context.Context, p *Probe, sc StaticClient, idp EnterpriseIdP, opts SignInOptions) (Token, Grant, error) {
 	if idp.IDToken == "" || idp.TokenEndpoint == "" || idp.ClientID == "" {
 		return Token{}, Grant{}, &Error{Op: "cross-app access", Class: ClassMisconfigured,
@@ -57,6 +58,7 @@ func (c *Client) CrossAppAccess(ctx context.Context, p *Probe, sc StaticClient, 
 		return Token{}, Grant{}, err
 	}
 	g.GrantType, g.RedirectPort = GrantJWTBearer, 0
+	g.IdPTokenEndpoint, g.IdPClientID, g.IdPClientSecret = idp.TokenEndpoint, idp.ClientID, idp.ClientSecret
 	g.Scopes = slices.DeleteFunc(g.Scopes, func(s string) bool { return s == "offline_access" })
 
 	// RFC 8693 §2.1 at the IdP: the ID-JAG is the exchanged token, whatever token_type it declares

@@ -86,8 +86,10 @@ func asMetadataURLs(issuer string) ([]string, error) {
 //   - another issuer altogether (Atlassian, Slack: QuirkIssuerMismatch).
 //
 // Mix-up protection stays: the grant is bound to the document's issuer, RFC 9207 `iss` is checked
-// against it, and a document is used only if it came from the origin it was asked of (a redirect to
-// another origin is refused), so only that origin's operator can name the issuer.
+// against it, a document is used only if it came from the origin it was asked of (a redirect to
+// another origin is refused), and another issuer is accepted only when it and both endpoints belong
+// to the same operator as the URL asked (checkSameOperator): a resource cannot name an honest issuer
+// with its own token endpoint.
 func (c *Client) authServerMetadata(ctx context.Context, issuer string) (*ASMetadata, []Quirk, error) {
 	as, quirks, err := c.findASMetadata(ctx, issuer, false)
 	if err == nil && as == nil {
@@ -116,6 +118,9 @@ func (c *Client) findASMetadata(ctx context.Context, issuer string, guessing boo
 			continue
 		}
 		if !sameOrigin(final, u) {
+			if guessing {
+				continue // a site redirecting every path elsewhere (to www.) is no AS of its own
+			}
 			return nil, nil, discoverErr(ClassMisconfigured, 0,
 				fmt.Errorf("%w: the metadata asked of %s was served by another origin, %s", ErrIssuerMismatch, hostOf(u), originOf(final)))
 		}
@@ -139,6 +144,9 @@ func (c *Client) findASMetadata(ctx context.Context, issuer string, guessing boo
 			return nil, nil, discoverErr(ClassMisconfigured, 0,
 				fmt.Errorf("%w: %s names the issuer template %q of another host", ErrIssuerMismatch, u, as.Issuer))
 		default:
+			if err := checkSameOperator(issuer, as); err != nil {
+				return nil, nil, discoverErr(ClassMisconfigured, 0, fmt.Errorf("%s: %w", u, err))
+			}
 			quirks = append(quirks, QuirkIssuerMismatch)
 		}
 		return as, quirks, nil

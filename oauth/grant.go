@@ -101,17 +101,23 @@ type Grant struct {
 	// ClientSecret. KeyID, when set, goes in the assertion's `kid` header.
 	PrivateKey string `json:"private_key,omitempty"`
 	KeyID      string `json:"key_id,omitempty"`
+	// IdPTokenEndpoint, IdPClientID and IdPClientSecret name, for a GrantJWTBearer grant, the
+	// enterprise IdP client its identity assertion came through (see CrossAppAccess), so that signing
+	// in again needs only a new ID token. IdPClientSecret is a secret, redacted like ClientSecret.
+	IdPTokenEndpoint string `json:"idp_token_endpoint,omitempty"`
+	IdPClientID      string `json:"idp_client_id,omitempty"`
+	IdPClientSecret  string `json:"idp_client_secret,omitempty"`
 	// Rotation is what refreshes have shown of the AS's refresh-token policy.
 	Rotation Rotation `json:"rotation,omitempty"`
 	// Quirks are the spec deviations tolerated for this grant, for status to show.
 	Quirks []Quirk `json:"quirks,omitempty"`
 }
 
-// String describes the grant without the client secret or private key.
+// String describes the grant without the client secrets or private key.
 func (g Grant) String() string {
-	return fmt.Sprintf("Grant{resource=%s issuer=%s client=%s secret=%s key=%s auth=%s registration=%s grant_type=%s omit_resource=%t quirks=%q}",
+	return fmt.Sprintf("Grant{resource=%s issuer=%s client=%s secret=%s key=%s auth=%s registration=%s grant_type=%s idp_client=%s idp_secret=%s omit_resource=%t quirks=%q}",
 		g.Resource, g.Issuer, g.ClientID, redact(g.ClientSecret), redact(g.PrivateKey), g.AuthMethod, g.Registration,
-		g.GrantType, g.OmitResource, g.Quirks)
+		g.GrantType, g.IdPClientID, redact(g.IdPClientSecret), g.OmitResource, g.Quirks)
 }
 
 // GoString makes %#v as safe as %v.

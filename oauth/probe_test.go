@@ -262,10 +262,19 @@ func TestProbeToleratesProviderDeviations(t *testing.T) {
 		b.as.Fault(t, testbed.Fault{Endpoint: "oauth-authorization-server", Status: 200, Body: string(out), Count: -1})
 		t.Cleanup(func() { b.as.ClearFaults(t) })
 	}
-	t.Run("IssuerMismatch", func(t *testing.T) {
+	t.Run("ForeignIssuer", func(t *testing.T) {
+		// Another program on this machine (another port) is another operator: its issuer is refused.
 		serveEdited(func(m map[string]any) { m["issuer"] = "http://127.0.0.1:1/other" })
+		if p, err := b.client.Probe(t.Context(), b.mcp.URL); !errors.Is(err, ErrForeignIssuer) {
+			t.Fatalf("Probe = %+v, %v; want ErrForeignIssuer", p, err)
+		}
+		b.as.ClearFaults(t)
+	})
+	t.Run("IssuerMismatch", func(t *testing.T) {
+		other := b.as.Issuer + "/other" // the same operator (origin), another issuer
+		serveEdited(func(m map[string]any) { m["issuer"] = other })
 		p := b.probe(t)
-		if p.AuthServer.Issuer != "http://127.0.0.1:1/other" || p.AdvertisedIssuer != b.as.Issuer || !slices.Contains(p.Quirks, QuirkIssuerMismatch) {
+		if p.AuthServer.Issuer != other || p.AdvertisedIssuer != b.as.Issuer || !slices.Contains(p.Quirks, QuirkIssuerMismatch) {
 			t.Fatalf("probe issuer %q advertised %q quirks %q", p.AuthServer.Issuer, p.AdvertisedIssuer, p.Quirks)
 		}
 		if _, _, err := b.client.SignIn(t.Context(), p, SignInOptions{}); !errors.Is(err, ErrIssuerMismatch) {

@@ -44,6 +44,12 @@ func (c *Client) Refresh(ctx context.Context, g Grant, refreshToken string) (Tok
 	}
 	res, err := send(g.ScopeOnRefresh)
 	if err != nil && !g.ScopeOnRefresh && len(g.Scopes) > 0 && wantsScope(err) {
+		// Both refusals came before the AS looked at the refresh token (a malformed request), so the
+		// token is unspent and may be sent again. An omission of `resource` learned by the first send
+		// holds for the second: the AS is not asked again what it already refused.
+		if res.omittedResource {
+			g.OmitResource, g.Quirks = true, withQuirk(g.Quirks, QuirkResourceOmitted)
+		}
 		if res, err = send(true); err == nil {
 			g.ScopeOnRefresh, g.Quirks = true, withQuirk(g.Quirks, QuirkScopeOnRefresh)
 		}

@@ -22,8 +22,8 @@ type issued struct {
 
 // tokenRequest POSTs form to the grant's token endpoint, adding `resource` unless the grant omits it
 // (RFC 8707 §2.2: on every token request, refresh included) and the grant's ExtraParams. When the AS
-// rejects `resource` the way Entra v2 does, it retries once without it and reports so through
-// omittedResource, for the grant to remember. renewable says whether the token can be renewed without
+// rejects `resource` the way Entra v2 does, it retries once without it and reports the refusal through
+// omittedResource (set whatever the retry answers), for the grant to remember. renewable says whether the token can be renewed without
 // the user whatever the answer holds (see tokenResponse.token).
 func (c *Client) tokenRequest(ctx context.Context, op string, g Grant, form url.Values, requested []string, renewable bool) (issued, error) {
 	send := func(withResource bool) (issued, error) {
@@ -54,8 +54,10 @@ func (c *Client) tokenRequest(ctx context.Context, op string, g Grant, form url.
 	}
 	res, err := send(!g.OmitResource)
 	if err != nil && !g.OmitResource && rejectsResource(err) {
+		// The AS refused `resource` itself: that holds whatever the retry without it answers (a refusal
+		// for another reason, such as a missing scope, must not make the next retry send it again).
 		res, err = send(false)
-		res.omittedResource = err == nil
+		res.omittedResource = true
 	}
 	return res, err
 }
@@ -89,6 +91,10 @@ var reservedParams = map[string]bool{
 	"code": true, "code_verifier": true, "refresh_token": true, "client_secret": true,
 	"client_assertion": true, "client_assertion_type": true, "device_code": true, "assertion": true,
 	"subject_token": true, "subject_token_type": true, "requested_token_type": true, "iss": true,
+	// These would change the request's shape: a JAR request object or a PAR request_uri replaces
+	// redirect_uri and the PKCE challenge, and another response_mode sends the code where the
+	// loopback listener cannot read it.
+	"request": true, "request_uri": true, "response_mode": true, "nonce": true,
 }
 
 // checkExtraParams refuses ExtraParams that would override the protocol's own parameters.

@@ -128,7 +128,8 @@ func TestTokenScopesAcceptCommasAndSpaces(t *testing.T) {
 func TestSecretsNeverPrinted(t *testing.T) {
 	tok := Token{AccessToken: "AT-secret", RefreshToken: "RT-secret", TokenType: "Bearer"}
 	g := Grant{ClientID: "id", ClientSecret: "CS-secret", AuthMethod: AuthClientSecretPost, TokenEndpoint: "http://127.0.0.1:1/token",
-		PrivateKey: "-----BEGIN PRIVATE KEY-----\nPK-secret\n-----END PRIVATE KEY-----\n", ExtraParams: map[string]string{"audience": "a"}}
+		PrivateKey: "-----BEGIN PRIVATE KEY-----\nPK-secret\n-----END PRIVATE KEY-----\n", ExtraParams: map[string]string{"audience": "a"},
+		IdPClientID: "idp", IdPClientSecret: "IdP-secret"}
 	d := &DeviceAuthorization{UserCode: "ABCD", deviceCode: "DC-secret", grant: g}
 	// A real failed token request whose form held the refresh token and client secret, wrapped once
 	// more the way the engine reports it.
@@ -147,7 +148,7 @@ func TestSecretsNeverPrinted(t *testing.T) {
 		fmt.Sprintf("%v %+v %#v %s", d, d, d, d), fmt.Sprintf("%v %+v %#v %s", *d, *d, *d, *d),
 		printed(e), printed(wrapped), printed(e.Err),
 	} {
-		for _, secret := range []string{"AT-secret", "RT-secret", "CS-secret", "DC-secret", "PK-secret", "refresh_token="} {
+		for _, secret := range []string{"AT-secret", "RT-secret", "CS-secret", "DC-secret", "PK-secret", "IdP-secret", "refresh_token="} {
 			if strings.Contains(s, secret) {
 				t.Errorf("printed %s: %s", secret, s)
 			}

@@ -28,7 +28,8 @@ func fixture() (app.Snapshot, []app.Event) {
 			Next: now.Add(4 * time.Minute), NextTrigger: "deadline"},
 		{Name: "sentry", State: app.StateDegraded, Expiry: now.Add(25 * time.Minute),
 			Last: app.LastRefresh{At: now.Add(-20 * time.Second), Trigger: "retry", Outcome: "transient"},
-			Next: now.Add(40 * time.Second), NextTrigger: "retry"},
+			Next: now.Add(40 * time.Second), NextTrigger: "retry",
+			Warnings: []app.Warning{{Quirk: oauth.QuirkIssuerMismatch, Message: "Signed in with https://auth.example.com, not the advertised https://mcp.example.com."}}},
 	}, Leases: []app.Lease{{ID: "claude-7", Label: "claude code turn", Started: now.Add(-2 * time.Minute), TTL: 30 * time.Minute}}}
 	evs := []app.Event{
 		{Time: now.Add(-54 * time.Minute), Kind: app.EventSignedIn, Server: "notion", Trigger: "user", Outcome: "ok"},

@@ -14,8 +14,8 @@ import (
 
 // statusColumns head the Status window's table; statusWidths are their widths.
 var (
-	statusColumns = []string{"Server", "State", "Token expires", "Last refresh", "Next refresh", "Deferred"}
-	statusWidths  = []float32{120, 210, 150, 250, 180, 80}
+	statusColumns = []string{"Server", "State", "Token expires", "Last refresh", "Next refresh", "Deferred", "Notes"}
+	statusWidths  = []float32{120, 210, 150, 250, 180, 80, 420}
 )
 
 // statusRows is the table for snapshot s: one row per server, cells as statusColumns name them.
@@ -23,7 +23,9 @@ func statusRows(s app.Snapshot, now time.Time) [][]string {
 	rows := make([][]string, 0, len(s.Servers))
 	for _, st := range s.Servers {
 		expires := "—"
-		if !st.Expiry.IsZero() {
+		if st.NoExpiry {
+			expires = "never (no expiry)"
+		} else if !st.Expiry.IsZero() {
 			expires = strings.TrimPrefix(expiresText(st.Expiry, now), "expires ") + st.Expiry.Local().Format(" (15:04)")
 		}
 		last := "never"
@@ -44,9 +46,19 @@ func statusRows(s app.Snapshot, now time.Time) [][]string {
 		if st.Deferred {
 			deferred = "yes"
 		}
-		rows = append(rows, []string{st.Name, stateText(st.State), expires, last, next, deferred})
+		rows = append(rows, []string{st.Name, stateText(st.State), expires, last, next, deferred, notes(st.Warnings)})
 	}
 	return rows
+}
+
+// notes is the Notes cell: what authkeeper tolerated from the server's authorization server (an
+// issuer mismatch, PKCE assumed, …), so that nothing it relaxed goes unseen.
+func notes(ws []app.Warning) string {
+	out := make([]string, len(ws))
+	for i, w := range ws {
+		out[i] = w.Message
+	}
+	return strings.Join(out, " ")
 }
 
 // eventLine renders one event for the Status window's list.

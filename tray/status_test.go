@@ -16,13 +16,31 @@ func TestStatusRowsSayStateExpiryLastAndNextRefreshAndDeferral(t *testing.T) {
 	s, _ := fixture()
 	in := func(d time.Duration) string { return now.Add(d).Local().Format(" (15:04)") }
 	want := [][]string{
-		{"github", "fresh", "in 42 min" + in(42*time.Minute), "18 min ago, schedule", "in 27 min (schedule)", "no"},
-		{"linear", "needs sign-in", "—", "3 min ago, schedule: invalid_grant", "—", "no"},
-		{"notion", "refresh deferred (agent busy)", "in 6 min" + in(6*time.Minute), "54 min ago, sign-in", "in 4 min (deadline)", "yes"},
-		{"sentry", "refresh failing, retrying", "in 25 min" + in(25*time.Minute), "20 s ago, retry: transient", "in 40 s (retry)", "no"},
+		{"github", "fresh", "in 42 min" + in(42*time.Minute), "18 min ago, schedule", "in 27 min (schedule)", "no", ""},
+		{"linear", "needs sign-in", "—", "3 min ago, schedule: invalid_grant", "—", "no", ""},
+		{"notion", "refresh deferred (agent busy)", "in 6 min" + in(6*time.Minute), "54 min ago, sign-in", "in 4 min (deadline)", "yes", ""},
+		{"sentry", "refresh failing, retrying", "in 25 min" + in(25*time.Minute), "20 s ago, retry: transient", "in 40 s (retry)", "no",
+			"Signed in with https://auth.example.com, not the advertised https://mcp.example.com."},
 	}
 	if diff := cmp.Diff(want, statusRows(s, now)); diff != "" {
 		t.Errorf("rows (-want +got):\n%s", diff)
+	}
+}
+
+// TestServerWithoutExpirySaysSoInTheMenuAndTheStatusWindow: a token with no expiry (GitHub OAuth
+// apps) is shown as such, not as "expired 56 years ago" nor with no word at all.
+func TestServerWithoutExpirySaysSoInTheMenuAndTheStatusWindow(t *testing.T) {
+	st := app.ServerStatus{Name: "github", State: app.StateFresh, NoExpiry: true}
+	if got, want := serverLabel(st, now), "github — fresh, no expiry"; got != want {
+		t.Errorf("menu label %q, want %q", got, want)
+	}
+	rows := statusRows(app.Snapshot{Servers: []app.ServerStatus{st}}, now)
+	if got := rows[0][2]; got != "never (no expiry)" {
+		t.Errorf("Token expires cell %q", got)
+	}
+	st.State = app.StateNeedsSignIn
+	if got, want := serverLabel(st, now), "github — needs sign-in"; got != want {
+		t.Errorf("menu label once refused %q, want %q", got, want)
 	}
 }
 

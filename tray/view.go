@@ -86,7 +86,13 @@ func canRefresh(s app.State) bool {
 // serverLabel is "name — state, expires in 42 min".
 func serverLabel(st app.ServerStatus, now time.Time) string {
 	l := st.Name + " — " + stateText(st.State)
-	if st.Expiry.IsZero() || st.State == app.StateNeedsSignIn || st.State == app.StateRevoked {
+	if st.State == app.StateNeedsSignIn || st.State == app.StateRevoked {
+		return l
+	}
+	if st.NoExpiry {
+		return l + ", no expiry"
+	}
+	if st.Expiry.IsZero() {
 		return l
 	}
 	return l + ", " + expiresText(st.Expiry, now)

@@ -6,7 +6,9 @@
 // `authkeeper serve` with private directories, adds the scenario's server with a browser stand-in that
 // follows the suite's auto-approving authorization redirect, and uses the server through authkeeper's
 // proxy with the Go SDK client. TestConformanceClientScenarios runs every client scenario, logs the
-// suite's score line, and fails one subtest per failing scenario with the suite's failed checks.
+// suite's score line, and fails one subtest per scenario the suite fails (with its failed checks) or
+// whose client did not use the server to the end where the suite expects it to; it fails as a whole
+// when fewer than all of the pinned suite's scenarios ran.
 //
 // By hand, for one scenario (after `make build` and `go build -o /tmp/adapter ./internal/conformance/adapter`):
 //

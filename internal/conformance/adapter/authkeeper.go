@@ -28,8 +28,12 @@ type engine struct {
 	configDir  string
 	serveLog   string
 	browserLog string
+	dir        string
 	cmd        *exec.Cmd
 	exited     chan struct{}
+	// loginEnv is what a person gives `authkeeper login` besides the name: for a cross-app access
+	// server, the ID token again (authkeeper keeps none).
+	loginEnv []string
 }
 
 // startEngine starts `authkeeper serve` in dir and waits until its proxy accepts connections.
@@ -50,10 +54,9 @@ func startEngine(ctx context.Context, bin, dir string) (*engine, error) {
 	if err := os.Symlink(self, filepath.Join(path, "xdg-open")); err != nil {
 		return nil, err
 	}
-	// The settings a user would choose: no desktop notifications (there is no desktop), and the client
-	// metadata URL the suite's CIMD scenarios expect.
-	settings := `{"servers": [], "prefs": {"store": "file", "notifications": false, "client_metadata_url": "` +
-		clientMetadataURL + `"}}`
+	// The settings a user would choose: no desktop notifications (there is no desktop). The client
+	// metadata URL the suite's CIMD scenarios expect is given to serve (--client-metadata-url).
+	settings := `{"servers": [], "prefs": {"store": "file", "notifications": false}}`
 	if err := os.WriteFile(filepath.Join(cfg, "authkeeper", "config.json"), []byte(settings), 0o600); err != nil {
 		return nil, err
 	}
@@ -61,7 +64,7 @@ func startEngine(ctx context.Context, bin, dir string) (*engine, error) {
 	if err != nil {
 		return nil, err
 	}
-	e := &engine{bin: bin, addr: fmt.Sprintf("127.0.0.1:%d", port), configDir: filepath.Join(cfg, "authkeeper"),
+	e := &engine{bin: bin, dir: dir, addr: fmt.Sprintf("127.0.0.1:%d", port), configDir: filepath.Join(cfg, "authkeeper"),
 		serveLog: filepath.Join(dir, "serve.log"), browserLog: filepath.Join(dir, "browser.log"), exited: make(chan struct{})}
 	e.env = []string{"HOME=" + home, "PATH=" + path + string(os.PathListSeparator) + os.Getenv("PATH"),
 		"XDG_CONFIG_HOME=" + cfg, "XDG_STATE_HOME=" + state, "XDG_RUNTIME_DIR=" + rt, "AUTHKEEPER_STORE=file",
@@ -71,7 +74,7 @@ func startEngine(ctx context.Context, bin, dir string) (*engine, error) {
 		return nil, err
 	}
 	defer log.Close()
-	e.cmd = exec.Command(bin, "serve", "--proxy-addr", e.addr, "--store", "file")
+	e.cmd = exec.Command(bin, "serve", "--proxy-addr", e.addr, "--store", "file", "--client-metadata-url", clientMetadataURL)
 	e.cmd.Env, e.cmd.Stdout, e.cmd.Stderr = e.env, log, log
 	// The suite kills the client when a scenario times out: the engine must not outlive it.
 	e.cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
@@ -110,22 +113,49 @@ func (e *engine) stop() {
 	}
 }
 
-// add runs `authkeeper add URL` with what the scenario gives a client: a pre-registered client id,
-// and its secret through the environment (authkeeper never takes a secret on the command line).
-func (e *engine) add(ctx context.Context, serverURL string, sc scenarioContext) error {
+// add runs `authkeeper add URL` with what the scenario gives a client, as its user would give it:
+// a client id registered by hand, its secret through the environment and its private key in a 0600
+// file (authkeeper never takes a secret on the command line); for cross-app access the identity
+// provider's token endpoint and client id, and the user's ID token through the environment.
+//
+// A machine identity is the one thing the context does not say: auth/client-credentials-basic gives
+// exactly what auth/pre-registration gives (a client id and secret), and only the grant differs. A
+// person setting up a service principal knows it is one, so the scenario's name stands for that
+// knowledge here, and for nothing else.
+func (e *engine) add(ctx context.Context, serverURL, scenario string, sc scenarioContext) error {
 	args := []string{"add", serverURL, "--name", serverName}
+	var env []string
 	if sc.ClientID != "" {
 		args = append(args, "--client-id", sc.ClientID)
 	}
-	var env []string
 	if sc.ClientSecret != "" {
 		env = append(env, "AUTHKEEPER_CLIENT_SECRET="+sc.ClientSecret)
+	}
+	if sc.PrivateKeyPEM != "" {
+		if sc.SigningAlgorithm != "" && sc.SigningAlgorithm != "ES256" && sc.SigningAlgorithm != "RS256" {
+			logf("signing algorithm %s: authkeeper signs with ES256 (EC P-256) or RS256 (RSA) by the key's type", sc.SigningAlgorithm)
+		}
+		keyFile := filepath.Join(e.dir, "client-key.pem")
+		if err := os.WriteFile(keyFile, []byte(sc.PrivateKeyPEM), 0o600); err != nil {
+			return err
+		}
+		args = append(args, "--client-key-file", keyFile)
+	}
+	if strings.HasPrefix(scenario, "auth/client-credentials-") {
+		args = append(args, "--client-credentials")
+	}
+	if sc.IdPIDToken != "" {
+		args = append(args, "--cross-app", "--idp-token-endpoint", sc.IdPTokenEndpoint, "--idp-client-id", sc.IdPClientID)
+		e.loginEnv = []string{"AUTHKEEPER_IDP_ID_TOKEN=" + sc.IdPIDToken}
+		env = append(env, e.loginEnv...)
 	}
 	return e.command(ctx, env, args...)
 }
 
 // login runs `authkeeper login NAME`: what a person does when authkeeper says a sign-in is needed.
-func (e *engine) login(ctx context.Context) error { return e.command(ctx, nil, "login", serverName) }
+func (e *engine) login(ctx context.Context) error {
+	return e.command(ctx, e.loginEnv, "login", serverName)
+}
 
 func (e *engine) command(ctx context.Context, env []string, args ...string) error {
 	cmd := exec.CommandContext(ctx, e.bin, args...)

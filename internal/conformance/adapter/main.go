@@ -5,9 +5,11 @@
 // MCP_CONFORMANCE_CONTEXT (client id, secret, key…) in the environment. The adapter then
 //
 //  1. starts `$AUTHKEEPER_BIN serve` with a private HOME and XDG directories, the file credential
-//     store, the client metadata URL the suite expects (prefs.client_metadata_url), and itself first on
+//     store, the client metadata URL the suite expects (--client-metadata-url), and itself first on
 //     PATH as `xdg-open` — the browser stand-in (browser.go);
-//  2. runs `authkeeper add SERVER_URL`, with the scenario's client id and secret;
+//  2. runs `authkeeper add SERVER_URL` with what the scenario gives its client, the way a person
+//     would (see engine.add): a client id and secret, a private key file, a machine identity, an
+//     identity provider and the user's ID token;
 //  3. connects through authkeeper's proxy with the official Go SDK client, lists the tools and calls each
 //     one; when authkeeper answers that a sign-in is needed, it runs `authkeeper login`, as a person
 //     would, and tries again (at most maxSignIns times in all).
@@ -36,6 +38,10 @@ import (
 // clientDeadline bounds one scenario's client, its turn excluded.
 const clientDeadline = 45 * time.Second
 
+// completedLine is the adapter's last line on stdout when every step worked (see run). The test in
+// the parent package looks for this exact text.
+const completedLine = "adapter: completed: added the server, listed its tools and called each one"
+
 func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	code := run(ctx, os.Args)
@@ -56,6 +62,9 @@ func run(ctx context.Context, args []string) int {
 			fmt.Fprintln(os.Stderr, "adapter:", err)
 			return 1
 		}
+		// The suite's --suite mode ignores a client's exit status; this line lets the test tell a client
+		// that used the server to the end from one that failed or was killed.
+		fmt.Println(completedLine)
 		return 0
 	}
 	fmt.Fprintln(os.Stderr, "usage: adapter SERVER_URL (run by the conformance suite)")
@@ -63,12 +72,27 @@ func run(ctx context.Context, args []string) int {
 }
 
 // scenarioContext is MCP_CONFORMANCE_CONTEXT: what a scenario gives its client besides the URL.
-// Fields the adapter cannot hand to authkeeper yet are reported, not silently dropped.
+// Fields the adapter does not know are reported, not silently dropped.
 type scenarioContext struct {
+	// ClientID and ClientSecret are a client registered by hand at the server's authorization server.
 	ClientID     string `json:"client_id"`
 	ClientSecret string `json:"client_secret"`
-	rest         []string
+	// PrivateKeyPEM is that client's private key (private_key_jwt); SigningAlgorithm follows from the
+	// key's type in authkeeper (EC P-256: ES256), so it is only checked.
+	PrivateKeyPEM    string `json:"private_key_pem"`
+	SigningAlgorithm string `json:"signing_algorithm"`
+	// The user's enterprise identity provider (cross-app access): its token endpoint, authkeeper's
+	// client id there and the user's ID token. IdPIssuer is not needed: the token endpoint is given.
+	IdPTokenEndpoint string `json:"idp_token_endpoint"`
+	IdPClientID      string `json:"idp_client_id"`
+	IdPIDToken       string `json:"idp_id_token"`
+	IdPIssuer        string `json:"idp_issuer"`
+	rest             []string
 }
+
+// knownContext are the context fields scenarioContext reads ("name" is the scenario's).
+var knownContext = map[string]bool{"name": true, "client_id": true, "client_secret": true, "private_key_pem": true,
+	"signing_algorithm": true, "idp_token_endpoint": true, "idp_client_id": true, "idp_id_token": true, "idp_issuer": true}
 
 func parseContext(raw string) (scenarioContext, error) {
 	var c scenarioContext
@@ -83,7 +107,7 @@ func parseContext(raw string) (scenarioContext, error) {
 		return c, fmt.Errorf("MCP_CONFORMANCE_CONTEXT: %w", err)
 	}
 	for k := range all {
-		if k != "name" && k != "client_id" && k != "client_secret" {
+		if !knownContext[k] {
 			c.rest = append(c.rest, k)
 		}
 	}
@@ -107,7 +131,7 @@ func runScenario(ctx context.Context, serverURL string) (err error) {
 	ctx, cancel := context.WithTimeout(ctx, clientDeadline)
 	defer cancel()
 	if len(sc.rest) > 0 {
-		logf("scenario %s: context fields not passed to authkeeper (no way to give them yet): %v", scenario, sc.rest)
+		logf("scenario %s: context fields the adapter does not know, not passed to authkeeper: %v", scenario, sc.rest)
 	}
 	bin := os.Getenv("AUTHKEEPER_BIN")
 	if bin == "" {
@@ -128,7 +152,7 @@ func runScenario(ctx context.Context, serverURL string) (err error) {
 		dumpFile("authkeeper serve", ak.serveLog)
 		dumpFile("browser", ak.browserLog)
 	}()
-	if err := ak.add(ctx, serverURL, sc); err != nil {
+	if err := ak.add(ctx, serverURL, scenario, sc); err != nil {
 		return err
 	}
 	return useServer(ctx, ak.proxyURL(), ak.login)
