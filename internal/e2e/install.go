@@ -53,6 +53,10 @@ type Options struct {
 	Env []string
 	// Browser configures the scripted browser. Default: approve everything.
 	Browser testbed.BrowserOptions
+	// OpenerBlocks makes the fake xdg-open behave as xdg-open's generic mode does when it starts the
+	// browser in the foreground: it hands the URL on, then does not exit (for a minute). pkg/browser
+	// waits for it. Default false: it exits at once.
+	OpenerBlocks bool
 }
 
 // Install is one installation of authkeeper run by a test. Safe for concurrent use.
@@ -95,6 +99,9 @@ func NewInstall(t *testing.T, opts Options) *Install {
 	}
 	// pkg/browser runs the first of xdg-open, x-www-browser, www-browser on PATH and waits for it.
 	script := "#!/bin/sh\nprintf '%s\\n' \"$1\" > \"$AK_E2E_OPEN_FIFO\"\n"
+	if opts.OpenerBlocks {
+		script += "exec sleep 60\n"
+	}
 	if err := os.WriteFile(filepath.Join(fakeBin, "xdg-open"), []byte(script), 0o755); err != nil {
 		t.Fatal(err)
 	}

@@ -38,6 +38,7 @@ type outcome struct {
 type tally struct {
 	mu       sync.Mutex
 	calls    int
+	byAgent  map[string]int // calls per Agent (go:SERVER, ts:SERVER)
 	whoamis  int
 	failures map[string]int
 	minLeft  time.Duration
@@ -48,13 +49,14 @@ type tally struct {
 }
 
 func newTally(keepAll bool) *tally {
-	return &tally{failures: map[string]int{}, minLeft: time.Duration(math.MaxInt64), keep: keepAll}
+	return &tally{failures: map[string]int{}, byAgent: map[string]int{}, minLeft: time.Duration(math.MaxInt64), keep: keepAll}
 }
 
 func (t *tally) add(o outcome) {
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	t.calls++
+	t.byAgent[o.Agent]++
 	if o.Tool == "whoami" && o.Cause == "" {
 		t.whoamis++
 		if o.Left <= 0 {
@@ -95,6 +97,9 @@ func (t *tally) merge(o *tally) {
 	t.minLeft = min(t.minLeft, o.minLeft)
 	for k, v := range o.failures {
 		t.failures[k] += v
+	}
+	for k, v := range o.byAgent {
+		t.byAgent[k] += v
 	}
 	t.messages = append(t.messages, o.messages...)
 	t.log = append(t.log, o.log...)

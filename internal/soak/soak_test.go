@@ -293,6 +293,7 @@ func mainSoak(t *testing.T, c *caseResult, d time.Duration) {
 	all.merge(goTally)
 	all.merge(tsTally)
 	c.figure("tool_calls", map[string]int{"total": all.calls, "go_sdk_via_proxy": goTally.calls, "ts_sdk_via_bridge": tsTally.calls})
+	c.figure("tool_calls_by_agent", all.byAgent)
 	c.figure("failures_by_cause", all.failures)
 	c.figure("ts_sessions_opened", sessions)
 	evs := e.audit()
