@@ -4,6 +4,8 @@ import (
 	"bufio"
 	"context"
 	"encoding/json"
+	"errors"
+	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -141,4 +143,82 @@ func TestSIGKILLMidRefreshNeverReplaysTheSpentRefreshToken(t *testing.T) {
 		t.Errorf("%d needs_sign_in events in the audit log, want exactly 1", n)
 	}
 	assertNoSecrets(t, "serve output", first.Output()+second.Output(), before.AccessToken)
+}
+
+// TestEngineNeverResendsARefreshTokenWhoseAnswerTimedOut: inside one running engine, a refresh at the
+// real AS (oidc-provider: rotating refresh tokens, reuse detection) outlives the engine's request
+// timeout; the AS rotates the grant after the engine gave up. The engine must not send the refresh
+// token again — the AS would take it for a replay and revoke the grant — but keep serving the
+// still-valid access token, announce one needs-sign-in, and be brought back by one sign-in.
+func TestEngineNeverResendsARefreshTokenWhoseAnswerTimedOut(t *testing.T) {
+	b := newBench(t, testbed.AuthServerOptions{AccessTokenTTL: 10 * time.Minute})
+	b.eng.Close()
+	eng, err := NewEngine(Config{Paths: b.paths, ProxyAddr: "127.0.0.1:0", Opener: b.browser,
+		HTTPClient: &http.Client{Timeout: 2 * time.Second}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := eng.Start(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { eng.Close() })
+	_, events, cancel := eng.Subscribe()
+	defer cancel()
+	ctx, stop := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer stop()
+	before, err := eng.Token(ctx, "bench")
+	if err != nil {
+		t.Fatal(err)
+	}
+	refreshes, rotated := b.as.TokenRequests(t, "refresh_token"), countPrefix(b.as.Events(t), "refresh_token.rotated")
+	b.as.Fault(t, testbed.Fault{Endpoint: "token", Delay: 5 * time.Second})
+	if err := eng.Refresh(ctx, "bench", "user"); err == nil {
+		t.Fatal("a refresh held past the request timeout succeeded")
+	}
+	ev := waitEvent(t, events, EventNeedsSignIn, 5*time.Second)
+	if ev.Outcome != string(CauseRefreshInterrupted) {
+		t.Errorf("needs_sign_in outcome %q, want %q", ev.Outcome, CauseRefreshInterrupted)
+	}
+	deadline := time.Now().Add(20 * time.Second)
+	for countPrefix(b.as.Events(t), "refresh_token.rotated") == rotated {
+		if time.Now().After(deadline) {
+			t.Fatal("the AS never completed the held refresh")
+		}
+		time.Sleep(100 * time.Millisecond) // polling another process
+	}
+	st := eng.Snapshot().Servers[0]
+	if st.State != StateNeedsSignIn || st.Cause != CauseRefreshInterrupted || !strings.Contains(st.Message, "got no answer") {
+		t.Errorf("status %s/%s %q, want needs-sign-in saying the refresh got no answer", st.State, st.Cause, st.Message)
+	}
+	if err := eng.Refresh(ctx, "bench", "user"); !errors.Is(err, ErrNeedsSignIn) {
+		t.Errorf("a second refresh = %v, want ErrNeedsSignIn without a request", err)
+	}
+	if got, err := eng.Token(ctx, "bench"); err != nil || got != before {
+		t.Errorf("Token = same %t, %v; want the still-valid access token", got == before, err)
+	}
+	cs, err := mcp.NewClient(&mcp.Implementation{Name: "agent", Version: "1"}, nil).Connect(ctx,
+		&mcp.StreamableClientTransport{Endpoint: eng.ProxyEndpoint("bench")}, nil)
+	if err != nil {
+		t.Fatalf("connect through the proxy: %v", err)
+	}
+	defer cs.Close()
+	if out, err := proxyEcho(ctx, cs, "still served"); err != nil || out != "still served" {
+		t.Errorf("call with the still-valid access token: %q, %v", out, err)
+	}
+	events2 := b.as.Events(t)
+	if n := countPrefix(events2, "refresh_token.reused") + countPrefix(events2, "grant.revoked"); n != 0 {
+		t.Errorf("the AS saw the rotated refresh token again (%d reuse/revocation events)", n)
+	}
+	if n := b.as.TokenRequests(t, "refresh_token") - refreshes; n != 1 {
+		t.Errorf("%d refresh requests, want the one that timed out", n)
+	}
+	if err := eng.SignIn(ctx, "bench", false, nil); err != nil {
+		t.Fatalf("sign in: %v", err)
+	}
+	if st := eng.Snapshot().Servers[0]; st.State != StateFresh {
+		t.Errorf("after the sign-in: %s, want fresh", st.State)
+	}
+	if out, err := proxyEcho(ctx, cs, "after sign-in"); err != nil || out != "after sign-in" {
+		t.Errorf("call after the sign-in: %q, %v", out, err)
+	}
 }

@@ -23,17 +23,20 @@ func (e *Engine) newKeeper(s keychain.Server) (*Keeper, error) {
 	if s.RefreshFraction > 0 {
 		policy.Fraction = s.RefreshFraction
 	}
-	tok, g, issued, started := e.fromRecord(s, rec)
+	st := e.fromRecord(s, rec)
 	k, err := NewKeeper(KeeperConfig{Name: s.Name, Clock: e.cfg.Clock, Store: e.store, Auth: e.oauth,
-		Busy: e.busy, Emit: e.publish, Policy: policy, OnUnreadable: e.kickReload}, tok, g, issued)
+		Busy: e.busy, Emit: e.publish, Policy: policy, OnUnreadable: e.kickReload}, st.tok, st.grant, st.issued)
+	if err != nil {
+		return nil, err
+	}
+	k.challenge = st.challenge // before Start: nothing else holds k yet
 	switch {
-	case err != nil:
 	case unreadable != nil:
 		k.SetUnreadable(unreadable)
-	case !started.IsZero():
-		k.SetRefreshStarted(started)
+	case !st.refreshStarted.IsZero():
+		k.SetRefreshStarted(st.refreshStarted)
 	}
-	return k, err
+	return k, nil
 }
 
 // newOAuthClient is the OAuth client for cfg, with cimdURL as the Client ID Metadata Document's URL
@@ -47,10 +50,19 @@ func newOAuthClient(cfg Config, cimdURL string) (*oauth.Client, error) {
 	return oauth.New(oc)
 }
 
+// stored is what a keeper holds from a stored record.
+type stored struct {
+	tok            oauth.Token
+	grant          oauth.Grant
+	issued         time.Time // when the pair was obtained
+	refreshStarted time.Time // when a refresh that may not have been saved started; zero: none
+	challenge      []string  // see keychain.Record.Challenge
+}
+
 // fromRecord is what a keeper for server s holds from its stored record (empty when there is none):
-// the token pair, the grant (bound to the server's URL when the record names no resource), when the
-// pair was obtained (now, when unknown), and when a refresh that may not have been saved started.
-func (e *Engine) fromRecord(s keychain.Server, rec keychain.Record) (oauth.Token, oauth.Grant, time.Time, time.Time) {
+// the grant is bound to the server's URL when the record names no resource, and a pair whose time is
+// unknown counts as obtained now.
+func (e *Engine) fromRecord(s keychain.Server, rec keychain.Record) stored {
 	g := grantOf(rec.Binding)
 	if g.Resource == "" {
 		g.Resource = s.URL
@@ -59,5 +71,5 @@ func (e *Engine) fromRecord(s keychain.Server, rec keychain.Record) (oauth.Token
 	if issued.IsZero() {
 		issued = e.cfg.Clock.Now()
 	}
-	return tokenOf(rec), g, issued, rec.RefreshStarted
+	return stored{tok: tokenOf(rec), grant: g, issued: issued, refreshStarted: rec.RefreshStarted, challenge: rec.Challenge}
 }

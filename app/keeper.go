@@ -133,6 +133,9 @@ type Keeper struct {
 	// a refresh whose start was recorded is in flight, or loaded from a record a crashed process left.
 	// Every save of the current pair carries it (see recordLocked).
 	marker time.Time
+	// challenge is the WWW-Authenticate of the 401 that made a server added without auth an OAuth
+	// server (see AuthRequired and keychain.Record.Challenge); every save carries it.
+	challenge []string
 	// unreadable is why the stored credentials could not be read (a locked or absent keychain); nil
 	// once they were. While set, nothing is refreshed — the refresh token is in the keychain — and
 	// Token fails with ErrCredentialsUnreadable until Restore installs the record.

@@ -3,6 +3,7 @@ package app
 import (
 	"context"
 	"errors"
+	"slices"
 	"strings"
 	"testing"
 	"testing/synctest"
@@ -116,8 +117,12 @@ func TestNoAuthServerBecomesOAuthWhenItDemandsAToken(t *testing.T) {
 		if !k.noAuth() {
 			t.Fatal("not a no-auth server")
 		}
-		if !k.AuthRequired() || k.AuthRequired() {
+		challenge := []string{`Bearer resource_metadata="https://x.example/.well-known/oauth-protected-resource/mcp", scope="mcp:read"`}
+		if !k.AuthRequired(challenge) || k.AuthRequired([]string{"Bearer"}) {
 			t.Fatal("AuthRequired should convert the server exactly once")
+		}
+		if got := k.Challenge(); !slices.Equal(got, challenge) {
+			t.Errorf("Challenge = %q, want the first 401's %q", got, challenge)
 		}
 		st := k.Status()
 		if st.Auth != "oauth" || st.State != StateNeedsSignIn || st.Cause != CauseAuthRequired {
@@ -127,8 +132,17 @@ func TestNoAuthServerBecomesOAuthWhenItDemandsAToken(t *testing.T) {
 			t.Errorf("Token = %v, want ErrNeedsSignIn", err)
 		}
 		rec, err := k.cfg.Store.(*keychain.MemoryStore).Get("static")
-		if err != nil || rec.Binding.RegistrationMethod != "" || rec.Binding.Resource != "https://x.example/mcp" {
-			t.Errorf("stored record %v, %v; want an OAuth binding for the server without tokens", rec, err)
+		if err != nil || rec.Binding.RegistrationMethod != "" || rec.Binding.Resource != "https://x.example/mcp" ||
+			!slices.Equal(rec.Challenge, challenge) {
+			t.Errorf("stored record %v, %v; want an OAuth binding for the server without tokens, with its challenge", rec, err)
+		}
+		// A sign-in keeps the challenge: signing in again after a logout may need it as much.
+		if err := k.Adopt(oauth.Token{AccessToken: "at", RefreshToken: "rt", Expiry: time.Now().Add(time.Hour)},
+			oauth.Grant{Resource: "https://x.example/mcp"}); err != nil {
+			t.Fatal(err)
+		}
+		if rec, _ := k.cfg.Store.(*keychain.MemoryStore).Get("static"); !slices.Equal(rec.Challenge, challenge) {
+			t.Errorf("after a sign-in the record's challenge is %q, want it kept", rec.Challenge)
 		}
 		if ev.count(EventNeedsSignIn) != 1 || as.Calls() != 0 {
 			t.Errorf("events %v, %d AS calls; want one needs_sign_in and nothing asked of an AS", ev.kinds(), as.Calls())

@@ -102,18 +102,17 @@ func (k *Keeper) Unreadable() bool {
 	return k.unreadable != nil
 }
 
-// Restore installs the record read once the keychain answers (tok and g empty when there is none;
-// refreshStarted its RefreshStarted) and plans the next refresh, unless the credentials were not
-// unreadable any more: a sign-in, logout or removal since then wins. It reports whether it installed
-// anything.
-func (k *Keeper) Restore(tok oauth.Token, g oauth.Grant, issued, refreshStarted time.Time) bool {
+// Restore installs the record read once the keychain answers (empty when there is none) and plans
+// the next refresh, unless the credentials were not unreadable any more: a sign-in, logout or removal
+// since then wins. It reports whether it installed anything.
+func (k *Keeper) Restore(s stored) bool {
 	k.mu.Lock()
 	if k.unreadable == nil || k.closed {
 		k.mu.Unlock()
 		return false
 	}
 	k.unreadable = nil
-	k.tok, k.grant, k.issued, k.marker = tok, g, issued, refreshStarted
+	k.tok, k.grant, k.issued, k.marker, k.challenge = s.tok, s.grant, s.issued, s.refreshStarted, s.challenge
 	k.initialStateLocked()
 	k.planLocked()
 	ev := k.announceLoadedLocked()

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"net/http"
 	"time"
 
 	"github.com/authkeeper/authkeeper/keychain"
@@ -20,8 +21,10 @@ var errReplaced = errors.New("the grant was replaced before the refresh was sent
 // recordStart saves the current pair with RefreshStarted set before its refresh token is sent
 // (persist first), so that a record left by a process that died before saving the answer says so (see
 // interruptedLocked); the save of the answer, or clearMarker after an answered failure, clears it.
-// This costs one keychain write per refresh of a grant that may rotate; grants seen not to rotate, and
-// client_credentials grants (no refresh token), skip it. It reports whether to send the request.
+// This costs one keychain write per refresh of every grant that sends a refresh token — a grant seen
+// not to rotate included, since what one refresh showed of an AS can change with the next (a rotation
+// policy switched on) — and none for client_credentials grants (no refresh token). It reports whether
+// to send the request.
 //
 // When the keychain refuses that write, the refresh is not sent: the server is degraded, the current
 // pair keeps serving, and the refresh is retried with backoff. Only at the hard deadline (shortly
@@ -29,17 +32,18 @@ var errReplaced = errors.New("the grant was replaced before the refresh was sent
 // working at once; the risk taken then is the one every refresh took before this record existed, and
 // the answer is kept in memory (Unsaved) as any pair the keychain refused. The same holds at once when
 // the stored pair is already stale (Unsaved): its refresh token was spent by an earlier refresh of this
-// process, so holding this one back protects nothing.
+// process, so holding this one back protects nothing; and for a grant seen not to rotate, which is
+// refreshed as usual after a crash whatever the record says (see interruptedLocked).
 func (k *Keeper) recordStart(f *flight, trigger string, started time.Time, g oauth.Grant, rt string, prev State) bool {
-	if rt == "" || g.Rotation == oauth.RotationFixed {
-		return true // nothing a replay could burn: no refresh token, or one the AS keeps valid
+	if rt == "" {
+		return true // nothing a replay could burn: a client_credentials grant has no refresh token
 	}
 	k.saveMu.Lock()
 	k.mu.Lock()
 	if f.epoch != k.epoch {
 		k.mu.Unlock()
 		k.saveMu.Unlock()
-		k.fail(f, trigger, errReplaced, prev)
+		k.fail(f, trigger, errReplaced, prev, false)
 		return false
 	}
 	stale := k.unsaved
@@ -55,7 +59,7 @@ func (k *Keeper) recordStart(f *flight, trigger string, started time.Time, g oau
 	}
 	k.mu.Unlock()
 	k.saveMu.Unlock()
-	if err == nil || stale || !started.Before(deadline) {
+	if err == nil || stale || g.Rotation == oauth.RotationFixed || !started.Before(deadline) {
 		return true
 	}
 	k.notRecorded(f, trigger, err, deadline, prev)
@@ -137,13 +141,23 @@ func (k *Keeper) clearMarker(epoch uint64) {
 	}
 }
 
-// answered reports whether a failed refresh shows that the refresh token was not spent: the AS
-// answered with an HTTP error or an OAuth error, or the connection was never made. A timeout, a
-// connection lost mid-request, or a 2xx that could not be read leave it unknown.
+// answered reports whether a failed refresh shows that the refresh token was not spent: the AS itself
+// refused — any 4xx (429 included), a 500, 501 or 503, or a 2xx carrying an OAuth error (Slack, GitHub)
+// — or the connection was never made (refused, DNS). Everything else leaves it unknown, and the token
+// possibly rotated at the AS: a timeout, a connection lost after the request left, a 2xx that could not
+// be read, and the 502, 504 and 520–527 of a gateway in front of the AS, which it may send after the
+// AS answered (an origin timeout, a reset during the answer).
 func answered(err error) bool {
 	var oe *oauth.Error
-	if errors.As(err, &oe) && (oe.Status >= 400 || (oe.Status != 0 && oe.Code != "")) {
-		return true
+	if errors.As(err, &oe) && oe.Status != 0 {
+		switch s := oe.Status; {
+		case gatewayStatus(s):
+			return false
+		case s >= 400:
+			return true
+		default:
+			return oe.Code != ""
+		}
 	}
 	var op *net.OpError
 	if errors.As(err, &op) && op.Op == "dial" {
@@ -153,11 +167,42 @@ func answered(err error) bool {
 	return errors.As(err, &dns)
 }
 
+// gatewayStatus reports the statuses a proxy or CDN in front of the AS answers with when the origin's
+// answer did not come through: 502 Bad Gateway, 504 Gateway Timeout, and Cloudflare's 520–527 (the
+// origin reset the connection, timed out, sent an invalid answer, …).
+func gatewayStatus(s int) bool {
+	return s == http.StatusBadGateway || s == http.StatusGatewayTimeout || (s >= 520 && s <= 527)
+}
+
+// unansweredLocked ends a refresh whose answer was lost on a grant that may rotate (see answered): the
+// AS may have rotated the refresh token already, and on an AS with reuse detection sending it again
+// revokes the whole grant, the still-valid access token included. So it is not sent again — the same
+// decision as after a crash mid-refresh (interruptedLocked): the current access token keeps serving
+// until it expires, and one needs-sign-in is announced. A refresh forced by the server's 401 leaves
+// the server revoked instead, as any refresh that fails there: its token was refused. Caller holds k.mu;
+// it returns the event to emit after unlocking.
+func (k *Keeper) unansweredLocked(trigger string, err error) Event {
+	k.state, k.cause = StateNeedsSignIn, CauseRefreshInterrupted
+	k.message = "a refresh got no answer (" + err.Error() + "), so the authorization server may have replaced " +
+		"the refresh token already; sending it again could make the server revoke the whole grant, so it is not " +
+		"sent: sign in again (the current access token serves until it expires)"
+	kind := EventNeedsSignIn
+	if trigger == "proxy-401" {
+		k.state, kind = StateRevoked, EventRevoked
+	}
+	k.stopTimerLocked()
+	if k.announced {
+		return Event{}
+	}
+	k.announced = true
+	return Event{Kind: kind, Trigger: trigger, Outcome: string(CauseRefreshInterrupted), Message: k.message}
+}
+
 // recordLocked is the keychain record of the current pair, with the refresh start the keychain is to
 // hold for it. Caller holds k.mu.
 func (k *Keeper) recordLocked() keychain.Record {
 	rec := toRecord(k.tok, k.grant)
-	rec.RefreshStarted = k.marker
+	rec.RefreshStarted, rec.Challenge = k.marker, k.challenge
 	return rec
 }
 

@@ -30,6 +30,9 @@ func (k *Keeper) refresh(f *flight, trigger string, g oauth.Grant, rt string, pr
 	var (
 		tok oauth.Token
 		err error
+		// spent: the request carried a refresh token the AS may have rotated without its answer
+		// arriving (see answered), on a grant not known to keep its refresh token.
+		spent bool
 	)
 	// The token's life is counted from before the request: the AS issued it no earlier, and a slow
 	// keychain write after the answer must not make the token look younger than it is.
@@ -45,15 +48,17 @@ func (k *Keeper) refresh(f *flight, trigger string, g oauth.Grant, rt string, pr
 		if !k.recordStart(f, trigger, started, g, rt, prev) {
 			return // not sent: the start could not be recorded (see recordStart)
 		}
+		rotation := g.Rotation
 		ctx, cancel := context.WithTimeout(context.Background(), k.cfg.RefreshTimeout)
 		tok, g, err = k.cfg.Auth.Refresh(ctx, g, rt)
 		cancel()
+		spent = err != nil && rt != "" && rotation != oauth.RotationFixed && !answered(err)
 	}
 	if err != nil {
 		if errors.Is(err, oauth.ErrClientInvalid) && g.ClientID != "" && g.GrantType != oauth.GrantClientCredentials {
 			k.reregistered(f.epoch, g)
 		}
-		k.fail(f, trigger, err, prev)
+		k.fail(f, trigger, err, prev, spent)
 		return
 	}
 	// Persist before adopting: the AS has rotated the refresh token, so the stored one is dead. If the
@@ -62,10 +67,12 @@ func (k *Keeper) refresh(f *flight, trigger string, g oauth.Grant, rt string, pr
 	k.saveMu.Lock()
 	k.mu.Lock()
 	stale := f.epoch != k.epoch
+	rec := toRecord(tok, g)
+	rec.Challenge = k.challenge
 	k.mu.Unlock()
 	var perr error
 	if !stale {
-		_, perr = k.cfg.Store.Put(k.cfg.Name, toRecord(tok, g))
+		_, perr = k.cfg.Store.Put(k.cfg.Name, rec)
 	}
 	k.mu.Lock()
 	k.flight = nil
@@ -110,8 +117,9 @@ func (k *Keeper) refresh(f *flight, trigger string, g oauth.Grant, rt string, pr
 	}
 }
 
-// fail records a failed refresh and decides what comes next from the error's class.
-func (k *Keeper) fail(f *flight, trigger string, err error, prev State) {
+// fail records a failed refresh and decides what comes next: from spent (the refresh token may have
+// been spent by a refresh whose answer was lost), else from the error's class.
+func (k *Keeper) fail(f *flight, trigger string, err error, prev State, spent bool) {
 	if answered(err) {
 		// The AS answered (or the request never left): the stored refresh token was not spent, so the
 		// start the refresh recorded is cleared again. Without an answer it stays: it may be spent.
@@ -124,9 +132,11 @@ func (k *Keeper) fail(f *flight, trigger string, err error, prev State) {
 	}
 	k.mu.Lock()
 	now := k.cfg.Clock.Now()
-	// Whether the attempt before this one got no answer (network error or timeout).
+	// Whether the attempt before this one got no answer (a timeout, a lost connection, a gateway's
+	// error): on a grant seen not to rotate it was retried, and an AS that started rotating meanwhile
+	// takes the retry for a replay.
 	var prevErr *oauth.Error
-	interrupted := k.lastErr != nil && errors.As(k.lastErr, &prevErr) && prevErr.Status == 0
+	interrupted := k.lastErr != nil && errors.As(k.lastErr, &prevErr) && !answered(k.lastErr)
 	k.last = LastRefresh{At: now, Trigger: trigger, Outcome: class, Error: err.Error()}
 	k.lastErr = err
 	k.flight = nil
@@ -142,6 +152,8 @@ func (k *Keeper) fail(f *flight, trigger string, err error, prev State) {
 	}
 	var ev Event
 	switch {
+	case spent:
+		ev = k.unansweredLocked(trigger, err)
 	case errors.Is(err, oauth.ErrTransient) || oe == nil:
 		// Network trouble, 5xx, 429: keep the current token while it works and retry with backoff.
 		var retryAfter time.Duration
@@ -196,7 +208,11 @@ func (k *Keeper) fail(f *flight, trigger string, err error, prev State) {
 func (k *Keeper) Adopt(tok oauth.Token, g oauth.Grant) error {
 	k.saveMu.Lock()
 	defer k.saveMu.Unlock()
-	_, perr := k.cfg.Store.Put(k.cfg.Name, toRecord(tok, g))
+	k.mu.Lock()
+	rec := toRecord(tok, g)
+	rec.Challenge = k.challenge // a later sign-in may need it again (see SignInWith)
+	k.mu.Unlock()
+	_, perr := k.cfg.Store.Put(k.cfg.Name, rec)
 	k.mu.Lock()
 	now := k.cfg.Clock.Now()
 	k.epoch++

@@ -19,7 +19,7 @@ const (
 	CauseRefreshRefused     Cause = "refresh-refused"      // the AS refused to renew the grant
 	CauseClientRefused      Cause = "client-refused"       // client_credentials: the AS refused the client's credentials
 	CauseTokenRefused       Cause = "token-refused"        // the server refused a token that cannot be renewed (no refresh token)
-	CauseRefreshInterrupted Cause = "refresh-interrupted"  // a refresh was in flight when authkeeper stopped
+	CauseRefreshInterrupted Cause = "refresh-interrupted"  // a refresh may have spent the refresh token: authkeeper stopped during it, or its answer was lost
 	CauseAuthRequired       Cause = "auth-required"        // a server added without auth demanded an OAuth sign-in
 	CauseServerRefused      Cause = "server-refused"       // the server refused a token (revoked)
 	CauseStaticExpired      Cause = "static-expired"       // a static token reached its expiry

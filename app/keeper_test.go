@@ -24,6 +24,7 @@ type fakeAS struct {
 	calls   int
 	current string   // the only refresh token that works
 	fail    []error  // returned by the next calls, in order
+	lose    []error  // returned by the next successful calls instead of their answer, in order
 	gate    chan int // when set, each call waits for a value before answering
 	reused  bool
 }
@@ -56,6 +57,12 @@ func (f *fakeAS) Refresh(ctx context.Context, g oauth.Grant, rt string) (oauth.T
 		return oauth.Token{}, g, &oauth.Error{Op: "refresh", Code: "invalid_grant", Status: 400, Class: oauth.ClassReauth}
 	}
 	f.current = fmt.Sprintf("rt-%d", n)
+	if len(f.lose) > 0 {
+		// The AS rotated, and its answer never arrived.
+		err := f.lose[0]
+		f.lose = f.lose[1:]
+		return oauth.Token{}, g, err
+	}
 	return oauth.Token{AccessToken: fmt.Sprintf("at-%d", n), RefreshToken: f.current, TokenType: "Bearer",
 		Expiry: f.clock.Now().Add(f.life), Scopes: []string{"mcp:read"}}, g, nil
 }
@@ -65,6 +72,14 @@ func (f *fakeAS) Fail(errs ...error) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	f.fail = append(f.fail, errs...)
+}
+
+// LoseAnswers makes the next successful calls rotate the refresh token as usual but return errs, in
+// order, instead of their answer: a timeout, a connection reset, a gateway's 504 after the AS answered.
+func (f *fakeAS) LoseAnswers(errs ...error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.lose = append(f.lose, errs...)
 }
 
 // Grant installs rt as the one working refresh token (a new sign-in).
@@ -554,10 +569,8 @@ func TestKeeperRefusedAfterRefreshMarksRevokedOnce(t *testing.T) {
 func TestKeeperRejectedWhileDegradedWaitsForTheScheduledRetry(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		r := newRig(t, 10*time.Minute, SystemClock{})
-		r.as.Fail(
-			&oauth.Error{Op: "refresh", Class: oauth.ClassTransient},
-			&oauth.Error{Op: "refresh", Class: oauth.ClassTransient})
-		time.Sleep(5 * time.Minute) // half-life: the AS is down
+		r.as.Fail(refused(), refused()) // the AS is down: its port refuses connections
+		time.Sleep(5 * time.Minute)     // half-life
 		synctest.Wait()
 		// Agents' calls meet 401s on the expiring token: none of them may jump ahead of the retry.
 		for range 10 {

@@ -119,3 +119,78 @@ func TestProxyServerSavedWithoutAuthThatDemandsATokenBecomesOAuth(t *testing.T) 
 		break
 	}
 }
+
+// TestSignInFindsTheAuthorizationServerOfAServerWhoseProbeIsLetThrough: a server (the real Go SDK
+// server) that answers everything the probe sends without a token — initialize, tools/list, and the
+// probe's call of a tool it does not have, with a JSON-RPC error — yet demands one for another request
+// (here ping) is added as needing no auth. Its 401 through the proxy makes it an OAuth server; `login`
+// then probes it again, is let through again, and must still sign in: from the 401's challenge, kept
+// in the keychain record across a restart and across a logout.
+func TestSignInFindsTheAuthorizationServerOfAServerWhoseProbeIsLetThrough(t *testing.T) {
+	testbed.StartKeyring(t)
+	as := testbed.NewAuthServer(t, testbed.AuthServerOptions{})
+	srv := testbed.GoMCPServer(t, testbed.MCPServerOptions{Issuer: as.Issuer, RequiredScopes: []string{"mcp:read"},
+		ProtectedMethods: []string{"ping"}})
+	paths := tempPaths(t)
+	browser := testbed.NewBrowser(t, testbed.BrowserOptions{})
+	start := func() *Engine {
+		t.Helper()
+		eng, err := NewEngine(Config{Paths: paths, ProxyAddr: "127.0.0.1:0", Opener: browser})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := eng.Start(context.Background()); err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { eng.Close() })
+		return eng
+	}
+	eng := start()
+	ctx, stop := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer stop()
+	if err := eng.Add(ctx, AddRequest{Name: "partial", URL: srv.URL}); err != nil {
+		t.Fatal(err)
+	}
+	if st := eng.Snapshot().Servers[0]; st.Auth != "no-auth" {
+		t.Fatalf("added as %q, want no-auth: the probe must be let through for this test", st.Auth)
+	}
+	connect := func(eng *Engine) *mcp.ClientSession {
+		t.Helper()
+		cs, err := mcp.NewClient(&mcp.Implementation{Name: "agent", Version: "1"}, nil).Connect(ctx,
+			&mcp.StreamableClientTransport{Endpoint: eng.ProxyEndpoint("partial")}, nil)
+		if err != nil {
+			t.Fatalf("connect: %v", err)
+		}
+		t.Cleanup(func() { cs.Close() })
+		return cs
+	}
+	err := connect(eng).Ping(ctx, nil)
+	if we, d := proxyStructured(t, err); we.Code != CodeAuthFailure || d.Subtype != SubtypeSignInRequired {
+		t.Fatalf("ping without a token: code %d data %+v, want auth_failure/sign_in_required", we.Code, d)
+	}
+	if st := eng.Snapshot().Servers[0]; st.Auth != "oauth" || st.Cause != CauseAuthRequired {
+		t.Fatalf("after the 401: %s %s, want an OAuth server that needs sign-in", st.Auth, st.Cause)
+	}
+
+	eng.Close()
+	eng = start()
+	if err := eng.SignIn(ctx, "partial", false, nil); err != nil {
+		t.Fatalf("sign in after a restart: %v", err)
+	}
+	cs := connect(eng)
+	if err := cs.Ping(ctx, nil); err != nil {
+		t.Errorf("ping after signing in: %v", err)
+	}
+	if got, err := proxyEcho(ctx, cs, "signed in"); err != nil || got != "signed in" {
+		t.Errorf("call after signing in: %q, %v", got, err)
+	}
+	if err := eng.Logout(ctx, "partial"); err != nil {
+		t.Fatal(err)
+	}
+	if err := eng.SignIn(ctx, "partial", false, nil); err != nil {
+		t.Fatalf("sign in after a logout: %v", err)
+	}
+	if err := connect(eng).Ping(ctx, nil); err != nil {
+		t.Errorf("ping after signing in again: %v", err)
+	}
+}

@@ -41,7 +41,7 @@ const (
 // the human should do.
 type errorData struct {
 	Type       string   `json:"type"`              // auth_failure | access_denied | not_configured | proxy_error
-	Subtype    string   `json:"subtype,omitempty"` // see the Subtype constants; proxy_error: upstream_unreachable | upstream_redirect | body_too_large
+	Subtype    string   `json:"subtype,omitempty"` // see the Subtype constants; proxy_error: upstream_unreachable | upstream_redirect | bad_url | resource_mismatch | insecure_url | body_too_large
 	Retryable  bool     `json:"retryable"`         // the same call may succeed later without the user
 	RetryAfter int      `json:"retry_after_seconds,omitempty"`
 	Server     string   `json:"server,omitempty"`

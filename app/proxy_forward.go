@@ -66,6 +66,14 @@ func (p *proxy) forward(w http.ResponseWriter, r *http.Request, name string) {
 			"sign in to "+name+" again (`authkeeper login "+name+"`) or fix its URL", http.StatusBadGateway, false))
 		return
 	}
+	if !k.noAuth() && oauth.CheckURL(target.String()) != nil {
+		// A server with credentials whose URL is plain http to another host (a hand-edited config: add
+		// refuses it): the token would cross the network in clear text, so nothing is sent.
+		answer(w, r, body, proxyFailure(name, "insecure_url", "the server's URL is plain http to another host, and authkeeper "+
+			"sends credentials only over https (plain http only to this machine)",
+			"change the server's URL to https, or remove it and add it again", http.StatusBadGateway, false))
+		return
+	}
 	if r.Method == http.MethodPost {
 		// A tool call in flight keeps the server busy (scheduled refreshes wait); a GET stream does not,
 		// or an open stream would hold refreshes back until their hard deadline, every time.
@@ -98,7 +106,7 @@ func (p *proxy) forward(w http.ResponseWriter, r *http.Request, name string) {
 		// authkeeper could send: the server's own answer goes back.
 		if _, ok := oauth.BearerChallenge(resp.Header); ok && resp.StatusCode == http.StatusUnauthorized {
 			discard(resp)
-			k.AuthRequired()
+			k.AuthRequired(resp.Header.Values("WWW-Authenticate"))
 			p.authError(w, r, body, k, nil)
 			return
 		}

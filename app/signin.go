@@ -102,6 +102,12 @@ func (e *Engine) Add(ctx context.Context, req AddRequest) error {
 	if err != nil {
 		return err
 	}
+	if err := oauth.CheckURL(req.URL); err != nil {
+		// The probe applies the same rule, but a static token skips it: without this check, an API key
+		// would go to a remote host in clear text on every proxied call.
+		return fmt.Errorf("%s: a server's URL must be https (plain http only to this machine), since its credentials go there: %w",
+			req.Name, err)
+	}
 	// Reserve the name for the whole add, so two adds of one name cannot both sign in and save.
 	e.mu.Lock()
 	_, exists := e.keepers[req.Name]
@@ -226,6 +232,13 @@ func (e *Engine) SignInWith(ctx context.Context, name string, req SignInRequest)
 	p, err := e.oauth.Probe(ctx, srv.URL)
 	if err != nil {
 		return fmt.Errorf("probe %s: %w", srv.URL, err)
+	}
+	if ch := k.Challenge(); p.Requirement == oauth.NoAuth && len(ch) > 0 {
+		// The probe was let through, but the server refused a forwarded request with this challenge
+		// (see Keeper.AuthRequired): it names the authorization server the probe could not find.
+		if p, err = e.oauth.ProbeChallenge(ctx, srv.URL, ch); err != nil {
+			return fmt.Errorf("probe %s: %w", srv.URL, err)
+		}
 	}
 	if p.Requirement != oauth.OAuthSignIn {
 		return fmt.Errorf("%s: nothing to sign in to: %s", name, p.Reason)

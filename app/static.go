@@ -2,6 +2,7 @@ package app
 
 import (
 	"fmt"
+	"slices"
 	"time"
 
 	"github.com/authkeeper/authkeeper/oauth"
@@ -74,9 +75,11 @@ func (k *Keeper) noAuth() bool {
 // AuthRequired turns a server saved as needing no auth into an OAuth server that needs a sign-in,
 // because it answered a request with 401 and a Bearer challenge: many servers answer initialize and
 // tools/list without a token and demand one only for tools/call, so the probe took them for open. The
-// record is saved as an OAuth grant without a token (a restart remembers it, and `authkeeper login`
-// signs in), and one needs-sign-in is announced. It reports whether this call converted the server.
-func (k *Keeper) AuthRequired() bool {
+// record is saved as an OAuth grant without a token, with the challenge's WWW-Authenticate values (a
+// restart remembers it, and `authkeeper login` signs in, discovering from the challenge when its probe
+// is let through again), and one needs-sign-in is announced. It reports whether this call converted
+// the server.
+func (k *Keeper) AuthRequired(wwwAuthenticate []string) bool {
 	k.saveMu.Lock()
 	defer k.saveMu.Unlock()
 	k.mu.Lock()
@@ -86,6 +89,7 @@ func (k *Keeper) AuthRequired() bool {
 	}
 	k.epoch++
 	k.grant, k.tok, k.marker = oauth.Grant{Resource: k.grant.Resource}, oauth.Token{}, time.Time{}
+	k.challenge = keptChallenge(wwwAuthenticate)
 	k.state, k.cause = StateNeedsSignIn, CauseAuthRequired
 	k.message = "the server now asks for an OAuth sign-in (it let the first requests through without one)"
 	k.stopTimerLocked()
@@ -102,4 +106,30 @@ func (k *Keeper) AuthRequired() bool {
 	}
 	k.emit(Event{Kind: EventNeedsSignIn, Trigger: "proxy-401", Outcome: string(CauseAuthRequired), Message: msg})
 	return true
+}
+
+// maxChallenge bounds the WWW-Authenticate values kept in the keychain record: a server's header is
+// not to grow the record without limit.
+const maxChallenge = 8 << 10
+
+// keptChallenge is the part of a 401's WWW-Authenticate values that is kept: the values in order, up to
+// maxChallenge bytes in all.
+func keptChallenge(values []string) []string {
+	var out []string
+	n := 0
+	for _, v := range values {
+		if n += len(v); n > maxChallenge {
+			break
+		}
+		out = append(out, v)
+	}
+	return out
+}
+
+// Challenge returns the WWW-Authenticate values of the 401 that made the server an OAuth server
+// (see AuthRequired); nil for any other server.
+func (k *Keeper) Challenge() []string {
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	return slices.Clone(k.challenge)
 }

@@ -64,11 +64,19 @@ const (
 
 // reservedParams are the parameters the OAuth client sets itself: a Server's Params must not name them,
 // or a setting could silently weaken the protocol (PKCE, state, the redirect) or confuse the grant.
+// It must hold exactly the names of oauth's reservedParams (oauth/tokenreq.go), which refuses them at
+// sign-in; this package does not import oauth, so the list is repeated here, and
+// TestReservedParametersAgreeBetweenTheSettingsAndTheOAuthClient (app) checks that both refuse the same.
 var reservedParams = map[string]bool{
 	"response_type": true, "client_id": true, "client_secret": true, "redirect_uri": true, "state": true,
 	"code": true, "code_challenge": true, "code_challenge_method": true, "code_verifier": true,
 	"grant_type": true, "refresh_token": true, "client_assertion": true, "client_assertion_type": true,
 	"scope": true, "resource": true, "iss": true, "device_code": true, "nonce": true,
+	// The token exchange and jwt-bearer grants of cross-app access.
+	"assertion": true, "subject_token": true, "subject_token_type": true, "requested_token_type": true,
+	// A JAR request object or a PAR request_uri replaces redirect_uri and the PKCE challenge, and another
+	// response_mode sends the code where the loopback listener cannot read it.
+	"request": true, "request_uri": true, "response_mode": true,
 }
 
 // ReservedParam reports whether name is a parameter the OAuth client sets itself (scope and resource
@@ -137,8 +145,11 @@ type Prefs struct {
 	ClientMetadataURL string `json:"client_metadata_url,omitempty"`
 }
 
-// ValidClientMetadataURL reports why raw cannot be a Client ID Metadata Document URL: it must be an
-// absolute https URL with a path and no fragment (draft-ietf-oauth-client-id-metadata-document §3).
+// ValidClientMetadataURL reports why raw cannot be a Client ID Metadata Document URL
+// (draft-ietf-oauth-client-id-metadata-document §3): it must be an absolute https URL with a path,
+// without single- or double-dot path segments, a fragment or user info. A query, which the draft
+// advises against, is refused too: the URL is the client id, compared as a string by the AS, and a
+// query is one more way for two spellings of one document to differ.
 func ValidClientMetadataURL(raw string) error {
 	u, err := url.Parse(raw)
 	switch {
@@ -148,10 +159,25 @@ func ValidClientMetadataURL(raw string) error {
 		return fmt.Errorf("client metadata URL %q must be an absolute https URL", raw)
 	case u.Path == "" || u.Path == "/":
 		return fmt.Errorf("client metadata URL %q must name a document (a path)", raw)
-	case u.Fragment != "" || u.User != nil:
+	case u.Fragment != "" || strings.Contains(raw, "#") || u.User != nil:
 		return fmt.Errorf("client metadata URL %q must have no fragment and no user info", raw)
+	case u.RawQuery != "" || u.ForceQuery:
+		return fmt.Errorf("client metadata URL %q must have no query", raw)
+	case hasDotSegment(u.Path):
+		// u.Path is decoded, so %2e and %2E spellings are caught as well.
+		return fmt.Errorf("client metadata URL %q must have no \".\" or \"..\" path segments", raw)
 	}
 	return nil
+}
+
+// hasDotSegment reports whether a decoded path has a "." or ".." segment (RFC 3986 §3.3).
+func hasDotSegment(path string) bool {
+	for seg := range strings.SplitSeq(path, "/") {
+		if seg == "." || seg == ".." {
+			return true
+		}
+	}
+	return false
 }
 
 // DefaultSettings is what a missing config file means.

@@ -68,6 +68,8 @@ func TestSettingsValidateRejectsBadSignInSettings(t *testing.T) {
 		{"http metadata URL", func(s *Settings) { s.Prefs.ClientMetadataURL = "http://example.com/cimd.json" }, "https"},
 		{"metadata URL without a path", func(s *Settings) { s.Prefs.ClientMetadataURL = "https://example.com" }, "path"},
 		{"metadata URL with a fragment", func(s *Settings) { s.Prefs.ClientMetadataURL = "https://example.com/c.json#x" }, "fragment"},
+		{"metadata URL with a query", func(s *Settings) { s.Prefs.ClientMetadataURL = "https://example.com/c.json?v=1" }, "query"},
+		{"metadata URL with a dot-dot segment", func(s *Settings) { s.Prefs.ClientMetadataURL = "https://example.com/a/../c.json" }, "segments"},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
 			s := base()
@@ -83,5 +85,39 @@ func TestSettingsValidateRejectsBadSignInSettings(t *testing.T) {
 	ok.Servers[0].Scopes = []string{"api://app/.default", "offline_access"}
 	if err := ok.Validate(); err != nil {
 		t.Errorf("valid settings refused: %v", err)
+	}
+}
+
+// TestClientMetadataURLMustBeAnHTTPSPathWithoutQueryFragmentOrDotSegments pins the Client ID Metadata
+// Document URL rules (draft-ietf-oauth-client-id-metadata-document §3): the URL is the client id, and
+// an AS compares it as a string.
+func TestClientMetadataURLMustBeAnHTTPSPathWithoutQueryFragmentOrDotSegments(t *testing.T) {
+	for _, tt := range []struct {
+		url string
+		ok  bool
+	}{
+		{"https://example.com/authkeeper/client-metadata.json", true},
+		{"https://example.com:8443/c.json", true},
+		{"https://example.com/a.b/..c/c.json", true}, // dots inside a segment are no dot segments
+		{"http://example.com/c.json", false},
+		{"https://example.com", false},
+		{"https://example.com/", false},
+		{"https://example.com/c.json#x", false},
+		{"https://example.com/c.json#", false},
+		{"https://example.com/c.json?v=1", false},
+		{"https://example.com/c.json?", false},
+		{"https://example.com/./c.json", false},
+		{"https://example.com/a/../c.json", false},
+		{"https://example.com/a/..", false},
+		{"https://example.com/a/%2e%2e/c.json", false},
+		{"https://example.com/a/%2E/c.json", false},
+		{"https://user@example.com/c.json", false},
+		{"/c.json", false},
+	} {
+		t.Run(tt.url, func(t *testing.T) {
+			if err := ValidClientMetadataURL(tt.url); (err == nil) != tt.ok {
+				t.Errorf("ValidClientMetadataURL(%q) = %v, want ok=%t", tt.url, err, tt.ok)
+			}
+		})
 	}
 }

@@ -28,6 +28,10 @@ type Record struct {
 	// RefreshStarted is set (and saved) before a refresh request is sent and cleared by the save of its
 	// result: after a crash it says a refresh may have consumed the stored refresh token.
 	RefreshStarted time.Time `json:"refresh_started,omitzero"`
+	// Challenge holds the WWW-Authenticate values of the 401 with which a server added as needing no
+	// auth asked for a token, which made it an OAuth server: a sign-in discovers its authorization
+	// server from them when a probe does not meet that refusal again. Not secret. Default: none.
+	Challenge []string `json:"challenge,omitempty"`
 }
 
 // Binding is what a grant is bound to: the tokens are valid only for this resource, from this issuer,
@@ -95,9 +99,9 @@ func redacted(s string) string {
 // String describes r without any secret.
 func (r Record) String() string {
 	var b strings.Builder
-	fmt.Fprintf(&b, "{access_token:%s refresh_token:%s expiry:%s scopes:%v token_type:%s binding:%s revision:%d written:%s refresh_started:%s}",
+	fmt.Fprintf(&b, "{access_token:%s refresh_token:%s expiry:%s scopes:%v token_type:%s binding:%s revision:%d written:%s refresh_started:%s challenge:%q}",
 		redacted(r.AccessToken), redacted(r.RefreshToken), fmtTime(r.Expiry), r.Scopes, r.TokenType,
-		r.Binding, r.Revision, fmtTime(r.Written), fmtTime(r.RefreshStarted))
+		r.Binding, r.Revision, fmtTime(r.Written), fmtTime(r.RefreshStarted), r.Challenge)
 	return b.String()
 }
 
@@ -119,6 +123,7 @@ func (r Record) LogValue() slog.Value {
 		slog.Uint64("revision", r.Revision),
 		slog.Time("written", r.Written),
 		slog.Time("refresh_started", r.RefreshStarted),
+		slog.Any("challenge", r.Challenge),
 	)
 }
 

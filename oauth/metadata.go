@@ -99,6 +99,12 @@ func (m *ASMetadata) AdvertisesS256() bool {
 // support it: SignIn refuses it unless SignInOptions.AssumePKCE.
 var ErrNoPKCE = errors.New("oauth: authorization server does not advertise PKCE S256")
 
+// CheckURL reports whether raw may carry a credential: an https URL, or plain http only to a loopback
+// host ("localhost", 127.0.0.0/8, ::1), with a host and without user info. It is the rule every URL
+// this package sends something to obeys; the engine applies it to the MCP servers it sends tokens to.
+// Its errors wrap ErrInsecureURL and name the URL by scheme, host and path only.
+func CheckURL(raw string) error { return checkURL(raw) }
+
 // checkURL accepts https URLs, and http URLs whose host is a loopback address or "localhost". Its errors
 // name the URL by scheme, host and path only: the rest (user:password@, a query holding a key) may be
 // secret, and these errors reach events, the audit log and control replies.

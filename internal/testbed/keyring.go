@@ -1,6 +1,7 @@
 package testbed
 
 import (
+	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -97,25 +98,37 @@ func (k *Keyring) Freeze(t testing.TB) {
 }
 
 // Lock locks the login collection through the Secret Service's own Lock method, as the screen locker
-// or `seahorse` would. Unlocking it again would need a user at a prompt.
+// or `seahorse` would, and returns once both the login collection and the default alias read as
+// locked. Unlocking it again would need a user at a prompt.
 func (k *Keyring) Lock(t testing.TB) {
 	t.Helper()
 	c := k.Bus.Connect(t)
-	var locked []dbus.ObjectPath
-	var prompt dbus.ObjectPath
-	err := c.Object(secretsName, secretsPath).Call("org.freedesktop.Secret.Service.Lock", 0,
-		[]dbus.ObjectPath{loginCollection}).Store(&locked, &prompt)
-	if err != nil {
+	lock := func() error {
+		var locked []dbus.ObjectPath
+		var prompt dbus.ObjectPath
+		if err := c.Object(secretsName, secretsPath).Call("org.freedesktop.Secret.Service.Lock", 0,
+			[]dbus.ObjectPath{loginCollection}).Store(&locked, &prompt); err != nil {
+			return err
+		}
+		if prompt != "/" {
+			// Nobody could answer a prompt here; gnome-keyring locks without one.
+			return fmt.Errorf("locking asks for a prompt (%s)", prompt)
+		}
+		return nil
+	}
+	if err := lock(); err != nil {
 		t.Fatalf("lock keyring: %v", err)
 	}
-	if is, err := k.locked(c); err != nil || !is {
-		t.Fatalf("lock keyring: still unlocked (err=%v)", err)
-	}
+	// The daemon answers Lock once it has locked, but reads of Locked through another object path (the
+	// alias), or while it is slow under load, have been seen to lag; a read that still says unlocked
+	// locks again (Lock is idempotent) until the deadline.
+	k.waitLocked(t, c, true, "lock keyring", lock)
 }
 
 // Unlock unlocks the login collection with its password, as the user answering the unlock prompt
-// would. It goes through gnome-keyring's internal interface, which takes the password over a plain
-// Secret Service session instead of showing a prompt (there is no one to answer it here).
+// would, and returns once it reads as unlocked. It goes through gnome-keyring's internal interface,
+// which takes the password over a plain Secret Service session instead of showing a prompt (there is
+// no one to answer it here).
 func (k *Keyring) Unlock(t testing.TB) {
 	t.Helper()
 	c := k.Bus.Connect(t)
@@ -131,13 +144,39 @@ func (k *Keyring) Unlock(t testing.TB) {
 		Value       []byte
 		ContentType string
 	}{session, []byte{}, []byte(keyringPassword), "text/plain"}
-	err := svc.Call("org.gnome.keyring.InternalUnsupportedGuiltRiddenInterface.UnlockWithMasterPassword", 0,
-		dbus.ObjectPath(loginCollection), secret).Err
-	if err != nil {
+	unlock := func() error {
+		return svc.Call("org.gnome.keyring.InternalUnsupportedGuiltRiddenInterface.UnlockWithMasterPassword", 0,
+			dbus.ObjectPath(loginCollection), secret).Err
+	}
+	if err := unlock(); err != nil {
 		t.Fatalf("unlock keyring: %v", err)
 	}
-	if is, err := k.locked(c); err != nil || is {
-		t.Fatalf("unlock keyring: still locked (err=%v)", err)
+	k.waitLocked(t, c, false, "unlock keyring", unlock)
+}
+
+// lockSettle bounds how long Lock and Unlock wait for the collection to read as they left it.
+const lockSettle = 10 * time.Second
+
+// waitLocked polls the Locked property of the login collection and of the default alias until both
+// read want, calling again after every read that does not (its error, say for a collection that got
+// there meanwhile, is only reported if the deadline passes), and fails the test with what it last
+// read once lockSettle has passed.
+func (k *Keyring) waitLocked(t testing.TB, c *dbus.Conn, want bool, what string, again func() error) {
+	t.Helper()
+	deadline := time.Now().Add(lockSettle)
+	var retryErr error
+	for {
+		login, lerr := lockedAt(c, loginCollection)
+		alias, aerr := lockedAt(c, defaultCollection)
+		if lerr == nil && aerr == nil && login == want && alias == want {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%s: after %v the login collection reads locked=%v (err=%v), the default alias locked=%v (err=%v); "+
+				"want locked=%v (last retry: %v)", what, lockSettle, login, lerr, alias, aerr, want, retryErr)
+		}
+		time.Sleep(50 * time.Millisecond) // polling another process's state
+		retryErr = again()
 	}
 }
 
@@ -151,11 +190,17 @@ func (k *Keyring) Locked(t testing.TB) bool {
 	return locked
 }
 
-func (k *Keyring) locked(c *dbus.Conn) (bool, error) {
-	v, err := c.Object(secretsName, defaultCollection).GetProperty("org.freedesktop.Secret.Collection.Locked")
+func (k *Keyring) locked(c *dbus.Conn) (bool, error) { return lockedAt(c, defaultCollection) }
+
+// lockedAt reads the Locked property of the collection at path.
+func lockedAt(c *dbus.Conn, path dbus.ObjectPath) (bool, error) {
+	v, err := c.Object(secretsName, path).GetProperty("org.freedesktop.Secret.Collection.Locked")
 	if err != nil {
 		return false, err
 	}
-	locked, _ := v.Value().(bool)
+	locked, ok := v.Value().(bool)
+	if !ok {
+		return false, fmt.Errorf("Locked of %s is a %T", path, v.Value())
+	}
 	return locked, nil
 }
