@@ -131,14 +131,7 @@ func (k *Keeper) clearMarker(epoch uint64) {
 	k.marker = time.Time{}
 	rec := k.recordLocked()
 	k.mu.Unlock()
-	if _, err := k.cfg.Store.Put(k.cfg.Name, rec); err != nil {
-		k.mu.Lock()
-		k.unsaved = true
-		if !k.closed {
-			k.armPersistLocked()
-		}
-		k.mu.Unlock()
-	}
+	k.saveOrRetry(rec)
 }
 
 // answered reports whether a failed refresh shows that the refresh token was not spent: the AS itself

@@ -2,6 +2,8 @@ package app
 
 import (
 	"time"
+
+	"github.com/authkeeper/authkeeper/keychain"
 )
 
 // planLocked plans the next refresh of the current token and arms the timer. Caller holds k.mu.
@@ -124,6 +126,20 @@ func (k *Keeper) Reevaluate(delay time.Duration) {
 		return
 	}
 	k.armLocked(k.next, k.trigger)
+}
+
+// saveOrRetry writes rec (the caller holds saveMu, not mu); if the keychain refuses, the current pair
+// is marked unsaved and its save retried with backoff, as after a refresh.
+func (k *Keeper) saveOrRetry(rec keychain.Record) {
+	if _, err := k.cfg.Store.Put(k.cfg.Name, rec); err == nil {
+		return
+	}
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	k.unsaved = true
+	if !k.closed {
+		k.armPersistLocked()
+	}
 }
 
 // armPersistLocked schedules one retry of saving the in-memory pair, backing off per failure; at most

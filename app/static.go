@@ -96,14 +96,7 @@ func (k *Keeper) AuthRequired(wwwAuthenticate []string) bool {
 	k.announced = true
 	rec, msg := k.recordLocked(), k.message
 	k.mu.Unlock()
-	if _, err := k.cfg.Store.Put(k.cfg.Name, rec); err != nil {
-		k.mu.Lock()
-		k.unsaved = true
-		if !k.closed {
-			k.armPersistLocked()
-		}
-		k.mu.Unlock()
-	}
+	k.saveOrRetry(rec)
 	k.emit(Event{Kind: EventNeedsSignIn, Trigger: "proxy-401", Outcome: string(CauseAuthRequired), Message: msg})
 	return true
 }

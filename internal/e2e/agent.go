@@ -26,9 +26,7 @@ func (in *Install) Connect(t testing.TB, server string) *Agent {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	in.mu.Lock()
-	endpoint := in.proxy.URL + "/" + in.proxy.Key + "/mcp/" + server
-	in.mu.Unlock()
+	endpoint := in.KeyedEndpoint(server)
 	c := mcp.NewClient(&mcp.Implementation{Name: "e2e-" + server, Version: "1"}, nil)
 	cs, err := c.Connect(ctx, &mcp.StreamableClientTransport{Endpoint: endpoint}, nil)
 	if err != nil {

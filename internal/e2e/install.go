@@ -308,11 +308,21 @@ func (in *Install) CountEvents(kind app.EventKind, server string) int {
 	return n
 }
 
-// LeakText is everything the installation's processes wrote that must never hold a token: every
-// `serve` run's output, every CLI output but the headers helper's stdout, and every file under the
-// installation's home and runtime directories (the keyring lives elsewhere).
+// LeakText is everything the installation's processes wrote that must never hold a token: Outputs and
+// the content of every file of Files.
 func (in *Install) LeakText() string {
+	var b strings.Builder
+	b.WriteString(in.Outputs())
+	for _, data := range in.Files() {
+		b.WriteString(data)
+	}
+	return b.String()
+}
+
+// Outputs is every `serve` run's output and every CLI output but the headers helper's stdout.
+func (in *Install) Outputs() string {
 	in.mu.Lock()
+	defer in.mu.Unlock()
 	var b strings.Builder
 	for _, p := range in.runs {
 		b.WriteString(p.Output())
@@ -320,19 +330,39 @@ func (in *Install) LeakText() string {
 	for _, o := range in.outputs {
 		b.WriteString(o)
 	}
-	in.mu.Unlock()
+	return b.String()
+}
+
+// Files returns the path and content of every regular file under the installation's home and runtime
+// directories (the keyring lives elsewhere).
+func (in *Install) Files() map[string]string {
+	out := map[string]string{}
 	for _, dir := range []string{in.home, in.Paths.RuntimeDir} {
 		_ = filepath.WalkDir(dir, func(p string, d os.DirEntry, err error) error {
 			if err != nil || !d.Type().IsRegular() {
 				return nil
 			}
 			if data, err := os.ReadFile(p); err == nil {
-				b.Write(data)
+				out[p] = string(data)
 			}
 			return nil
 		})
 	}
-	return b.String()
+	return out
+}
+
+// Env is the environment every process of the installation runs with.
+func (in *Install) Env() []string { return append([]string(nil), in.env...) }
+
+// Bin is the authkeeper binary under test.
+func (in *Install) Bin() string { return in.bin }
+
+// KeyedEndpoint is the proxy URL of server name with the access key in the path, as clients that
+// cannot set headers use it.
+func (in *Install) KeyedEndpoint(name string) string {
+	in.mu.Lock()
+	defer in.mu.Unlock()
+	return in.proxy.URL + "/" + in.proxy.Key + "/mcp/" + name
 }
 
 // Status returns the running engine's snapshot.

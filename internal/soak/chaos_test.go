@@ -463,7 +463,7 @@ func keyringStopped(t *testing.T, c *caseResult) {
 	toks.sample(e, []string{"nokeyring"})
 	a := startAgents(t, e, []string{"nokeyring"}, []string{"nokeyring"})
 	time.Sleep(2 * time.Second)
-	e.keyring.Stop(t)
+	e.Keyring.Stop(t)
 	stopped := time.Now()
 	warned := waitFor(20*time.Second, func() bool {
 		for _, ev := range e.audit() {

@@ -223,7 +223,7 @@ func startTS(t *testing.T, e *engine, server string, d, interval time.Duration) 
 	node := testbed.NodeDir(t)
 	stopFile := filepath.Join(t.TempDir(), "stop")
 	cmd := exec.Command("node", filepath.Join(node, "soak-bridge-client.mjs"))
-	cmd.Env = append(append([]string(nil), e.env...), "AK_BIN="+e.bin, "AK_SERVER="+server, "AK_STOP_FILE="+stopFile,
+	cmd.Env = append(e.Env(), "AK_BIN="+e.Bin(), "AK_SERVER="+server, "AK_STOP_FILE="+stopFile,
 		fmt.Sprintf("AK_SECONDS=%d", int(d.Seconds())), fmt.Sprintf("AK_INTERVAL_MS=%d", interval.Milliseconds()))
 	p := testbed.StartProcess(t, "ts client "+server, cmd)
 	p.WaitLine(t, `{"event":"connected"`, 60*time.Second)

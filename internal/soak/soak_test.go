@@ -37,11 +37,6 @@ func soakDuration(t *testing.T) time.Duration {
 func TestSoak(t *testing.T) {
 	d := soakDuration(t)
 	r := &report{started: time.Now()}
-	defer func() {
-		if builtDir != "" {
-			os.RemoveAll(builtDir)
-		}
-	}()
 	defer r.write(t, os.Getenv("AUTHKEEPER_SOAK_REPORT"), d)
 	r.run(t, "soak", "main",
 		"zero auth failures, zero invalid_grant (no refresh-token reuse, no grant revoked), zero expired tokens "+
