@@ -66,14 +66,7 @@ func TestClientCredentialsServerIsKeptFreshWithoutABrowser(t *testing.T) {
 	// The engine is the one a machine without a display runs: its browser never opens.
 	b.eng.Close()
 	browser := &noBrowser{}
-	eng, err := NewEngine(Config{Paths: b.paths, ProxyAddr: "127.0.0.1:0", Opener: browser})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := eng.Start(context.Background()); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { eng.Close() })
+	eng := startEngine(t, Config{Paths: b.paths, ProxyAddr: "127.0.0.1:0", Opener: browser})
 	if err := eng.Remove(context.Background(), "bench"); err != nil { // only machine identities here
 		t.Fatal(err)
 	}

@@ -173,14 +173,7 @@ func TestCrossAppSignInAgainNeedsANewIDTokenAndTheStoredSecrets(t *testing.T) {
 	if _, err := store.Put("kept", toRecord(oauth.Token{AccessToken: "at", Expiry: time.Now().Add(time.Hour)}, g)); err != nil {
 		t.Fatal(err)
 	}
-	eng, err := NewEngine(Config{Paths: paths, Store: store, NoProxy: true})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := eng.Start(context.Background()); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { eng.Close() })
+	eng := startEngine(t, Config{Paths: paths, Store: store, NoProxy: true})
 
 	err = eng.SignInWith(context.Background(), "kept", SignInRequest{})
 	if !errors.Is(err, errNeedsIDToken) || !strings.Contains(err.Error(), "--id-token-stdin") {

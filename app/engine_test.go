@@ -55,14 +55,7 @@ func newBench(t *testing.T, asOpts testbed.AuthServerOptions) *bench {
 func (b *bench) start(t *testing.T) {
 	t.Helper()
 	b.browser = testbed.NewBrowser(t, testbed.BrowserOptions{})
-	eng, err := NewEngine(Config{Paths: b.paths, ProxyAddr: "127.0.0.1:0", Opener: b.browser})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := eng.Start(context.Background()); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { eng.Close() })
+	eng := startEngine(t, Config{Paths: b.paths, ProxyAddr: "127.0.0.1:0", Opener: b.browser})
 	if w := eng.Warning(); w != "" {
 		t.Fatalf("engine warning with a working keyring: %s", w)
 	}
@@ -329,4 +322,18 @@ func TestProxyPortComesFromTheSettingsUnlessAFlagNamesOne(t *testing.T) {
 	if want := fmt.Sprintf("http://127.0.0.1:%d", port); setup.ProxyURL != want {
 		t.Errorf("clients would point agents at %q, want %q", setup.ProxyURL, want)
 	}
+}
+
+// startEngine starts an engine with cfg and closes it when the test ends.
+func startEngine(t *testing.T, cfg Config) *Engine {
+	t.Helper()
+	eng, err := NewEngine(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := eng.Start(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { eng.Close() })
+	return eng
 }

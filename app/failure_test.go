@@ -244,14 +244,7 @@ func TestTemporaryOwnerRefusesToHandOverAnUnsavedPair(t *testing.T) {
 	b.eng.Close()
 	start := func() *Engine {
 		t.Helper()
-		eng, err := NewEngine(Config{Paths: b.paths, ProxyAddr: "127.0.0.1:0", Opener: b.browser, Temporary: true})
-		if err != nil {
-			t.Fatal(err)
-		}
-		if err := eng.Start(context.Background()); err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(func() { eng.Close() })
+		eng := startEngine(t, Config{Paths: b.paths, ProxyAddr: "127.0.0.1:0", Opener: b.browser, Temporary: true})
 		return eng
 	}
 	eng := start()

@@ -84,14 +84,7 @@ func startSeeded(t *testing.T, servers []keychain.Server, records map[string]key
 			t.Fatal(err)
 		}
 	}
-	eng, err := NewEngine(Config{Paths: paths, ProxyAddr: "127.0.0.1:0", Store: store})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := eng.Start(context.Background()); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { eng.Close() })
+	eng := startEngine(t, Config{Paths: paths, ProxyAddr: "127.0.0.1:0", Store: store})
 	return eng
 }
 

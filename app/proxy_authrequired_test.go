@@ -43,14 +43,7 @@ func TestProxyServerSavedWithoutAuthThatDemandsATokenBecomesOAuth(t *testing.T) 
 	browser := testbed.NewBrowser(t, testbed.BrowserOptions{})
 	start := func() *Engine {
 		t.Helper()
-		eng, err := NewEngine(Config{Paths: paths, ProxyAddr: "127.0.0.1:0", Opener: browser})
-		if err != nil {
-			t.Fatal(err)
-		}
-		if err := eng.Start(context.Background()); err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(func() { eng.Close() })
+		eng := startEngine(t, Config{Paths: paths, ProxyAddr: "127.0.0.1:0", Opener: browser})
 		return eng
 	}
 	eng := start()
@@ -135,14 +128,7 @@ func TestSignInFindsTheAuthorizationServerOfAServerWhoseProbeIsLetThrough(t *tes
 	browser := testbed.NewBrowser(t, testbed.BrowserOptions{})
 	start := func() *Engine {
 		t.Helper()
-		eng, err := NewEngine(Config{Paths: paths, ProxyAddr: "127.0.0.1:0", Opener: browser})
-		if err != nil {
-			t.Fatal(err)
-		}
-		if err := eng.Start(context.Background()); err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(func() { eng.Close() })
+		eng := startEngine(t, Config{Paths: paths, ProxyAddr: "127.0.0.1:0", Opener: browser})
 		return eng
 	}
 	eng := start()

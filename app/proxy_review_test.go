@@ -40,14 +40,7 @@ func TestProxySendsNoCredentialsToAServerWithoutAuth(t *testing.T) {
 	}))
 	t.Cleanup(open.Close)
 
-	eng, err := NewEngine(Config{Paths: tempPaths(t), ProxyAddr: "127.0.0.1:0", Opener: testbed.NewBrowser(t, testbed.BrowserOptions{})})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := eng.Start(context.Background()); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { eng.Close() })
+	eng := startEngine(t, Config{Paths: tempPaths(t), ProxyAddr: "127.0.0.1:0", Opener: testbed.NewBrowser(t, testbed.BrowserOptions{})})
 	if err := eng.Add(context.Background(), AddRequest{Name: "open", URL: open.URL}); err != nil {
 		t.Fatalf("add a server without auth: %v", err)
 	}
