@@ -38,7 +38,7 @@ func TestClientMetadataURLComesFromTheSettingsUnlessTheFlagNamesOne(t *testing.T
 			if err := conf.Save(s); err != nil {
 				t.Fatal(err)
 			}
-			eng, err := NewEngine(Config{Paths: paths, ProxyAddr: "127.0.0.1:0", Opener: testbed.NewBrowser(t, testbed.BrowserOptions{}),
+			eng, err := newEngine(Config{Paths: paths, ProxyAddr: "127.0.0.1:0", Opener: testbed.NewBrowser(t, testbed.BrowserOptions{}),
 				OAuth: oauth.Config{ClientMetadataURL: tt.flag}})
 			if err != nil {
 				t.Fatal(err)
@@ -69,7 +69,7 @@ func TestClientMetadataURLComesFromTheSettingsUnlessTheFlagNamesOne(t *testing.T
 }
 
 func TestNewEngineRefusesAClientMetadataURLThatIsNotHTTPS(t *testing.T) {
-	_, err := NewEngine(Config{Paths: tempPaths(t), OAuth: oauth.Config{ClientMetadataURL: "http://example.com/cimd.json"}})
+	_, err := newEngine(Config{Paths: tempPaths(t), OAuth: oauth.Config{ClientMetadataURL: "http://example.com/cimd.json"}})
 	if err == nil {
 		t.Error("an http client metadata URL was accepted")
 	}

@@ -29,7 +29,7 @@ func connectAfter(ctx context.Context, e env, store string, onHandover func(), w
 	if r, err := awaitOwner(ctx, paths, wait); err == nil {
 		return r, func() {}, nil
 	}
-	eng, err := NewEngine(Config{Paths: paths, ProxyAddr: "127.0.0.1:0", Version: Version, StoreKind: store,
+	eng, err := newEngine(Config{Paths: paths, ProxyAddr: "127.0.0.1:0", Version: Version, StoreKind: store,
 		Temporary: true, OnHandover: onHandover})
 	if err != nil {
 		return nil, nil, err

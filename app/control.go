@@ -1,6 +1,9 @@
 package app
 
 import (
+	"fmt"
+	"net"
+	"os"
 	"context"
 	"encoding/json"
 	"errors"
@@ -16,31 +19,6 @@ import (
 // The control API is HTTP over a unix socket that only the user can open (0600 in a 0700 directory):
 // the CLI, the stdio bridge, the headers helper and a second tray launch reach the owner through it.
 // It hands out tokens, so it is never on TCP.
-
-// Health is the /healthz document: whether the engine is up and, per server, whether it can hand out
-// a token and for how many seconds the current one stays valid.
-type Health struct {
-	Status   string         `json:"status"` // "ok" while the engine serves
-	Version  string         `json:"version"`
-	Uptime   float64        `json:"uptime_seconds"`
-	ProxyURL string         `json:"proxy_url"`
-	Config   string         `json:"config_file"`
-	Servers  []ServerHealth `json:"servers"`
-	// Temporary is set when a command owns only until the app starts (see Config.Temporary).
-	Temporary bool `json:"temporary,omitempty"`
-}
-
-// ServerHealth is one server's line in Health.
-type ServerHealth struct {
-	Name        string  `json:"name"`
-	State       string  `json:"state"` // healthy | degraded | needs-sign-in
-	SecondsLeft float64 `json:"seconds_left"`
-	// NoExpiry is set for a token without expiry (SecondsLeft is then 0): it serves until refused.
-	NoExpiry bool `json:"no_expiry,omitempty"`
-	// Quirks and Warnings are the spec deviations tolerated for the grant (see ServerStatus).
-	Quirks   []oauth.Quirk `json:"quirks,omitempty"`
-	Warnings []Warning     `json:"warnings,omitempty"`
-}
 
 // controlError is the body of every failed control call. Code lets clients branch.
 type controlError struct {
@@ -60,10 +38,31 @@ type TokenResponse struct {
 	Expiry      time.Time `json:"expiry,omitzero"`
 }
 
-func (e *Engine) controlHandler() http.Handler {
+// controlFrontEnd opens the control API's unix socket, private to the user, and returns its handler;
+// the engine serves it until Close (see Config.Control). The engine holds the owner lock when it calls
+// this, so a socket file left behind belongs to a dead owner and is removed.
+func controlFrontEnd(e *Engine) (net.Listener, http.Handler, error) {
+	sock := e.ControlAddr()
+	if err := os.Remove(sock); err != nil && !os.IsNotExist(err) {
+		return nil, nil, fmt.Errorf("control API: remove stale socket %s: %w", sock, err)
+	}
+	l, err := net.Listen("unix", sock)
+	if err != nil {
+		return nil, nil, fmt.Errorf("control API: listen on %s: %w", sock, err)
+	}
+	// The socket directory is 0700 already; the socket itself is owner-only too, because the control API
+	// hands out tokens.
+	if err := os.Chmod(sock, 0o600); err != nil {
+		l.Close()
+		return nil, nil, fmt.Errorf("control API: restrict %s: %w", sock, err)
+	}
+	return l, controlHandler(e), nil
+}
+
+func controlHandler(e *Engine) http.Handler {
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) {
-		writeJSON(w, http.StatusOK, e.health())
+		writeJSON(w, http.StatusOK, e.Health())
 	})
 	mux.HandleFunc("GET /v1/status", func(w http.ResponseWriter, r *http.Request) {
 		writeJSON(w, http.StatusOK, e.Snapshot())
@@ -73,7 +72,7 @@ func (e *Engine) controlHandler() http.Handler {
 		writeJSON(w, http.StatusOK, ProxyInfo{URL: e.ProxyURL(), Key: e.ProxyKey()})
 	})
 	mux.HandleFunc("POST /v1/handover", func(w http.ResponseWriter, r *http.Request) {
-		if !e.cfg.Temporary {
+		if !e.Temporary() {
 			writeJSON(w, http.StatusConflict, controlError{Error: "this authkeeper is the app, not a temporary owner", Code: "not_temporary"})
 			return
 		}
@@ -101,7 +100,7 @@ func (e *Engine) controlHandler() http.Handler {
 		if !decode(w, r, &req) {
 			return
 		}
-		l, err := e.busy.Start(req.ID, req.Label, time.Duration(req.TTL*float64(time.Second)))
+		l, err := e.Busy().Start(req.ID, req.Label, time.Duration(req.TTL*float64(time.Second)))
 		if err != nil {
 			writeErr(w, err)
 			return
@@ -109,7 +108,7 @@ func (e *Engine) controlHandler() http.Handler {
 		writeJSON(w, http.StatusOK, l)
 	})
 	mux.HandleFunc("DELETE /v1/busy/{id}", func(w http.ResponseWriter, r *http.Request) {
-		writeJSON(w, http.StatusOK, map[string]bool{"ended": e.busy.End(r.PathValue("id"))})
+		writeJSON(w, http.StatusOK, map[string]bool{"ended": e.Busy().End(r.PathValue("id"))})
 	})
 	mux.HandleFunc("GET /v1/servers/{name}/token", func(w http.ResponseWriter, r *http.Request) {
 		tok, err := e.Token(r.Context(), r.PathValue("name"))
@@ -210,32 +209,6 @@ func stream(w http.ResponseWriter, run func(progress) error) {
 		line.Error = &ce
 	}
 	send(line)
-}
-
-func (e *Engine) health() Health {
-	now := e.cfg.Clock.Now()
-	h := Health{Status: "ok", Version: e.cfg.Version, ProxyURL: e.ProxyURL(), Config: e.ConfigFile(), Servers: []ServerHealth{},
-		Temporary: e.cfg.Temporary}
-	e.mu.Lock()
-	h.Uptime = now.Sub(e.started).Seconds()
-	e.mu.Unlock()
-	for _, st := range e.Snapshot().Servers {
-		sh := ServerHealth{Name: st.Name, State: "healthy", NoExpiry: st.NoExpiry, Quirks: st.Quirks, Warnings: st.Warnings}
-		if !st.Expiry.IsZero() {
-			sh.SecondsLeft = max(0, st.Expiry.Sub(now).Seconds())
-		}
-		if st.Unsaved {
-			sh.State = "degraded" // serving, but the keychain has not got the newest pair
-		}
-		switch st.State {
-		case StateDegraded:
-			sh.State = "degraded"
-		case StateNeedsSignIn, StateRevoked, StateDisabled:
-			sh.State = "needs-sign-in"
-		}
-		h.Servers = append(h.Servers, sh)
-	}
-	return h
 }
 
 func decode(w http.ResponseWriter, r *http.Request, v any) bool {

@@ -153,7 +153,7 @@ func TestSIGKILLMidRefreshNeverReplaysTheSpentRefreshToken(t *testing.T) {
 func TestEngineNeverResendsARefreshTokenWhoseAnswerTimedOut(t *testing.T) {
 	b := newBench(t, testbed.AuthServerOptions{AccessTokenTTL: 10 * time.Minute})
 	b.eng.Close()
-	eng, err := NewEngine(Config{Paths: b.paths, ProxyAddr: "127.0.0.1:0", Opener: b.browser,
+	eng, err := newEngine(Config{Paths: b.paths, ProxyAddr: "127.0.0.1:0", Opener: b.browser,
 		HTTPClient: &http.Client{Timeout: 2 * time.Second}})
 	if err != nil {
 		t.Fatal(err)

@@ -58,6 +58,10 @@ type Config struct {
 	// so that they get the stable proxy port and the tray. OnHandover, if set, is called as it starts.
 	Temporary  bool
 	OnHandover func()
+	// Proxy and Control open the engine's two listeners, the MCP proxy and the control API (see
+	// FrontEnd); the wiring passes proxy.FrontEnd and control.FrontEnd. Nil: that listener is not
+	// opened (tests of the engine alone).
+	Proxy, Control FrontEnd
 }
 
 // Engine is authkeeper's core: it owns every credential on the machine, keeps the tokens fresh, and

@@ -246,7 +246,7 @@ func TestEngineRestartLoadsCredentialsFromTheKeychain(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	second, err := NewEngine(Config{Paths: b.paths, ProxyAddr: "127.0.0.1:0", Opener: b.browser})
+	second, err := newEngine(Config{Paths: b.paths, ProxyAddr: "127.0.0.1:0", Opener: b.browser})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -299,7 +299,7 @@ func TestProxyPortComesFromTheSettingsUnlessAFlagNamesOne(t *testing.T) {
 		{"", fmt.Sprintf("http://127.0.0.1:%d", port)},
 		{"127.0.0.1:0", ""}, // an explicit address: any port but the setting's
 	} {
-		eng, err := NewEngine(Config{Paths: paths, ProxyAddr: tt.addr, StoreKind: "file"})
+		eng, err := newEngine(Config{Paths: paths, ProxyAddr: tt.addr, StoreKind: "file"})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -327,7 +327,7 @@ func TestProxyPortComesFromTheSettingsUnlessAFlagNamesOne(t *testing.T) {
 // startEngine starts an engine with cfg and closes it when the test ends.
 func startEngine(t *testing.T, cfg Config) *Engine {
 	t.Helper()
-	eng, err := NewEngine(cfg)
+	eng, err := newEngine(cfg)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -53,7 +53,7 @@ func TestEngineServesTheValidTokenWhileTheASIsDownAndRecovers(t *testing.T) {
 	if err != nil || tok != before {
 		t.Fatalf("while the AS is down: %v (same token %t); want the still-valid token", err, tok == before)
 	}
-	if h := b.eng.health(); h.Servers[0].State != "degraded" || h.Servers[0].SecondsLeft <= 0 {
+	if h := b.eng.Health(); h.Servers[0].State != "degraded" || h.Servers[0].SecondsLeft <= 0 {
 		t.Errorf("healthz %+v, want degraded with time left", h.Servers[0])
 	}
 	b.as.Start(t)
@@ -144,7 +144,7 @@ func TestEngineKeepsServingFromMemoryWhenTheKeyringStops(t *testing.T) {
 	if st := b.eng.Snapshot().Servers[0]; !st.Unsaved {
 		t.Errorf("status %+v does not say the newest pair is unsaved", st)
 	}
-	if h := b.eng.health(); h.Servers[0].State != "degraded" {
+	if h := b.eng.Health(); h.Servers[0].State != "degraded" {
 		t.Errorf("healthz says %q with the keychain gone, want degraded", h.Servers[0].State)
 	}
 	for _, dir := range []string{b.paths.ConfigDir, b.paths.StateDir, b.paths.RuntimeDir} {
@@ -174,7 +174,7 @@ func TestEngineStartedOnALockedKeychainRecoversWhenItIsUnlocked(t *testing.T) {
 	}
 	b.eng.Close()
 	b.keyring.Lock(t)
-	eng, err := NewEngine(Config{Paths: b.paths, ProxyAddr: "127.0.0.1:0", Opener: b.browser})
+	eng, err := newEngine(Config{Paths: b.paths, ProxyAddr: "127.0.0.1:0", Opener: b.browser})
 	if err != nil {
 		t.Fatal(err)
 	}

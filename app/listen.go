@@ -1,42 +1,35 @@
 package app
 
 import (
-	"fmt"
 	"net"
 	"net/http"
-	"os"
 	"time"
 )
 
-// listen opens the proxy (unless NoProxy) and the control socket and serves them until Close.
+// A FrontEnd opens one of the engine's listeners and builds its handler: the wiring passes the proxy's
+// and the control API's (Config.Proxy, Config.Control), so that the engine imports neither. Start calls
+// each once, holding the owner lock, after the credentials are loaded and before the first refresh;
+// Close shuts its server down before the keepers stop, so no request meets a closing keeper.
+type FrontEnd func(e *Engine) (net.Listener, http.Handler, error)
+
+// listen opens the proxy (unless NoProxy) and the control API and serves them until Close.
 func (e *Engine) listen() error {
-	sock := e.cfg.Paths.ControlSocket()
-	// We hold the owner lock, so a socket file left behind belongs to a dead owner.
-	if err := os.Remove(sock); err != nil && !os.IsNotExist(err) {
-		return fmt.Errorf("control API: remove stale socket %s: %w", sock, err)
-	}
-	var proxy net.Listener
-	if !e.cfg.NoProxy {
+	var proxy, control net.Listener
+	var proxyH, controlH http.Handler
+	if e.cfg.Proxy != nil && !e.cfg.NoProxy {
 		var err error
-		if proxy, err = net.Listen("tcp", e.cfg.ProxyAddr); err != nil {
-			return fmt.Errorf("proxy: listen on %s: %w (set another port with --proxy-addr)", e.cfg.ProxyAddr, err)
+		if proxy, proxyH, err = e.cfg.Proxy(e); err != nil {
+			return err
 		}
 	}
-	control, err := net.Listen("unix", sock)
-	if err != nil {
-		if proxy != nil {
-			proxy.Close()
+	if e.cfg.Control != nil {
+		var err error
+		if control, controlH, err = e.cfg.Control(e); err != nil {
+			if proxy != nil {
+				proxy.Close()
+			}
+			return err
 		}
-		return fmt.Errorf("control API: listen on %s: %w", sock, err)
-	}
-	// The socket directory is 0700 already; the socket itself is owner-only too, because the control API
-	// hands out tokens.
-	if err := os.Chmod(sock, 0o600); err != nil {
-		control.Close()
-		if proxy != nil {
-			proxy.Close()
-		}
-		return fmt.Errorf("control API: restrict %s: %w", sock, err)
 	}
 	e.mu.Lock()
 	defer e.mu.Unlock()
@@ -47,9 +40,11 @@ func (e *Engine) listen() error {
 		go srv.Serve(l) //nolint:errcheck // Serve returns http.ErrServerClosed after Shutdown.
 	}
 	if proxy != nil {
-		serve(proxy, e.proxyHandler())
+		serve(proxy, proxyH)
 	}
-	serve(control, e.controlHandler())
+	if control != nil {
+		serve(control, controlH)
+	}
 	return nil
 }
 
@@ -63,6 +58,9 @@ func (e *Engine) ProxyURL() string {
 	return "http://" + e.proxy.Addr().String()
 }
 
+// ProxyAddr is the loopback host:port the proxy listens on (port 0: a free one, see ProxyURL).
+func (e *Engine) ProxyAddr() string { return e.cfg.ProxyAddr }
+
 // ControlAddr is the control API's socket path.
 func (e *Engine) ControlAddr() string { return e.cfg.Paths.ControlSocket() }
 
@@ -72,3 +70,12 @@ func (e *Engine) ConfigFile() string { return e.cfg.Paths.ConfigFile() }
 // Warning is a message to show at every start (the file store's plain-text warning, a corrupt
 // config kept aside), or "".
 func (e *Engine) Warning() string { return e.warning }
+
+// Temporary reports whether this engine owns only until the app starts (Config.Temporary).
+func (e *Engine) Temporary() bool { return e.cfg.Temporary }
+
+// StepUpScopes is oauth.Client.StepUpScopes with the engine's OAuth client: the scopes a sign-in asks
+// for after a server's 403 insufficient_scope challenge, or oauth.ErrNotStepUp.
+func (e *Engine) StepUpScopes(status int, h http.Header, granted []string) ([]string, error) {
+	return e.oauth.StepUpScopes(status, h, granted)
+}

@@ -1,6 +1,7 @@
 package app
 
 import (
+	"fmt"
 	"crypto/subtle"
 	"net"
 	"net/http"
@@ -47,15 +48,21 @@ type proxy struct {
 	copyBufs  sync.Pool
 }
 
-// proxyHandler returns the handler of the proxy listener. It is called once per listener.
-func (e *Engine) proxyHandler() http.Handler {
-	return newProxy(e)
+
+// proxyFrontEnd opens the proxy's loopback listener on the engine's proxy address; the engine serves
+// it until Close (see Config.Proxy).
+func proxyFrontEnd(e *Engine) (net.Listener, http.Handler, error) {
+	l, err := net.Listen("tcp", e.ProxyAddr())
+	if err != nil {
+		return nil, nil, fmt.Errorf("proxy: listen on %s: %w (set another port with --proxy-addr)", e.ProxyAddr(), err)
+	}
+	return l, newProxy(e), nil
 }
 
 func newProxy(e *Engine) *proxy {
 	return &proxy{
 		e:   e,
-		key: []byte(e.proxyKey),
+		key: []byte(e.ProxyKey()),
 		transport: &http.Transport{
 			Proxy:                 nil,
 			DialContext:           (&net.Dialer{Timeout: 10 * time.Second, KeepAlive: 30 * time.Second}).DialContext,

@@ -77,7 +77,7 @@ func (p *proxy) forward(w http.ResponseWriter, r *http.Request, name string) {
 	if r.Method == http.MethodPost {
 		// A tool call in flight keeps the server busy (scheduled refreshes wait); a GET stream does not,
 		// or an open stream would hold refreshes back until their hard deadline, every time.
-		defer p.e.busy.Acquire(name)()
+		defer p.e.Busy().Acquire(name)()
 	}
 	hdr := outboundHeader(r.Header)
 	ctx := r.Context()
@@ -278,7 +278,7 @@ func rpcAuthError(body []byte) bool {
 func (p *proxy) stepUp(k *Keeper, resp *http.Response) bool {
 	tok, g := k.Credentials()
 	granted := append(append([]string(nil), tok.Scopes...), g.Scopes...)
-	scopes, err := p.e.oauth.StepUpScopes(resp.StatusCode, resp.Header, granted)
+	scopes, err := p.e.StepUpScopes(resp.StatusCode, resp.Header, granted)
 	switch {
 	case errors.Is(err, oauth.ErrNotStepUp):
 		return false

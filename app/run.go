@@ -181,7 +181,7 @@ func cmdServe(ctx context.Context, args []string, e env, ui UI) error {
 	if err != nil {
 		return err
 	}
-	eng, err := NewEngine(Config{Paths: paths, ProxyAddr: *proxyAddr, Version: Version, StoreKind: *store,
+	eng, err := newEngine(Config{Paths: paths, ProxyAddr: *proxyAddr, Version: Version, StoreKind: *store,
 		OAuth: oauth.Config{ClientMetadataURL: *cimd}})
 	if err != nil {
 		return err

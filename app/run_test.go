@@ -205,7 +205,7 @@ func TestNewEngineValidatesConfig(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			e, err := NewEngine(tt.cfg)
+			e, err := newEngine(tt.cfg)
 			if tt.wantErr == "" {
 				// The address is settled at Start, from the settings (see proxyAddrFor).
 				if err != nil || e.cfg.ProxyAddr != "" || proxyAddrFor(keychain.DefaultSettings().Prefs) != DefaultProxyAddr {

@@ -66,7 +66,7 @@ type SignInRequest struct {
 // errNeedsIDToken: a cross-app access sign-in was asked for without the user's ID token. Nothing can
 // stand in for it: authkeeper does not sign in to the identity provider itself.
 var errNeedsIDToken = errors.New("cross-app access needs a new ID token from your identity provider: " +
-	"run `authkeeper login NAME --id-token-stdin` (or with $" + envIDToken + ")")
+	"run `authkeeper login NAME --id-token-stdin` (or with $AUTHKEEPER_IDP_ID_TOKEN)")
 
 // settingsFor is the settings entry req creates.
 func (req AddRequest) settingsFor() (keychain.Server, error) {
