@@ -1,14 +1,14 @@
 package app
 
 import (
-	"fmt"
-	"net"
-	"os"
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"io"
+	"net"
 	"net/http"
+	"os"
 	"sync"
 	"time"
 

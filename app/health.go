@@ -53,4 +53,3 @@ func (e *Engine) Health() Health {
 	}
 	return h
 }
-

@@ -1,8 +1,8 @@
 package app
 
 import (
-	"fmt"
 	"crypto/subtle"
+	"fmt"
 	"net"
 	"net/http"
 	"net/netip"
@@ -47,7 +47,6 @@ type proxy struct {
 	bodies    sync.Pool
 	copyBufs  sync.Pool
 }
-
 
 // proxyFrontEnd opens the proxy's loopback listener on the engine's proxy address; the engine serves
 // it until Close (see Config.Proxy).

@@ -154,3 +154,40 @@ func (s *proxySecrets) leak(text string) string {
 	}
 	return ""
 }
+
+// rebind stops b's engine and edits server "bench" as a user's hand edit or a moved server would — its
+// URL in the settings file (unless url is ""), and its stored record through edit — then starts a new
+// engine on the same files and keychain.
+func (b *bench) rebind(t *testing.T, url string, edit func(*keychain.Record)) {
+	t.Helper()
+	if err := b.eng.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if url != "" {
+		conf, err := keychain.NewConfigFile(b.paths.ConfigDir, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		s, err := conf.Load()
+		if err != nil {
+			t.Fatal(err)
+		}
+		s.Servers[0].URL = url
+		if err := conf.Save(s); err != nil {
+			t.Fatal(err)
+		}
+	}
+	store, err := keychain.NewKeyringStore(keychain.KeyringConfig{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	r, err := store.Get("bench")
+	if err != nil {
+		t.Fatal(err)
+	}
+	edit(&r)
+	if _, err := store.Put("bench", r); err != nil {
+		t.Fatal(err)
+	}
+	b.eng = startEngine(t, Config{Paths: b.paths, ProxyAddr: "127.0.0.1:0", Opener: b.browser})
+}

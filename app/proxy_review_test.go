@@ -3,6 +3,7 @@ package app
 import (
 	"context"
 	"encoding/json"
+	"github.com/authkeeper/authkeeper/keychain"
 	"io"
 	"net/http"
 	"net/http/httptest"
@@ -94,16 +95,12 @@ func TestProxyServerRefusingEvenAFreshTokenCostsOneRefreshThenRevoked(t *testing
 	}))
 	t.Cleanup(front.Close)
 	// The server now sits behind the front; its tokens are bound to the front's origin.
-	b.eng.mu.Lock()
-	b.eng.settings.Servers[0].URL = front.URL + "/mcp"
-	b.eng.mu.Unlock()
-	k, _ := b.eng.keeper("bench")
-	k.mu.Lock()
-	k.grant.Resource = front.URL + "/mcp"
-	// Refresh without `resource` (the Entra fallback), so the AS keeps issuing for the granted resource
-	// — the real server behind the front — instead of refusing the front's URL as invalid_target.
-	k.grant.OmitResource = true
-	k.mu.Unlock()
+	b.rebind(t, front.URL+"/mcp", func(r *keychain.Record) {
+		r.Binding.Resource = front.URL + "/mcp"
+		// Refresh without `resource` (the Entra fallback), so the AS keeps issuing for the granted
+		// resource — the real server behind the front — instead of refusing the front's URL.
+		r.Binding.OmitResource = true
+	})
 	time.Sleep(minRefreshGap + 100*time.Millisecond) // past the floor for freshly issued tokens
 
 	post := func() rpcResponse {

@@ -3,6 +3,7 @@ package app
 import (
 	"context"
 	"fmt"
+	"github.com/authkeeper/authkeeper/keychain"
 	"os"
 	"path/filepath"
 	"slices"
@@ -237,12 +238,9 @@ func TestProxyStreamsEventsAsTheServerSendsThem(t *testing.T) {
 func TestProxyStepUpAsksForTheWiderScopeAndTheSameSessionRecovers(t *testing.T) {
 	b := newProxyBench(t, proxyBenchOptions{Scopes: []string{"mcp:read", "mcp:write"}})
 	ctx := context.Background()
-	cs := b.proxySession(t, nil)
 	// A narrower sign-in, as when the server's requirements grew after the user signed in.
-	k, _ := b.eng.keeper("bench")
-	k.mu.Lock()
-	k.grant.Scopes = []string{"mcp:read", "offline_access"}
-	k.mu.Unlock()
+	b.rebind(t, "", func(r *keychain.Record) { r.Binding.RequestedScopes = []string{"mcp:read", "offline_access"} })
+	cs := b.proxySession(t, nil)
 	if err := b.eng.SignIn(ctx, "bench", false, nil); err != nil {
 		t.Fatal(err)
 	}

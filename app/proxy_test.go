@@ -3,6 +3,7 @@ package app
 import (
 	"context"
 	"encoding/json"
+	"github.com/authkeeper/authkeeper/keychain"
 	"io"
 	"net"
 	"net/http"
@@ -114,13 +115,7 @@ func TestProxyRefusesToFollowACrossOriginRedirect(t *testing.T) {
 	t.Cleanup(redirector.Close)
 	// The server's own origin now redirects elsewhere (as a moved server would): its configured URL and
 	// the origin its tokens are bound to are both the redirector's.
-	b.eng.mu.Lock()
-	b.eng.settings.Servers[0].URL = redirector.URL + "/mcp"
-	b.eng.mu.Unlock()
-	k, _ := b.eng.keeper("bench")
-	k.mu.Lock()
-	k.grant.Resource = redirector.URL + "/mcp"
-	k.mu.Unlock()
+	b.rebind(t, redirector.URL+"/mcp", func(r *keychain.Record) { r.Binding.Resource = redirector.URL + "/mcp" })
 
 	for _, method := range []string{http.MethodPost, http.MethodGet} {
 		before := b.srv.Stats(t)

@@ -208,8 +208,8 @@ func TestNewEngineValidatesConfig(t *testing.T) {
 			e, err := newEngine(tt.cfg)
 			if tt.wantErr == "" {
 				// The address is settled at Start, from the settings (see proxyAddrFor).
-				if err != nil || e.cfg.ProxyAddr != "" || proxyAddrFor(keychain.DefaultSettings().Prefs) != DefaultProxyAddr {
-					t.Fatalf("NewEngine = %v, proxy %q", err, e.cfg.ProxyAddr)
+				if err != nil || e.ProxyAddr() != "" || proxyAddrFor(keychain.DefaultSettings().Prefs) != DefaultProxyAddr {
+					t.Fatalf("NewEngine = %v, proxy %q", err, e.ProxyAddr())
 				}
 				return
 			}
