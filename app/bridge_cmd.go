@@ -4,6 +4,9 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"github.com/authkeeper/authkeeper/app/bridge"
+	"github.com/authkeeper/authkeeper/app/control"
+	"github.com/authkeeper/authkeeper/app/engine"
 	"io"
 	"sync"
 	"time"
@@ -33,16 +36,16 @@ func cmdBridge(ctx context.Context, args []string, e env, stdin io.ReadCloser) e
 		return err
 	}
 	if !hasServer(s, name) {
-		return fmt.Errorf("bridge: %q: %w (see `authkeeper status`)", name, ErrUnknownServer)
+		return fmt.Errorf("bridge: %q: %w (see `authkeeper status`)", name, engine.ErrUnknownServer)
 	}
-	b, err := NewBridge(BridgeConfig{Server: name, In: stdin, Out: nopWriteCloser{e.stdout}, Resolve: owner.proxy, Log: e.stderr})
+	b, err := bridge.NewBridge(bridge.BridgeConfig{Server: name, In: stdin, Out: nopWriteCloser{e.stdout}, Resolve: owner.proxy, Log: e.stderr})
 	if err != nil {
 		return err
 	}
 	return b.Run(ctx)
 }
 
-func hasServer(s Snapshot, name string) bool {
+func hasServer(s engine.Snapshot, name string) bool {
 	for _, st := range s.Servers {
 		if st.Name == name {
 			return true
@@ -59,13 +62,13 @@ type ownerLink struct {
 	e env
 
 	mu         sync.Mutex
-	r          *Remote
+	r          *control.Remote
 	stops      []func() // engines this process started
 	handedOver bool     // an engine of ours handed over to the app: look for it before owning again
 }
 
 // remote returns a client of the owner; with renew, it looks for the owner again first.
-func (o *ownerLink) remote(ctx context.Context, renew bool) (*Remote, error) {
+func (o *ownerLink) remote(ctx context.Context, renew bool) (*control.Remote, error) {
 	o.mu.Lock()
 	defer o.mu.Unlock()
 	if o.r != nil && !renew {
@@ -97,10 +100,10 @@ func (o *ownerLink) onHandover() {
 }
 
 // proxy is a BridgeConfig.Resolve.
-func (o *ownerLink) proxy(ctx context.Context, renew bool) (ProxyInfo, error) {
+func (o *ownerLink) proxy(ctx context.Context, renew bool) (control.ProxyInfo, error) {
 	r, err := o.remote(ctx, renew)
 	if err != nil {
-		return ProxyInfo{}, err
+		return control.ProxyInfo{}, err
 	}
 	return r.Proxy(ctx)
 }

@@ -17,6 +17,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/authkeeper/authkeeper/app/control"
+	"github.com/authkeeper/authkeeper/app/engine"
+	"github.com/authkeeper/authkeeper/app/proxy"
 	"github.com/authkeeper/authkeeper/internal/testbed"
 	"github.com/modelcontextprotocol/go-sdk/jsonrpc"
 	"github.com/modelcontextprotocol/go-sdk/mcp"
@@ -24,7 +27,7 @@ import (
 
 // tokenSampler collects every access token the owner hands out while a test runs, so that the test
 // can check none of them leaked into any output.
-func tokenSampler(t *testing.T, eng *Engine) (stop func() []string) {
+func tokenSampler(t *testing.T, eng *engine.Engine) (stop func() []string) {
 	t.Helper()
 	seen := map[string]bool{}
 	done := make(chan struct{})
@@ -127,7 +130,7 @@ func ownerlessBench(t *testing.T) (bin string, b *bench, lock string) {
 	bin = authkeeperBinary(t) // before newEnvBench moves HOME
 	b = newEnvBench(t, testbed.AuthServerOptions{AccessTokenTTL: 3 * time.Second})
 	b.eng.Close()
-	return bin, b, ownerLockPath(b.paths)
+	return bin, b, engine.OwnerLockPath(b.paths)
 }
 
 // lockHolders returns the pids holding a flock on path, from /proc/locks.
@@ -205,7 +208,7 @@ func TestBridgesStartedTogetherShareOneOwner(t *testing.T) {
 		}
 	})
 	sample := &tokenSet{}
-	key, err := loadProxyKey(b.paths.ConfigDir)
+	key, err := engine.LoadProxyKey(b.paths.ConfigDir)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -306,7 +309,7 @@ func TestBridgeRelaysTheProxysAuthFailure(t *testing.T) {
 	}
 	err = call()
 	var wire *jsonrpc.Error
-	if !errors.As(err, &wire) || wire.Code != CodeAuthFailure || !strings.Contains(string(wire.Data), `"type":"auth_failure"`) {
+	if !errors.As(err, &wire) || wire.Code != proxy.CodeAuthFailure || !strings.Contains(string(wire.Data), `"type":"auth_failure"`) {
 		t.Fatalf("call after sign-out: %v; want the proxy's auth_failure", err)
 	}
 	if err := b.eng.SignIn(ctx, "bench", false, nil); err != nil {
@@ -382,7 +385,7 @@ func TestServeTakesOverFromABridgeThatOwned(t *testing.T) {
 	if h := lockHolders(t, lock); len(h) != 1 || h[0] != serve.Process.Pid {
 		t.Fatalf("owner lock held by %v after serve started, want serve (pid %d)", h, serve.Process.Pid)
 	}
-	if h, err := NewRemote(ownerSocket(b.paths)).Health(context.Background()); err != nil || h.Temporary || h.ProxyURL != "http://"+stable {
+	if h, err := control.NewRemote(engine.OwnerSocket(b.paths)).Health(context.Background()); err != nil || h.Temporary || h.ProxyURL != "http://"+stable {
 		t.Fatalf("owner after the take-over: %+v, %v; want serve on %s", h, err, stable)
 	}
 	call("serve-owns", 7*time.Second) // two rotations or more, refreshed by serve

@@ -4,6 +4,7 @@ import (
 	"context"
 	"testing"
 
+	"github.com/authkeeper/authkeeper/app/engine"
 	"github.com/authkeeper/authkeeper/internal/testbed"
 	"github.com/authkeeper/authkeeper/keychain"
 	"github.com/authkeeper/authkeeper/oauth"
@@ -38,7 +39,7 @@ func TestClientMetadataURLComesFromTheSettingsUnlessTheFlagNamesOne(t *testing.T
 			if err := conf.Save(s); err != nil {
 				t.Fatal(err)
 			}
-			eng, err := newEngine(Config{Paths: paths, ProxyAddr: "127.0.0.1:0", Opener: testbed.NewBrowser(t, testbed.BrowserOptions{}),
+			eng, err := newEngine(engine.Config{Paths: paths, ProxyAddr: "127.0.0.1:0", Opener: testbed.NewBrowser(t, testbed.BrowserOptions{}),
 				OAuth: oauth.Config{ClientMetadataURL: tt.flag}})
 			if err != nil {
 				t.Fatal(err)
@@ -48,10 +49,10 @@ func TestClientMetadataURLComesFromTheSettingsUnlessTheFlagNamesOne(t *testing.T
 			}
 			t.Cleanup(func() { eng.Close() })
 			name := "cimd-" + tt.name
-			if err := eng.Add(context.Background(), AddRequest{Name: name, URL: srv.URL}); err != nil {
+			if err := eng.Add(context.Background(), engine.AddRequest{Name: name, URL: srv.URL}); err != nil {
 				t.Fatalf("add: %v", err)
 			}
-			k, err := eng.keeper(name)
+			k, err := eng.Keeper(name)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -69,7 +70,7 @@ func TestClientMetadataURLComesFromTheSettingsUnlessTheFlagNamesOne(t *testing.T
 }
 
 func TestNewEngineRefusesAClientMetadataURLThatIsNotHTTPS(t *testing.T) {
-	_, err := newEngine(Config{Paths: tempPaths(t), OAuth: oauth.Config{ClientMetadataURL: "http://example.com/cimd.json"}})
+	_, err := newEngine(engine.Config{Paths: tempPaths(t), OAuth: oauth.Config{ClientMetadataURL: "http://example.com/cimd.json"}})
 	if err == nil {
 		t.Error("an http client metadata URL was accepted")
 	}

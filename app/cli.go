@@ -5,6 +5,8 @@ import (
 	"errors"
 	"flag"
 	"fmt"
+	"github.com/authkeeper/authkeeper/app/control"
+	"github.com/authkeeper/authkeeper/app/engine"
 	"os"
 	"os/exec"
 	"os/signal"
@@ -35,7 +37,7 @@ func parse(fs *flag.FlagSet, args []string) ([]string, error) {
 }
 
 // cmdSimple runs a one-name command against the owner.
-func cmdSimple(ctx context.Context, verb string, args []string, e env, call func(*Remote, string) error, done string) error {
+func cmdSimple(ctx context.Context, verb string, args []string, e env, call func(*control.Remote, string) error, done string) error {
 	fs := newFlags(verb, e)
 	pos, err := parse(fs, args)
 	if err != nil {
@@ -64,7 +66,7 @@ func cmdBusy(ctx context.Context, args []string, e env) error {
 	fs := newFlags("busy "+sub, e)
 	id := fs.String("id", "", "the lease id (default for run: run-PID)")
 	label := fs.String("label", "", "what the lease is for, shown in the tray")
-	ttl := fs.Duration("ttl", DefaultLeaseTTL, "how long the lease lasts unless ended or renewed")
+	ttl := fs.Duration("ttl", engine.DefaultLeaseTTL, "how long the lease lasts unless ended or renewed")
 	var rest []string
 	if sub == "run" {
 		// Everything after -- is the command.
@@ -78,7 +80,7 @@ func cmdBusy(ctx context.Context, args []string, e env) error {
 	if _, err := parse(fs, args); err != nil {
 		return err
 	}
-	paths, err := DefaultPaths(e.getenv)
+	paths, err := engine.DefaultPaths(e.getenv)
 	if err != nil {
 		return err
 	}
@@ -132,7 +134,7 @@ func cmdBusy(ctx context.Context, args []string, e env) error {
 
 // busyRun holds a lease while cmd runs. The lease is short and renewed, so a killed `busy run` frees
 // refreshes within a minute instead of holding them for a whole TTL.
-func busyRun(ctx context.Context, r *Remote, id, label string, cmd []string, e env) error {
+func busyRun(ctx context.Context, r *control.Remote, id, label string, cmd []string, e env) error {
 	if len(cmd) == 0 {
 		return errors.New("usage: authkeeper busy run [--id ID] [--label TEXT] -- COMMAND [ARGS...]")
 	}

@@ -10,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/authkeeper/authkeeper/app/engine"
 	"github.com/authkeeper/authkeeper/internal/testbed"
 	"github.com/authkeeper/authkeeper/keychain"
 )
@@ -54,7 +55,7 @@ func TestAddTakesAStaticTokenFromStdinOrTheEnvironmentNeverFromArgv(t *testing.T
 			t.Errorf("%s serves the token given: %t, %v", name, got == want, err)
 		}
 	}
-	var keyed ServerStatus
+	var keyed engine.ServerStatus
 	for _, st := range b.eng.Snapshot().Servers {
 		if st.Name == "keyed" {
 			keyed = st

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"github.com/authkeeper/authkeeper/app/control"
 	"net/url"
 	"strings"
 	"time"
@@ -36,12 +37,12 @@ func (p paramFlag) Set(v string) error {
 
 // showProgress prints what a sign-in needs from the user: the authorization URL (once discovery and
 // registration succeeded, so nothing is promised that then fails) or the device code.
-func showProgress(e env, target string) SignInProgress {
-	return SignInProgress{
+func showProgress(e env, target string) control.SignInProgress {
+	return control.SignInProgress{
 		OnURL: func(u string) {
 			fmt.Fprintf(e.stdout, "Signing in to %s in your browser…\nIf your browser did not open, open this URL: %s\n", target, u)
 		},
-		OnDevice: func(d DeviceCode) {
+		OnDevice: func(d control.DeviceCode) {
 			fmt.Fprintf(e.stdout, "To sign in, open %s and enter the code %s\n", d.VerificationURI, d.UserCode)
 			if d.VerificationURIComplete != "" {
 				fmt.Fprintf(e.stdout, "(or open %s)\n", d.VerificationURIComplete)
@@ -74,7 +75,7 @@ func cmdAdd(ctx context.Context, args []string, e env) error {
 // parseAdd reads add's command line, and the secrets from the environment, stdin and the key file,
 // into the control call's body; it refuses what cannot work before anything is asked of a server.
 // store is the --store flag.
-func parseAdd(args []string, e env) (body addBody, store string, err error) {
+func parseAdd(args []string, e env) (body control.AddBody, store string, err error) {
 	fs := newFlags("add", e)
 	name := fs.String("name", "", "the server's name (default: from the URL's host)")
 	clientID := fs.String("client-id", "", "a client id registered by hand (Entra ID and other enterprise IdPs); its secret, if any, from $"+envClientSecret)
@@ -99,12 +100,12 @@ func parseAdd(args []string, e env) (body addBody, store string, err error) {
 	storeFlag := fs.String("store", "", "credential store when no authkeeper is running: keychain or file")
 	pos, err := parse(fs, args)
 	if err != nil {
-		return addBody{}, "", err
+		return control.AddBody{}, "", err
 	}
 	if len(pos) != 1 {
-		return addBody{}, "", errors.New(addUsage)
+		return control.AddBody{}, "", errors.New(addUsage)
 	}
-	body = addBody{Name: *name, URL: pos[0], ClientID: *clientID, Secret: e.getenv(envClientSecret), KeyID: *keyID,
+	body = control.AddBody{Name: *name, URL: pos[0], ClientID: *clientID, Secret: e.getenv(envClientSecret), KeyID: *keyID,
 		Port: *port, Device: *device, Scopes: scopes, AssumePKCE: *assumePKCE, ClientCredentials: *cc,
 		CrossApp: *crossApp, IdPTokenEndpoint: *idpTokenEndpoint, IdPClientID: *idpClientID}
 	if len(params) > 0 {
@@ -113,44 +114,44 @@ func parseAdd(args []string, e env) (body addBody, store string, err error) {
 	if body.Name == "" {
 		u, err := url.Parse(pos[0])
 		if err != nil || u.Hostname() == "" {
-			return addBody{}, "", fmt.Errorf("%q is not a server URL", pos[0])
+			return control.AddBody{}, "", fmt.Errorf("%q is not a server URL", pos[0])
 		}
 		body.Name = strings.Split(u.Hostname(), ".")[0]
 	}
 	if *keyFile != "" {
 		if body.Key, err = readKeyFile(*keyFile); err != nil {
-			return addBody{}, "", err
+			return control.AddBody{}, "", err
 		}
 	}
 	if *tokenStdin && *idTokenStdin {
-		return addBody{}, "", errors.New("--token-stdin and --id-token-stdin both read stdin: choose one")
+		return control.AddBody{}, "", errors.New("--token-stdin and --id-token-stdin both read stdin: choose one")
 	}
 	if body.Token, err = staticToken(e, *tokenStdin); err != nil {
-		return addBody{}, "", err
+		return control.AddBody{}, "", err
 	}
 	switch {
 	case *crossApp:
 		// Read only for --cross-app: a variable left in the environment must not be sent anywhere else.
 		if body.IDToken, err = idToken(e, *idTokenStdin); err != nil {
-			return addBody{}, "", err
+			return control.AddBody{}, "", err
 		}
 		body.IdPSecret = e.getenv(envIdPClientSecret)
 	case *idTokenStdin:
-		return addBody{}, "", errors.New("--id-token-stdin goes with --cross-app")
+		return control.AddBody{}, "", errors.New("--id-token-stdin goes with --cross-app")
 	}
 	if *tokenExpires != "" {
 		if body.Token == "" {
-			return addBody{}, "", errors.New("--token-expires goes with a static token (--token-stdin or $" + envToken + ")")
+			return control.AddBody{}, "", errors.New("--token-expires goes with a static token (--token-stdin or $" + envToken + ")")
 		}
 		if body.TokenExpires, err = parseExpiry(*tokenExpires); err != nil {
-			return addBody{}, "", err
+			return control.AddBody{}, "", err
 		}
 	}
 	return body, *storeFlag, checkAdd(body)
 }
 
 // checkAdd refuses combinations of add's options that cannot work, before anything is asked of a server.
-func checkAdd(b addBody) error {
+func checkAdd(b control.AddBody) error {
 	modes := 0
 	for _, on := range []bool{b.Device, b.ClientCredentials, b.CrossApp, b.Token != ""} {
 		if on {
@@ -200,7 +201,7 @@ func cmdLogin(ctx context.Context, args []string, e env) error {
 	if len(pos) != 1 {
 		return errors.New("usage: authkeeper login NAME [--device | --id-token-stdin]")
 	}
-	body := loginBody{Device: *device}
+	body := control.LoginBody{Device: *device}
 	if body.IDToken, err = idToken(e, *idTokenStdin); err != nil {
 		return err
 	}

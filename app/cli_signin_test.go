@@ -10,6 +10,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/authkeeper/authkeeper/app/control"
+	"github.com/authkeeper/authkeeper/app/engine"
 	"github.com/authkeeper/authkeeper/oauth"
 	"github.com/google/go-cmp/cmp"
 )
@@ -17,18 +19,18 @@ import (
 func TestAddRefusesOptionCombinationsThatCannotWork(t *testing.T) {
 	for _, tt := range []struct {
 		name string
-		body addBody
+		body control.AddBody
 		want string // in the error; "" for none
 	}{
-		{"browser sign-in", addBody{URL: "https://x"}, ""},
-		{"client credentials with a secret", addBody{ClientID: "svc", Secret: "s", ClientCredentials: true}, ""},
-		{"client credentials with a key", addBody{ClientID: "svc", Key: "-----BEGIN PRIVATE KEY-----", ClientCredentials: true}, ""},
-		{"static token", addBody{Token: "k"}, ""},
-		{"client credentials without a client id", addBody{Secret: "s", ClientCredentials: true}, "--client-id"},
-		{"client credentials without a secret or key", addBody{ClientID: "svc", ClientCredentials: true}, "AUTHKEEPER_CLIENT_SECRET"},
-		{"device and client credentials", addBody{ClientID: "svc", Secret: "s", ClientCredentials: true, Device: true}, "choose one"},
-		{"device and a static token", addBody{Token: "k", Device: true}, "choose one"},
-		{"a key without a client id", addBody{Key: "-----BEGIN PRIVATE KEY-----"}, "go with --client-id"},
+		{"browser sign-in", control.AddBody{URL: "https://x"}, ""},
+		{"client credentials with a secret", control.AddBody{ClientID: "svc", Secret: "s", ClientCredentials: true}, ""},
+		{"client credentials with a key", control.AddBody{ClientID: "svc", Key: "-----BEGIN PRIVATE KEY-----", ClientCredentials: true}, ""},
+		{"static token", control.AddBody{Token: "k"}, ""},
+		{"client credentials without a client id", control.AddBody{Secret: "s", ClientCredentials: true}, "--client-id"},
+		{"client credentials without a secret or key", control.AddBody{ClientID: "svc", ClientCredentials: true}, "AUTHKEEPER_CLIENT_SECRET"},
+		{"device and client credentials", control.AddBody{ClientID: "svc", Secret: "s", ClientCredentials: true, Device: true}, "choose one"},
+		{"device and a static token", control.AddBody{Token: "k", Device: true}, "choose one"},
+		{"a key without a client id", control.AddBody{Key: "-----BEGIN PRIVATE KEY-----"}, "go with --client-id"},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
 			err := checkAdd(tt.body)
@@ -125,15 +127,15 @@ func TestStatusLinesSayNoExpiryAndListWarnings(t *testing.T) {
 	now := time.Date(2026, 1, 1, 12, 0, 0, 0, time.UTC)
 	g := oauth.Grant{Issuer: "https://as.example", AdvertisedIssuer: "https://mcp.example",
 		Quirks: []oauth.Quirk{oauth.QuirkIssuerMismatch, oauth.QuirkNoExpiry}}
-	servers := []ServerStatus{
-		{Name: "github", State: StateFresh, NoExpiry: true, Warnings: warningsOf(g)},
-		{Name: "linear", State: StateFresh, Expiry: now.Add(42 * time.Minute)},
-		{Name: "gone", State: StateNeedsSignIn, Message: "signed out"},
+	servers := []engine.ServerStatus{
+		{Name: "github", State: engine.StateFresh, NoExpiry: true, Warnings: engine.WarningsOf(g)},
+		{Name: "linear", State: engine.StateFresh, Expiry: now.Add(42 * time.Minute)},
+		{Name: "gone", State: engine.StateNeedsSignIn, Message: "signed out"},
 	}
 	var out bytes.Buffer
 	printServers(&out, servers, now)
 	want := "  github               fresh          no expiry\n" +
-		"                       warning: " + warningsOf(g)[0].Message + "\n" +
+		"                       warning: " + engine.WarningsOf(g)[0].Message + "\n" +
 		"                       warning: " + oauth.QuirkNoExpiry.Describe() + "\n" +
 		"  linear               fresh          expires in 42m0s\n" +
 		"  gone                 needs-sign-in  no token — signed out\n"

@@ -4,6 +4,8 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"github.com/authkeeper/authkeeper/app/control"
+	"github.com/authkeeper/authkeeper/app/engine"
 	"io"
 	"time"
 )
@@ -15,14 +17,14 @@ func cmdStatus(ctx context.Context, args []string, e env) error {
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
-	paths, err := DefaultPaths(e.getenv)
+	paths, err := engine.DefaultPaths(e.getenv)
 	if err != nil {
 		return err
 	}
-	r := NewRemote(ownerSocket(paths))
+	r := control.NewRemote(engine.OwnerSocket(paths))
 	h, err := r.Health(ctx)
 	if err != nil {
-		return fmt.Errorf("authkeeper is not running (no answer on %s); start it with `authkeeper` or `authkeeper serve`", ownerSocket(paths))
+		return fmt.Errorf("authkeeper is not running (no answer on %s); start it with `authkeeper` or `authkeeper serve`", engine.OwnerSocket(paths))
 	}
 	if *asJSON {
 		enc := json.NewEncoder(e.stdout)
@@ -43,7 +45,7 @@ func cmdStatus(ctx context.Context, args []string, e env) error {
 }
 
 // printServers prints each server's line of `authkeeper status`, and under it one line per warning.
-func printServers(w io.Writer, servers []ServerStatus, now time.Time) {
+func printServers(w io.Writer, servers []engine.ServerStatus, now time.Time) {
 	for _, st := range servers {
 		fmt.Fprintln(w, statusLine(st, now))
 		for _, wn := range st.Warnings {
@@ -53,7 +55,7 @@ func printServers(w io.Writer, servers []ServerStatus, now time.Time) {
 }
 
 // statusLine is one server's line in `authkeeper status`.
-func statusLine(st ServerStatus, now time.Time) string {
+func statusLine(st engine.ServerStatus, now time.Time) string {
 	left := "no token"
 	switch {
 	case st.NoExpiry:
@@ -64,7 +66,7 @@ func statusLine(st ServerStatus, now time.Time) string {
 	note := ""
 	if st.Unsaved {
 		note = " — not saved: the keychain is unavailable, the newest token is kept in memory"
-	} else if st.State != StateFresh && st.Message != "" {
+	} else if st.State != engine.StateFresh && st.Message != "" {
 		note = " — " + st.Message
 	}
 	return fmt.Sprintf("  %-20s %-14s %s%s", st.Name, st.State, left, note)

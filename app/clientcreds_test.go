@@ -15,6 +15,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/authkeeper/authkeeper/app/engine"
 	"github.com/authkeeper/authkeeper/internal/testbed"
 	"github.com/modelcontextprotocol/go-sdk/mcp"
 )
@@ -66,7 +67,7 @@ func TestClientCredentialsServerIsKeptFreshWithoutABrowser(t *testing.T) {
 	// The engine is the one a machine without a display runs: its browser never opens.
 	b.eng.Close()
 	browser := &noBrowser{}
-	eng := startEngine(t, Config{Paths: b.paths, ProxyAddr: "127.0.0.1:0", Opener: browser})
+	eng := startEngine(t, engine.Config{Paths: b.paths, ProxyAddr: "127.0.0.1:0", Opener: browser})
 	if err := eng.Remove(context.Background(), "bench"); err != nil { // only machine identities here
 		t.Fatal(err)
 	}
@@ -121,34 +122,34 @@ func TestClientCredentialsServerIsKeptFreshWithoutABrowser(t *testing.T) {
 		t.Errorf("the browser was asked to open %d times", n)
 	}
 	for _, st := range eng.Snapshot().Servers {
-		if st.State != StateFresh || st.GrantType != "client_credentials" {
+		if st.State != engine.StateFresh || st.GrantType != "client_credentials" {
 			t.Errorf("%s: %s %q, want a fresh client_credentials server", st.Name, st.State, st.GrantType)
 		}
 	}
 
 	// The AS stops accepting the client.
 	b.as.Fault(t, testbed.Fault{Endpoint: "token", Status: 401, Body: `{"error":"invalid_client","error_description":"client disabled"}`, Count: -1})
-	ev := waitEventFor(t, events, EventNeedsSignIn, "secret", 20*time.Second)
+	ev := waitEventFor(t, events, engine.EventNeedsSignIn, "secret", 20*time.Second)
 	if !strings.Contains(ev.Message, "client credentials") {
 		t.Errorf("needs-sign-in message %q does not name the client credentials", ev.Message)
 	}
 	time.Sleep(8 * time.Second)
-	var st ServerStatus
+	var st engine.ServerStatus
 	for _, s := range eng.Snapshot().Servers {
 		if s.Name == "secret" {
 			st = s
 		}
 	}
-	if st.State != StateNeedsSignIn || st.Cause != CauseClientRefused {
+	if st.State != engine.StateNeedsSignIn || st.Cause != engine.CauseClientRefused {
 		t.Errorf("status %s/%s, want needs-sign-in: client refused", st.State, st.Cause)
 	}
-	if n := auditKinds(t, b.paths, EventNeedsSignIn, "secret"); n != 1 {
+	if n := auditKinds(t, b.paths, engine.EventNeedsSignIn, "secret"); n != 1 {
 		t.Errorf("%d needs_sign_in events for the refused client, want 1", n)
 	}
 }
 
 // waitEventFor waits for an event of kind for server on ch.
-func waitEventFor(t *testing.T, ch <-chan Event, kind EventKind, server string, timeout time.Duration) Event {
+func waitEventFor(t *testing.T, ch <-chan engine.Event, kind engine.EventKind, server string, timeout time.Duration) engine.Event {
 	t.Helper()
 	deadline := time.After(timeout)
 	for {

@@ -11,6 +11,9 @@ import (
 	"strings"
 	"time"
 
+	"github.com/authkeeper/authkeeper/app/clients"
+	"github.com/authkeeper/authkeeper/app/engine"
+	"github.com/authkeeper/authkeeper/app/proxy"
 	"github.com/authkeeper/authkeeper/keychain"
 )
 
@@ -21,15 +24,15 @@ func cmdClients(_ context.Context, args []string, e env) error {
 	fs := newFlags("clients", e)
 	write := fs.String("write", "", "merge the config into this client's file: "+clientIDs())
 	dry := fs.Bool("dry-run", false, "with --write: print the file it would write and change nothing")
-	addr := fs.String("proxy-addr", e.getenv("AUTHKEEPER_PROXY_ADDR"), "the proxy's stable address (default "+DefaultProxyAddr+")")
+	addr := fs.String("proxy-addr", e.getenv("AUTHKEEPER_PROXY_ADDR"), "the proxy's stable address (default "+engine.DefaultProxyAddr+")")
 	names, err := parse(fs, args)
 	if err != nil {
 		return err
 	}
-	var target clientTarget
+	var target clients.ClientTarget
 	if *write != "" {
 		var ok bool
-		if target, ok = clientTargetByID(*write); !ok {
+		if target, ok = clients.ClientTargetByID(*write); !ok {
 			return fmt.Errorf("clients: unknown client %q (one of %s)", *write, clientIDs())
 		}
 	} else if *dry {
@@ -39,7 +42,7 @@ func cmdClients(_ context.Context, args []string, e env) error {
 	if err != nil {
 		return err
 	}
-	dirs, err := userDirsFrom(e.getenv)
+	dirs, err := clients.UserDirsFrom(e.getenv)
 	if err != nil {
 		return err
 	}
@@ -47,7 +50,7 @@ func cmdClients(_ context.Context, args []string, e env) error {
 		return printClients(e, setup, dirs, names)
 	}
 	path := target.Path(dirs)
-	entries, err := target.entries(setup, names)
+	entries, err := target.Entries(setup, names)
 	if err != nil {
 		return err
 	}
@@ -55,7 +58,7 @@ func cmdClients(_ context.Context, args []string, e env) error {
 	if err != nil && !errors.Is(err, os.ErrNotExist) {
 		return fmt.Errorf("clients: %w", err)
 	}
-	merged, err := mergeServers(old, target.Section, entries)
+	merged, err := clients.MergeServers(old, target.Section, entries)
 	if err != nil {
 		return fmt.Errorf("clients: %s is not plain JSON (%v; comments are not supported), so authkeeper leaves it alone; add this to it by hand:\n%s",
 			path, err, snippet(target.Section, entries))
@@ -64,7 +67,7 @@ func cmdClients(_ context.Context, args []string, e env) error {
 		fmt.Fprintf(e.stdout, "Would write %s:\n%s", path, merged)
 		return nil
 	}
-	backup, err := writeFileAtomic(path, merged, time.Now())
+	backup, err := clients.WriteFileAtomic(path, merged, time.Now())
 	if err != nil {
 		return fmt.Errorf("clients: write %s: %w", path, err)
 	}
@@ -77,34 +80,34 @@ func cmdClients(_ context.Context, args []string, e env) error {
 }
 
 func clientIDs() string {
-	ids := make([]string, len(clientTargets))
-	for i, t := range clientTargets {
+	ids := make([]string, len(clients.ClientTargets))
+	for i, t := range clients.ClientTargets {
 		ids[i] = t.ID
 	}
 	return strings.Join(ids, ", ")
 }
 
 // loadClientSetup reads the proxy key and the configured servers (no owner needed) and checks names.
-func loadClientSetup(e env, addr string, names []string) (clientSetup, []string, error) {
-	paths, err := DefaultPaths(e.getenv)
+func loadClientSetup(e env, addr string, names []string) (clients.ClientSetup, []string, error) {
+	paths, err := engine.DefaultPaths(e.getenv)
 	if err != nil {
-		return clientSetup{}, nil, err
+		return clients.ClientSetup{}, nil, err
 	}
-	if err := paths.ensure(); err != nil {
-		return clientSetup{}, nil, err
+	if err := paths.Ensure(); err != nil {
+		return clients.ClientSetup{}, nil, err
 	}
-	key, err := loadProxyKey(paths.ConfigDir)
+	key, err := engine.LoadProxyKey(paths.ConfigDir)
 	if err != nil {
-		return clientSetup{}, nil, err
+		return clients.ClientSetup{}, nil, err
 	}
 	// Read, not keychain.ConfigFile.Load: a read-only command must not move a corrupt file aside.
 	s := keychain.DefaultSettings()
 	if data, err := os.ReadFile(paths.ConfigFile()); err == nil {
 		if err := json.Unmarshal(data, &s); err != nil {
-			return clientSetup{}, nil, fmt.Errorf("clients: %s: %w", paths.ConfigFile(), err)
+			return clients.ClientSetup{}, nil, fmt.Errorf("clients: %s: %w", paths.ConfigFile(), err)
 		}
 	} else if !errors.Is(err, os.ErrNotExist) {
-		return clientSetup{}, nil, err
+		return clients.ClientSetup{}, nil, err
 	}
 	configured := map[string]bool{}
 	for _, srv := range s.Servers {
@@ -115,31 +118,31 @@ func loadClientSetup(e env, addr string, names []string) (clientSetup, []string,
 			names = append(names, srv.Name)
 		}
 		if len(names) == 0 {
-			return clientSetup{}, nil, errors.New("clients: no servers configured yet; add one with `authkeeper add URL`")
+			return clients.ClientSetup{}, nil, errors.New("clients: no servers configured yet; add one with `authkeeper add URL`")
 		}
 	}
 	for _, n := range names {
 		if !configured[n] {
-			return clientSetup{}, nil, fmt.Errorf("clients: %q: %w (see `authkeeper status`)", n, ErrUnknownServer)
+			return clients.ClientSetup{}, nil, fmt.Errorf("clients: %q: %w (see `authkeeper status`)", n, engine.ErrUnknownServer)
 		}
 	}
 	exe, err := os.Executable()
 	if err != nil {
-		return clientSetup{}, nil, err
+		return clients.ClientSetup{}, nil, err
 	}
 	if real, err := filepath.EvalSymlinks(exe); err == nil {
 		exe = real
 	}
 	if addr == "" {
-		addr = proxyAddrFor(s.Prefs)
+		addr = engine.ProxyAddrFor(s.Prefs)
 	}
-	return clientSetup{ProxyURL: "http://" + addr, Key: key, Exe: exe}, names, nil
+	return clients.ClientSetup{ProxyURL: "http://" + addr, Key: key, Exe: exe}, names, nil
 }
 
 // printClients prints every client's snippet and where it goes.
-func printClients(e env, setup clientSetup, dirs userDirs, names []string) error {
-	for i, t := range clientTargets {
-		entries, err := t.entries(setup, names)
+func printClients(e env, setup clients.ClientSetup, dirs clients.UserDirs, names []string) error {
+	for i, t := range clients.ClientTargets {
+		entries, err := t.Entries(setup, names)
 		if err != nil {
 			return err
 		}
@@ -150,7 +153,7 @@ func printClients(e env, setup clientSetup, dirs userDirs, names []string) error
 		if t.ID == "claude-code" {
 			for _, n := range names {
 				fmt.Fprintf(e.stdout, "#   or: claude mcp add --scope user --transport http %s %s --header \"%s: %s\"\n",
-					n, setup.endpoint(n), ProxyKeyHeader, setup.Key)
+					n, setup.Endpoint(n), proxy.ProxyKeyHeader, setup.Key)
 			}
 		}
 		fmt.Fprint(e.stdout, snippet(t.Section, entries))
@@ -159,9 +162,9 @@ func printClients(e env, setup clientSetup, dirs userDirs, names []string) error
 }
 
 // snippet renders {section: {entries}}.
-func snippet(section string, entries []member) string {
+func snippet(section string, entries []clients.Member) string {
 	var inner, out bytes.Buffer
-	if writeObject(&inner, entries, "") != nil || writeObject(&out, []member{{section, inner.Bytes()}}, "") != nil {
+	if clients.WriteObject(&inner, entries, "") != nil || clients.WriteObject(&out, []clients.Member{{Key: section, Value: inner.Bytes()}}, "") != nil {
 		return ""
 	}
 	return out.String() + "\n"

@@ -7,6 +7,8 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/authkeeper/authkeeper/app/clients"
+	"github.com/authkeeper/authkeeper/app/engine"
 	"github.com/google/go-cmp/cmp"
 )
 
@@ -14,7 +16,7 @@ import (
 // servers survive byte for byte in their order, an entry of the same name is replaced in place, a new
 // one goes last, and a file that is not plain JSON is refused rather than rewritten.
 func TestMergeServersKeepsEveryOtherMemberInOrder(t *testing.T) {
-	entry := []member{{"bench", json.RawMessage(`{"url":"http://127.0.0.1:47615/mcp/bench"}`)}}
+	entry := []clients.Member{{Key: "bench", Value: json.RawMessage(`{"url":"http://127.0.0.1:47615/mcp/bench"}`)}}
 	for _, tc := range []struct {
 		name, in  string
 		wantOrder []string // top-level keys, then the servers' keys
@@ -32,7 +34,7 @@ func TestMergeServersKeepsEveryOtherMemberInOrder(t *testing.T) {
 		{name: "not an object", in: `[]`, wantErr: true},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			out, err := mergeServers([]byte(tc.in), "mcpServers", entry)
+			out, err := clients.MergeServers([]byte(tc.in), "mcpServers", entry)
 			if tc.wantErr {
 				if err == nil {
 					t.Fatalf("merged a file that is not plain JSON into:\n%s", out)
@@ -42,22 +44,22 @@ func TestMergeServersKeepsEveryOtherMemberInOrder(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			top, err := parseObject(out)
+			top, err := clients.ParseObject(out)
 			if err != nil {
 				t.Fatalf("output does not parse: %v\n%s", err, out)
 			}
 			var got []string
-			var servers []member
+			var servers []clients.Member
 			for _, m := range top {
-				got = append(got, m.key)
-				if m.key == "mcpServers" {
-					servers, _ = parseObject(m.val)
+				got = append(got, m.Key)
+				if m.Key == "mcpServers" {
+					servers, _ = clients.ParseObject(m.Value)
 				}
 			}
 			for _, m := range servers {
-				got = append(got, m.key)
-				if m.key == "bench" && compactJSON(t, m.val) != string(entry[0].val) {
-					t.Errorf("bench entry = %s", m.val)
+				got = append(got, m.Key)
+				if m.Key == "bench" && compactJSON(t, m.Value) != string(entry[0].Value) {
+					t.Errorf("bench entry = %s", m.Value)
 				}
 			}
 			if d := cmp.Diff(tc.wantOrder, got); d != "" {
@@ -107,7 +109,7 @@ func clientsHome(t *testing.T) (home, key string) {
 	if err := os.WriteFile(filepath.Join(dir, "config.json"), []byte(conf), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	key, err := loadProxyKey(dir)
+	key, err := engine.LoadProxyKey(dir)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -4,6 +4,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"github.com/authkeeper/authkeeper/app/control"
+	"github.com/authkeeper/authkeeper/app/engine"
 	"time"
 )
 
@@ -15,32 +17,32 @@ import (
 //
 // The engine it starts is temporary (see Config.Temporary): when the app or `serve` starts, it takes
 // over, and onHandover (if not nil) is called as this process stops owning.
-func connect(ctx context.Context, e env, store string, onHandover func()) (*Remote, func(), error) {
+func connect(ctx context.Context, e env, store string, onHandover func()) (*control.Remote, func(), error) {
 	return connectAfter(ctx, e, store, onHandover, 0)
 }
 
 // connectAfter is connect, but it first waits up to wait for an owner to answer before it tries to
 // own: a process that has just handed over gives the app the time to start.
-func connectAfter(ctx context.Context, e env, store string, onHandover func(), wait time.Duration) (*Remote, func(), error) {
-	paths, err := DefaultPaths(e.getenv)
+func connectAfter(ctx context.Context, e env, store string, onHandover func(), wait time.Duration) (*control.Remote, func(), error) {
+	paths, err := engine.DefaultPaths(e.getenv)
 	if err != nil {
 		return nil, nil, err
 	}
 	if r, err := awaitOwner(ctx, paths, wait); err == nil {
 		return r, func() {}, nil
 	}
-	eng, err := newEngine(Config{Paths: paths, ProxyAddr: "127.0.0.1:0", Version: Version, StoreKind: store,
+	eng, err := newEngine(engine.Config{Paths: paths, ProxyAddr: "127.0.0.1:0", Version: Version, StoreKind: store,
 		Temporary: true, OnHandover: onHandover})
 	if err != nil {
 		return nil, nil, err
 	}
 	err = eng.Start(ctx)
-	if errors.Is(err, ErrNotOwner) {
+	if errors.Is(err, engine.ErrNotOwner) {
 		// Another process won the race to own; wait for its socket.
 		if r, err := awaitOwner(ctx, paths, 10*time.Second); err == nil {
 			return r, func() {}, nil
 		}
-		return nil, nil, fmt.Errorf("%w, but it does not answer on %s", ErrNotOwner, ownerSocket(paths))
+		return nil, nil, fmt.Errorf("%w, but it does not answer on %s", engine.ErrNotOwner, engine.OwnerSocket(paths))
 	}
 	if err != nil {
 		return nil, nil, err
@@ -49,12 +51,12 @@ func connectAfter(ctx context.Context, e env, store string, onHandover func(), w
 		fmt.Fprintln(e.stderr, "authkeeper: warning:", w)
 	}
 	fmt.Fprintln(e.stderr, "authkeeper: no engine was running; this process owns the credentials until it exits")
-	return NewRemote(paths.ControlSocket()), func() { eng.Close() }, nil
+	return control.NewRemote(paths.ControlSocket()), func() { eng.Close() }, nil
 }
 
 // awaitOwner returns a client of the running owner, asking until one answers or wait has passed (at
 // least once).
-func awaitOwner(ctx context.Context, paths Paths, wait time.Duration) (*Remote, error) {
+func awaitOwner(ctx context.Context, paths engine.Paths, wait time.Duration) (*control.Remote, error) {
 	deadline := time.Now().Add(wait)
 	for {
 		r, err := reach(ctx, paths)
@@ -70,8 +72,8 @@ func awaitOwner(ctx context.Context, paths Paths, wait time.Duration) (*Remote, 
 }
 
 // reach returns a client of the running owner, or an error when none answers. It never starts one.
-func reach(ctx context.Context, paths Paths) (*Remote, error) {
-	r := NewRemote(ownerSocket(paths))
+func reach(ctx context.Context, paths engine.Paths) (*control.Remote, error) {
+	r := control.NewRemote(engine.OwnerSocket(paths))
 	if _, err := r.Health(ctx); err != nil {
 		return nil, err
 	}

@@ -13,33 +13,35 @@ import (
 	"testing"
 	"time"
 
+	"github.com/authkeeper/authkeeper/app/control"
+	"github.com/authkeeper/authkeeper/app/engine"
 	"github.com/authkeeper/authkeeper/internal/testbed"
 	"github.com/modelcontextprotocol/go-sdk/mcp"
 )
 
 // startServeProcess runs the real binary's `serve` in this process's environment and waits until its
 // control API answers.
-func startServeProcess(t *testing.T, bin, name string, paths Paths) (*testbed.Process, *Remote) {
+func startServeProcess(t *testing.T, bin, name string, paths engine.Paths) (*testbed.Process, *control.Remote) {
 	t.Helper()
 	cmd := exec.Command(bin, "serve")
 	cmd.Env = append(os.Environ(), "AUTHKEEPER_PROXY_ADDR=127.0.0.1:0")
 	p := testbed.StartProcess(t, name, cmd)
 	p.WaitLine(t, "  control: ", 60*time.Second)
-	return p, NewRemote(ownerSocket(paths))
+	return p, control.NewRemote(engine.OwnerSocket(paths))
 }
 
 // auditEvents reads the audit log.
-func auditEvents(t *testing.T, paths Paths) []Event {
+func auditEvents(t *testing.T, paths engine.Paths) []engine.Event {
 	t.Helper()
 	f, err := os.Open(filepath.Join(paths.StateDir, "audit.jsonl"))
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer f.Close()
-	var out []Event
+	var out []engine.Event
 	sc := bufio.NewScanner(f)
 	for sc.Scan() {
-		var ev Event
+		var ev engine.Event
 		if json.Unmarshal(sc.Bytes(), &ev) == nil {
 			out = append(out, ev)
 		}
@@ -48,7 +50,7 @@ func auditEvents(t *testing.T, paths Paths) []Event {
 }
 
 // auditKinds counts the audit log's events of kind for server.
-func auditKinds(t *testing.T, paths Paths, kind EventKind, server string) int {
+func auditKinds(t *testing.T, paths engine.Paths, kind engine.EventKind, server string) int {
 	t.Helper()
 	n := 0
 	for _, ev := range auditEvents(t, paths) {
@@ -108,7 +110,7 @@ func TestSIGKILLMidRefreshNeverReplaysTheSpentRefreshToken(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if st := s.Servers[0]; st.State != StateNeedsSignIn || st.Cause != CauseRefreshInterrupted || !strings.Contains(st.Message, "refresh was in flight") {
+	if st := s.Servers[0]; st.State != engine.StateNeedsSignIn || st.Cause != engine.CauseRefreshInterrupted || !strings.Contains(st.Message, "refresh was in flight") {
 		t.Errorf("status %s/%s %q, want needs-sign-in saying a refresh was interrupted", st.State, st.Cause, st.Message)
 	}
 	info, err := r.Proxy(ctx)
@@ -139,7 +141,7 @@ func TestSIGKILLMidRefreshNeverReplaysTheSpentRefreshToken(t *testing.T) {
 	if err := second.Stop(); err != nil {
 		t.Fatal(err)
 	}
-	if n := auditKinds(t, b.paths, EventNeedsSignIn, "bench"); n != 1 {
+	if n := auditKinds(t, b.paths, engine.EventNeedsSignIn, "bench"); n != 1 {
 		t.Errorf("%d needs_sign_in events in the audit log, want exactly 1", n)
 	}
 	assertNoSecrets(t, "serve output", first.Output()+second.Output(), before.AccessToken)
@@ -153,7 +155,7 @@ func TestSIGKILLMidRefreshNeverReplaysTheSpentRefreshToken(t *testing.T) {
 func TestEngineNeverResendsARefreshTokenWhoseAnswerTimedOut(t *testing.T) {
 	b := newBench(t, testbed.AuthServerOptions{AccessTokenTTL: 10 * time.Minute})
 	b.eng.Close()
-	eng, err := newEngine(Config{Paths: b.paths, ProxyAddr: "127.0.0.1:0", Opener: b.browser,
+	eng, err := newEngine(engine.Config{Paths: b.paths, ProxyAddr: "127.0.0.1:0", Opener: b.browser,
 		HTTPClient: &http.Client{Timeout: 2 * time.Second}})
 	if err != nil {
 		t.Fatal(err)
@@ -175,9 +177,9 @@ func TestEngineNeverResendsARefreshTokenWhoseAnswerTimedOut(t *testing.T) {
 	if err := eng.Refresh(ctx, "bench", "user"); err == nil {
 		t.Fatal("a refresh held past the request timeout succeeded")
 	}
-	ev := waitEvent(t, events, EventNeedsSignIn, 5*time.Second)
-	if ev.Outcome != string(CauseRefreshInterrupted) {
-		t.Errorf("needs_sign_in outcome %q, want %q", ev.Outcome, CauseRefreshInterrupted)
+	ev := waitEvent(t, events, engine.EventNeedsSignIn, 5*time.Second)
+	if ev.Outcome != string(engine.CauseRefreshInterrupted) {
+		t.Errorf("needs_sign_in outcome %q, want %q", ev.Outcome, engine.CauseRefreshInterrupted)
 	}
 	deadline := time.Now().Add(20 * time.Second)
 	for countPrefix(b.as.Events(t), "refresh_token.rotated") == rotated {
@@ -187,10 +189,10 @@ func TestEngineNeverResendsARefreshTokenWhoseAnswerTimedOut(t *testing.T) {
 		time.Sleep(100 * time.Millisecond) // polling another process
 	}
 	st := eng.Snapshot().Servers[0]
-	if st.State != StateNeedsSignIn || st.Cause != CauseRefreshInterrupted || !strings.Contains(st.Message, "got no answer") {
+	if st.State != engine.StateNeedsSignIn || st.Cause != engine.CauseRefreshInterrupted || !strings.Contains(st.Message, "got no answer") {
 		t.Errorf("status %s/%s %q, want needs-sign-in saying the refresh got no answer", st.State, st.Cause, st.Message)
 	}
-	if err := eng.Refresh(ctx, "bench", "user"); !errors.Is(err, ErrNeedsSignIn) {
+	if err := eng.Refresh(ctx, "bench", "user"); !errors.Is(err, engine.ErrNeedsSignIn) {
 		t.Errorf("a second refresh = %v, want ErrNeedsSignIn without a request", err)
 	}
 	if got, err := eng.Token(ctx, "bench"); err != nil || got != before {
@@ -215,7 +217,7 @@ func TestEngineNeverResendsARefreshTokenWhoseAnswerTimedOut(t *testing.T) {
 	if err := eng.SignIn(ctx, "bench", false, nil); err != nil {
 		t.Fatalf("sign in: %v", err)
 	}
-	if st := eng.Snapshot().Servers[0]; st.State != StateFresh {
+	if st := eng.Snapshot().Servers[0]; st.State != engine.StateFresh {
 		t.Errorf("after the sign-in: %s, want fresh", st.State)
 	}
 	if out, err := proxyEcho(ctx, cs, "after sign-in"); err != nil || out != "after sign-in" {

@@ -11,6 +11,8 @@ import (
 
 	"github.com/google/go-cmp/cmp"
 
+	"github.com/authkeeper/authkeeper/app/control"
+	"github.com/authkeeper/authkeeper/app/engine"
 	"github.com/authkeeper/authkeeper/keychain"
 	"github.com/authkeeper/authkeeper/oauth"
 )
@@ -44,24 +46,24 @@ func TestAddParsesCrossAppAccessAndTakesItsSecretsOnlyFromTheEnvironmentOrStdin(
 	}
 	xaa := []string{"add", xaaServerURL, "--name", xaaServerName, "--cross-app", "--client-id", "mcp-client",
 		"--idp-token-endpoint", xaaIdPToken, "--idp-client-id", "idp-client"}
-	full := addBody{Name: xaaServerName, URL: xaaServerURL, ClientID: "mcp-client", Secret: xaaSecret, CrossApp: true,
+	full := control.AddBody{Name: xaaServerName, URL: xaaServerURL, ClientID: "mcp-client", Secret: xaaSecret, CrossApp: true,
 		IdPTokenEndpoint: xaaIdPToken, IdPClientID: "idp-client", IdPSecret: xaaIdPSecret, IDToken: xaaIDToken}
 	for _, tt := range []struct {
 		name  string
 		args  []string
 		vars  map[string]string
 		stdin string
-		want  addBody
+		want  control.AddBody
 		err   string // in the error; "" for none
 	}{
 		{name: "everything from the environment", args: xaa, vars: all, want: full},
 		{name: "ID token from stdin", args: append(xaa[1:len(xaa):len(xaa)], "--id-token-stdin"), vars: without(envIDToken),
 			stdin: xaaIDToken + "\n", want: full},
 		{name: "public clients: no secrets", args: xaa, vars: map[string]string{envIDToken: xaaIDToken},
-			want: addBody{Name: xaaServerName, URL: xaaServerURL, ClientID: "mcp-client", CrossApp: true,
+			want: control.AddBody{Name: xaaServerName, URL: xaaServerURL, ClientID: "mcp-client", CrossApp: true,
 				IdPTokenEndpoint: xaaIdPToken, IdPClientID: "idp-client", IDToken: xaaIDToken}},
 		{name: "the IdP variables are not read without --cross-app", args: []string{"add", xaaServerURL, "--name", xaaServerName},
-			vars: all, want: addBody{Name: xaaServerName, URL: xaaServerURL, Secret: xaaSecret}},
+			vars: all, want: control.AddBody{Name: xaaServerName, URL: xaaServerURL, Secret: xaaSecret}},
 		{name: "no ID token", args: xaa, vars: without(envIDToken), err: "ID token"},
 		{name: "empty ID token on stdin", args: append(xaa[1:len(xaa):len(xaa)], "--id-token-stdin"), vars: without(envIDToken),
 			stdin: "\n", err: "no ID token on standard input"},
@@ -107,14 +109,14 @@ func TestAddParsesCrossAppAccessAndTakesItsSecretsOnlyFromTheEnvironmentOrStdin(
 // settings entry names the grant, the IdP's token endpoint and both client ids, and nothing secret; a
 // request without the ID token or the client id is refused before anything is asked of a server.
 func TestCrossAppSettingsKeepOnlyTheNonSecretParts(t *testing.T) {
-	b := addBody{Name: xaaServerName, URL: xaaServerURL, ClientID: "mcp-client", Secret: xaaSecret, CrossApp: true,
+	b := control.AddBody{Name: xaaServerName, URL: xaaServerURL, ClientID: "mcp-client", Secret: xaaSecret, CrossApp: true,
 		IdPTokenEndpoint: xaaIdPToken, IdPClientID: "idp-client", IdPSecret: xaaIdPSecret, IDToken: xaaIDToken}
-	req := b.request()
+	req := b.Request()
 	want := &oauth.EnterpriseIdP{IDToken: xaaIDToken, TokenEndpoint: xaaIdPToken, ClientID: "idp-client", ClientSecret: xaaIdPSecret}
 	if diff := cmp.Diff(want, req.IdP); diff != "" {
 		t.Errorf("IdP (-want +got):\n%s", diff)
 	}
-	srv, err := req.settingsFor()
+	srv, err := req.SettingsFor()
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -131,17 +133,17 @@ func TestCrossAppSettingsKeepOnlyTheNonSecretParts(t *testing.T) {
 
 	for _, tt := range []struct {
 		name   string
-		change func(*AddRequest)
+		change func(*engine.AddRequest)
 	}{
-		{"no ID token", func(r *AddRequest) { r.IdP.IDToken = "" }},
-		{"no client", func(r *AddRequest) { r.Client = nil }},
-		{"and client credentials", func(r *AddRequest) { r.ClientCredentials = true }},
-		{"no IdP client id", func(r *AddRequest) { r.IdP.ClientID = "" }},
+		{"no ID token", func(r *engine.AddRequest) { r.IdP.IDToken = "" }},
+		{"no client", func(r *engine.AddRequest) { r.Client = nil }},
+		{"and client credentials", func(r *engine.AddRequest) { r.ClientCredentials = true }},
+		{"no IdP client id", func(r *engine.AddRequest) { r.IdP.ClientID = "" }},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
-			r := b.request()
+			r := b.Request()
 			tt.change(&r)
-			if _, err := r.settingsFor(); err == nil {
+			if _, err := r.SettingsFor(); err == nil {
 				t.Error("settingsFor accepted it")
 			}
 		})
@@ -169,21 +171,21 @@ func TestCrossAppSignInAgainNeedsANewIDTokenAndTheStoredSecrets(t *testing.T) {
 	g := oauth.Grant{Resource: "http://127.0.0.1:9/mcp", Issuer: "http://127.0.0.1:9", TokenEndpoint: "http://127.0.0.1:9/as/token",
 		ClientID: "mcp-client", ClientSecret: xaaSecret, AuthMethod: oauth.AuthClientSecretBasic, GrantType: oauth.GrantJWTBearer,
 		IdPTokenEndpoint: "http://127.0.0.1:9/token", IdPClientID: "idp-client", IdPClientSecret: xaaIdPSecret}
-	if _, err := store.Put("kept", toRecord(oauth.Token{AccessToken: "at", Expiry: time.Now().Add(time.Hour)}, g)); err != nil {
+	if _, err := store.Put("kept", engine.ToRecord(oauth.Token{AccessToken: "at", Expiry: time.Now().Add(time.Hour)}, g)); err != nil {
 		t.Fatal(err)
 	}
-	eng := startEngine(t, Config{Paths: paths, Store: store, NoProxy: true})
+	eng := startEngine(t, engine.Config{Paths: paths, Store: store, NoProxy: true})
 
-	err = eng.SignInWith(context.Background(), "kept", SignInRequest{})
-	if !errors.Is(err, errNeedsIDToken) || !strings.Contains(err.Error(), "--id-token-stdin") {
+	err = eng.SignInWith(context.Background(), "kept", engine.SignInRequest{})
+	if !errors.Is(err, engine.ErrNeedsIDToken) || !strings.Contains(err.Error(), "--id-token-stdin") {
 		t.Errorf("sign-in without an ID token = %v, want one naming --id-token-stdin", err)
 	}
-	err = eng.SignInWith(context.Background(), "gone", SignInRequest{IDToken: xaaIDToken})
+	err = eng.SignInWith(context.Background(), "gone", engine.SignInRequest{IDToken: xaaIDToken})
 	if err == nil || !strings.Contains(err.Error(), "not stored any more") {
 		t.Errorf("sign-in without the stored secrets = %v, want one saying they are gone", err)
 	}
 	// With both, the sign-in goes ahead, as far as the closed port lets it.
-	err = eng.SignInWith(context.Background(), "kept", SignInRequest{IDToken: xaaIDToken})
+	err = eng.SignInWith(context.Background(), "kept", engine.SignInRequest{IDToken: xaaIDToken})
 	if err == nil || !strings.Contains(err.Error(), "probe") {
 		t.Errorf("sign-in with an ID token and the stored secrets = %v, want it to try the server", err)
 	}

@@ -10,6 +10,7 @@ import (
 	"sync"
 	"testing"
 
+	"github.com/authkeeper/authkeeper/app/engine"
 	"github.com/authkeeper/authkeeper/internal/testbed"
 	"github.com/authkeeper/authkeeper/keychain"
 )
@@ -32,7 +33,7 @@ func newEnvBench(t *testing.T, asOpts testbed.AuthServerOptions) *bench {
 	t.Setenv("XDG_STATE_HOME", filepath.Join(home, ".local", "state"))
 	t.Setenv("XDG_RUNTIME_DIR", rt)
 	t.Setenv("CLAUDE_CODE_MCP_SERVER_NAME", "")
-	paths, err := DefaultPaths(os.Getenv)
+	paths, err := engine.DefaultPaths(os.Getenv)
 	if err != nil {
 		t.Fatal(err)
 	}

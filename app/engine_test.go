@@ -15,12 +15,13 @@ import (
 	"testing"
 	"time"
 
+	"github.com/authkeeper/authkeeper/app/engine"
 	"github.com/authkeeper/authkeeper/internal/testbed"
 	"github.com/authkeeper/authkeeper/keychain"
 )
 
 // tempPaths returns private directories for one engine; the runtime dir is short for the unix socket.
-func tempPaths(t *testing.T) Paths {
+func tempPaths(t *testing.T) engine.Paths {
 	t.Helper()
 	home := t.TempDir()
 	rt, err := os.MkdirTemp("/tmp", "akrt")
@@ -28,7 +29,7 @@ func tempPaths(t *testing.T) Paths {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { os.RemoveAll(rt) })
-	return Paths{ConfigDir: filepath.Join(home, "config"), StateDir: filepath.Join(home, "state"), RuntimeDir: rt}
+	return engine.Paths{ConfigDir: filepath.Join(home, "config"), StateDir: filepath.Join(home, "state"), RuntimeDir: rt}
 }
 
 // bench is an engine signed in to a real MCP server through the real AS, storing in the real keyring.
@@ -37,8 +38,8 @@ type bench struct {
 	as      *testbed.AuthServer
 	srv     *testbed.MCPServer
 	browser *testbed.Browser
-	eng     *Engine
-	paths   Paths
+	eng     *engine.Engine
+	paths   engine.Paths
 }
 
 func newBench(t *testing.T, asOpts testbed.AuthServerOptions) *bench {
@@ -55,11 +56,11 @@ func newBench(t *testing.T, asOpts testbed.AuthServerOptions) *bench {
 func (b *bench) start(t *testing.T) {
 	t.Helper()
 	b.browser = testbed.NewBrowser(t, testbed.BrowserOptions{})
-	eng := startEngine(t, Config{Paths: b.paths, ProxyAddr: "127.0.0.1:0", Opener: b.browser})
+	eng := startEngine(t, engine.Config{Paths: b.paths, ProxyAddr: "127.0.0.1:0", Opener: b.browser})
 	if w := eng.Warning(); w != "" {
 		t.Fatalf("engine warning with a working keyring: %s", w)
 	}
-	if err := eng.Add(context.Background(), AddRequest{Name: "bench", URL: b.srv.URL}); err != nil {
+	if err := eng.Add(context.Background(), engine.AddRequest{Name: "bench", URL: b.srv.URL}); err != nil {
 		t.Fatalf("add: %v", err)
 	}
 	b.eng = eng
@@ -198,11 +199,11 @@ func TestEngineKeepsTenSecondTokensFreshForTwoMinutes(t *testing.T) {
 		if strings.Contains(sc.Text(), rec.AccessToken) || strings.Contains(sc.Text(), rec.RefreshToken) {
 			t.Fatal("the audit log contains token material")
 		}
-		var ev Event
+		var ev engine.Event
 		if err := json.Unmarshal(sc.Bytes(), &ev); err != nil {
 			t.Fatal(err)
 		}
-		if ev.Kind == EventRefreshed || ev.Kind == EventDeadlineRefresh {
+		if ev.Kind == engine.EventRefreshed || ev.Kind == engine.EventDeadlineRefresh {
 			refreshed++
 		}
 	}
@@ -221,11 +222,11 @@ func TestEngineAddThatFailsSignInLeavesNothingBehind(t *testing.T) {
 	b := newBench(t, testbed.AuthServerOptions{})
 	other := testbed.GoMCPServer(t, testbed.MCPServerOptions{Issuer: b.as.Issuer, RequiredScopes: []string{"mcp:read"}})
 	b.browser.SetOptions(testbed.BrowserOptions{Deny: true})
-	err := b.eng.Add(context.Background(), AddRequest{Name: "denied", URL: other.URL})
+	err := b.eng.Add(context.Background(), engine.AddRequest{Name: "denied", URL: other.URL})
 	if err == nil {
 		t.Fatal("add succeeded although the user denied consent")
 	}
-	if _, err := b.eng.Server("denied"); !errors.Is(err, ErrUnknownServer) {
+	if _, err := b.eng.Server("denied"); !errors.Is(err, engine.ErrUnknownServer) {
 		t.Errorf("a server whose sign-in failed is configured: %v", err)
 	}
 	ks, _ := keychain.NewKeyringStore(keychain.KeyringConfig{})
@@ -246,11 +247,11 @@ func TestEngineRestartLoadsCredentialsFromTheKeychain(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	second, err := newEngine(Config{Paths: b.paths, ProxyAddr: "127.0.0.1:0", Opener: b.browser})
+	second, err := newEngine(engine.Config{Paths: b.paths, ProxyAddr: "127.0.0.1:0", Opener: b.browser})
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := second.Start(context.Background()); !errors.Is(err, ErrNotOwner) {
+	if err := second.Start(context.Background()); !errors.Is(err, engine.ErrNotOwner) {
 		t.Fatalf("second engine while the first runs: %v, want ErrNotOwner", err)
 	}
 	b.eng.Close()
@@ -280,7 +281,7 @@ func TestProxyPortComesFromTheSettingsUnlessAFlagNamesOne(t *testing.T) {
 	vars := map[string]string{"HOME": home, "XDG_CONFIG_HOME": filepath.Join(home, ".config"),
 		"XDG_STATE_HOME": filepath.Join(home, ".state"), "XDG_RUNTIME_DIR": rt}
 	e := env{stdout: io.Discard, stderr: io.Discard, getenv: func(k string) string { return vars[k] }}
-	paths, err := DefaultPaths(e.getenv)
+	paths, err := engine.DefaultPaths(e.getenv)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -299,7 +300,7 @@ func TestProxyPortComesFromTheSettingsUnlessAFlagNamesOne(t *testing.T) {
 		{"", fmt.Sprintf("http://127.0.0.1:%d", port)},
 		{"127.0.0.1:0", ""}, // an explicit address: any port but the setting's
 	} {
-		eng, err := newEngine(Config{Paths: paths, ProxyAddr: tt.addr, StoreKind: "file"})
+		eng, err := newEngine(engine.Config{Paths: paths, ProxyAddr: tt.addr, StoreKind: "file"})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -325,7 +326,7 @@ func TestProxyPortComesFromTheSettingsUnlessAFlagNamesOne(t *testing.T) {
 }
 
 // startEngine starts an engine with cfg and closes it when the test ends.
-func startEngine(t *testing.T, cfg Config) *Engine {
+func startEngine(t *testing.T, cfg engine.Config) *engine.Engine {
 	t.Helper()
 	eng, err := newEngine(cfg)
 	if err != nil {

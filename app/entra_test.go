@@ -8,6 +8,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/authkeeper/authkeeper/app/engine"
 	"github.com/authkeeper/authkeeper/internal/testbed"
 	"github.com/authkeeper/authkeeper/oauth"
 )
@@ -34,7 +35,7 @@ func TestEntraStyleServerSignsInWithTheUsersScopesAndShowsItsQuirks(t *testing.T
 		}
 	}
 	st := serverStatus(t, b.eng, "entra")
-	if st.State != StateFresh {
+	if st.State != engine.StateFresh {
 		t.Errorf("state %s after three refreshes: %s", st.State, st.Message)
 	}
 	for _, q := range []oauth.Quirk{oauth.QuirkPKCEAssumed, oauth.QuirkResourceOmitted, oauth.QuirkScopeOnRefresh} {
@@ -50,12 +51,12 @@ func TestEntraStyleServerSignsInWithTheUsersScopesAndShowsItsQuirks(t *testing.T
 		t.Errorf("`authkeeper status` shows fewer than three warnings:\n%s", out)
 	}
 	tok, _ := b.eng.Token(ctx, "entra")
-	if n := auditKinds(t, b.paths, EventAdded, "entra"); n != 1 {
+	if n := auditKinds(t, b.paths, engine.EventAdded, "entra"); n != 1 {
 		t.Errorf("%d added events", n)
 	}
 	found := false
 	for _, ev := range auditEvents(t, b.paths) {
-		if ev.Kind == EventAdded && ev.Server == "entra" && hasQuirk(ev.Quirks, oauth.QuirkPKCEAssumed) {
+		if ev.Kind == engine.EventAdded && ev.Server == "entra" && hasQuirk(ev.Quirks, oauth.QuirkPKCEAssumed) {
 			found = true
 		}
 	}

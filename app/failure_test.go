@@ -11,11 +11,14 @@ import (
 	"testing"
 	"time"
 
+	"github.com/authkeeper/authkeeper/app/control"
+	"github.com/authkeeper/authkeeper/app/engine"
+	"github.com/authkeeper/authkeeper/app/proxy"
 	"github.com/authkeeper/authkeeper/internal/testbed"
 )
 
 // waitEvent waits for an event of kind for server "bench" on ch and returns it.
-func waitEvent(t *testing.T, ch <-chan Event, kind EventKind, timeout time.Duration) Event {
+func waitEvent(t *testing.T, ch <-chan engine.Event, kind engine.EventKind, timeout time.Duration) engine.Event {
 	t.Helper()
 	deadline := time.After(timeout)
 	for {
@@ -42,11 +45,11 @@ func TestEngineServesTheValidTokenWhileTheASIsDownAndRecovers(t *testing.T) {
 	defer cancel()
 	before, _ := b.eng.Token(context.Background(), "bench")
 	b.as.Stop(t)
-	ev := waitEvent(t, ch, EventDegraded, 20*time.Second) // the planned refresh at ~10 s fails
+	ev := waitEvent(t, ch, engine.EventDegraded, 20*time.Second) // the planned refresh at ~10 s fails
 	if ev.Outcome != "transient" {
 		t.Errorf("degraded outcome %q, want transient", ev.Outcome)
 	}
-	if st := b.eng.Snapshot().Servers[0]; st.State != StateDegraded {
+	if st := b.eng.Snapshot().Servers[0]; st.State != engine.StateDegraded {
 		t.Errorf("state %s, want degraded", st.State)
 	}
 	tok, err := b.eng.Token(context.Background(), "bench")
@@ -57,7 +60,7 @@ func TestEngineServesTheValidTokenWhileTheASIsDownAndRecovers(t *testing.T) {
 		t.Errorf("healthz %+v, want degraded with time left", h.Servers[0])
 	}
 	b.as.Start(t)
-	waitEvent(t, ch, EventRecovered, 30*time.Second)
+	waitEvent(t, ch, engine.EventRecovered, 30*time.Second)
 	if tok, _ := b.eng.Token(context.Background(), "bench"); tok == before {
 		t.Error("recovered but still serving the old token")
 	}
@@ -70,12 +73,12 @@ func TestEngineHonoursRetryAfterFromTheAS(t *testing.T) {
 	_, ch, cancel := b.eng.Subscribe()
 	defer cancel()
 	b.as.Fault(t, testbed.Fault{Endpoint: "token", Status: 429, RetryAfter: "8", Count: 1})
-	failed := waitEvent(t, ch, EventDegraded, 25*time.Second)
-	ok := waitEvent(t, ch, EventRecovered, 25*time.Second)
+	failed := waitEvent(t, ch, engine.EventDegraded, 25*time.Second)
+	ok := waitEvent(t, ch, engine.EventRecovered, 25*time.Second)
 	if gap := ok.Time.Sub(failed.Time); gap < 8*time.Second {
 		t.Errorf("retried %v after a 429 with Retry-After: 8", gap)
 	}
-	if st := b.eng.Snapshot().Servers[0]; st.State != StateFresh {
+	if st := b.eng.Snapshot().Servers[0]; st.State != engine.StateFresh {
 		t.Errorf("state %s after recovery", st.State)
 	}
 }
@@ -87,14 +90,14 @@ func TestEngineAfterTheASForgetsItsClientAsksForOneSignIn(t *testing.T) {
 	b := newBench(t, testbed.AuthServerOptions{AccessTokenTTL: 6 * time.Second})
 	_, ch, cancel := b.eng.Subscribe()
 	defer cancel()
-	k, _ := b.eng.keeper("bench")
+	k, _ := b.eng.Keeper("bench")
 	oldClient := k.Grant().ClientID
 	b.as.Restart(t)
-	waitEvent(t, ch, EventNeedsSignIn, 20*time.Second)
+	waitEvent(t, ch, engine.EventNeedsSignIn, 20*time.Second)
 	// The access token already issued still works at the server until it expires; then only a sign-in helps.
 	exp := b.eng.Snapshot().Servers[0].Expiry
 	time.Sleep(time.Until(exp) + 100*time.Millisecond)
-	if _, err := b.eng.Token(context.Background(), "bench"); !errors.Is(err, ErrNeedsSignIn) {
+	if _, err := b.eng.Token(context.Background(), "bench"); !errors.Is(err, engine.ErrNeedsSignIn) {
 		t.Fatalf("Token after the AS forgot the client and the token expired: %v, want ErrNeedsSignIn", err)
 	}
 	newClient := k.Grant().ClientID
@@ -104,7 +107,7 @@ func TestEngineAfterTheASForgetsItsClientAsksForOneSignIn(t *testing.T) {
 	// No retry loop and no second announcement while waiting for the user.
 	time.Sleep(5 * time.Second)
 	for len(ch) > 0 {
-		if ev := <-ch; ev.Kind == EventNeedsSignIn {
+		if ev := <-ch; ev.Kind == engine.EventNeedsSignIn {
 			t.Error("needs-sign-in announced twice in one episode")
 		}
 	}
@@ -121,7 +124,7 @@ func TestEngineAfterTheASForgetsItsClientAsksForOneSignIn(t *testing.T) {
 	if _, err := b.eng.Token(context.Background(), "bench"); err != nil {
 		t.Fatalf("Token after signing in again: %v", err)
 	}
-	waitEvent(t, ch, EventRefreshed, 15*time.Second) // and refreshing resumes
+	waitEvent(t, ch, engine.EventRefreshed, 15*time.Second) // and refreshing resumes
 }
 
 // TestEngineKeepsServingFromMemoryWhenTheKeyringStops: with the Secret Service gone, a refresh still
@@ -133,7 +136,7 @@ func TestEngineKeepsServingFromMemoryWhenTheKeyringStops(t *testing.T) {
 	defer cancel()
 	before, _ := b.eng.Token(context.Background(), "bench")
 	b.keyring.Stop(t)
-	warn := waitEvent(t, ch, EventWarning, 20*time.Second)
+	warn := waitEvent(t, ch, engine.EventWarning, 20*time.Second)
 	if !strings.Contains(warn.Message, "kept in memory") {
 		t.Errorf("warning %q does not say the token is kept in memory", warn.Message)
 	}
@@ -174,7 +177,7 @@ func TestEngineStartedOnALockedKeychainRecoversWhenItIsUnlocked(t *testing.T) {
 	}
 	b.eng.Close()
 	b.keyring.Lock(t)
-	eng, err := newEngine(Config{Paths: b.paths, ProxyAddr: "127.0.0.1:0", Opener: b.browser})
+	eng, err := newEngine(engine.Config{Paths: b.paths, ProxyAddr: "127.0.0.1:0", Opener: b.browser})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -188,15 +191,15 @@ func TestEngineStartedOnALockedKeychainRecoversWhenItIsUnlocked(t *testing.T) {
 		t.Errorf("start warning %q does not say the keychain is locked", w)
 	}
 	st := eng.Snapshot().Servers[0]
-	if st.State != StateDegraded || !strings.Contains(st.Message, "keychain") || !strings.Contains(st.Message, "unlock it") {
+	if st.State != engine.StateDegraded || !strings.Contains(st.Message, "keychain") || !strings.Contains(st.Message, "unlock it") {
 		t.Errorf("status %s %q, want degraded with the keychain's diagnosis", st.State, st.Message)
 	}
-	if _, err := eng.Token(context.Background(), "bench"); !errors.Is(err, ErrCredentialsUnreadable) {
+	if _, err := eng.Token(context.Background(), "bench"); !errors.Is(err, engine.ErrCredentialsUnreadable) {
 		t.Errorf("Token while locked: %v, want ErrCredentialsUnreadable", err)
 	}
 	status, _, body := proxyPost(t, eng.ProxyEndpoint("bench"), nil, proxyInitBody)
-	var r rpcResponse
-	if err := json.Unmarshal([]byte(body), &r); err != nil || status != http.StatusOK || r.Error.Data.Subtype != SubtypeKeychainUnavailable ||
+	var r proxy.RPCResponse
+	if err := json.Unmarshal([]byte(body), &r); err != nil || status != http.StatusOK || r.Error.Data.Subtype != proxy.SubtypeKeychainUnavailable ||
 		!r.Error.Data.Retryable || !strings.Contains(r.Error.Data.Action, "Unlock the keychain") {
 		t.Errorf("proxied call while locked: %d %s, want a retryable keychain_unavailable auth_failure", status, body)
 	}
@@ -221,10 +224,10 @@ func TestEngineStartedOnALockedKeychainRecoversWhenItIsUnlocked(t *testing.T) {
 	if tok != stored {
 		t.Error("after the unlock the engine serves another token than the stored one")
 	}
-	if ev := waitEvent(t, ch, EventRecovered, 5*time.Second); ev.Trigger != "keychain" {
+	if ev := waitEvent(t, ch, engine.EventRecovered, 5*time.Second); ev.Trigger != "keychain" {
 		t.Errorf("recovered event %+v, want trigger keychain", ev)
 	}
-	if st := eng.Snapshot().Servers[0]; st.State != StateFresh || st.Next.IsZero() {
+	if st := eng.Snapshot().Servers[0]; st.State != engine.StateFresh || st.Next.IsZero() {
 		t.Errorf("after the unlock: %s, next refresh %v; want fresh with a refresh planned", st.State, st.Next)
 	}
 	if n := b.as.TokenRequests(t, "refresh_token") - refreshes; n != 0 {
@@ -242,27 +245,27 @@ func TestEngineStartedOnALockedKeychainRecoversWhenItIsUnlocked(t *testing.T) {
 func TestTemporaryOwnerRefusesToHandOverAnUnsavedPair(t *testing.T) {
 	b := newBench(t, testbed.AuthServerOptions{AccessTokenTTL: 8 * time.Second})
 	b.eng.Close()
-	start := func() *Engine {
+	start := func() *engine.Engine {
 		t.Helper()
-		eng := startEngine(t, Config{Paths: b.paths, ProxyAddr: "127.0.0.1:0", Opener: b.browser, Temporary: true})
+		eng := startEngine(t, engine.Config{Paths: b.paths, ProxyAddr: "127.0.0.1:0", Opener: b.browser, Temporary: true})
 		return eng
 	}
 	eng := start()
-	r := NewRemote(b.paths.ControlSocket())
+	r := control.NewRemote(b.paths.ControlSocket())
 	if h, err := r.Health(context.Background()); err != nil || !h.Temporary {
 		t.Fatalf("health %+v, %v: want a temporary owner", h, err)
 	}
 	_, ch, cancel := eng.Subscribe()
 	defer cancel()
 	b.keyring.Stop(t)
-	if ev := waitEvent(t, ch, EventWarning, 20*time.Second); !strings.Contains(ev.Message, "kept in memory") {
+	if ev := waitEvent(t, ch, engine.EventWarning, 20*time.Second); !strings.Contains(ev.Message, "kept in memory") {
 		t.Fatalf("warning %q, want the unsaved pair", ev.Message)
 	}
-	var re *RemoteError
+	var re *control.RemoteError
 	if err := r.Handover(context.Background()); !errors.As(err, &re) || re.Status != http.StatusConflict || re.Code != "unsaved" {
 		t.Fatalf("hand-over with an unsaved pair: %v, want 409 unsaved", err)
 	}
-	if _, err := acquireOwner(b.paths); !errors.Is(err, ErrNotOwner) {
+	if _, err := engine.AcquireOwner(b.paths); !errors.Is(err, engine.ErrNotOwner) {
 		t.Fatalf("the owner lock was released after a refused hand-over: %v", err)
 	}
 	if _, err := eng.Token(context.Background(), "bench"); err != nil {

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"github.com/authkeeper/authkeeper/app/engine"
 	"io"
 )
 
@@ -48,10 +49,10 @@ func cmdHeaders(ctx context.Context, args []string, e env) error {
 	}
 	tok, err := r.Token(ctx, name)
 	switch {
-	case errors.Is(err, ErrNeedsSignIn):
+	case errors.Is(err, engine.ErrNeedsSignIn):
 		fmt.Fprintf(e.stderr, "authkeeper: %s needs you to sign in: run `authkeeper login %s`\n", name, name)
 		return exitCode(exitNeedsSignIn)
-	case errors.Is(err, ErrUnknownServer):
+	case errors.Is(err, engine.ErrUnknownServer):
 		return fmt.Errorf("no server named %q is configured (see `authkeeper status`)", name)
 	case err != nil:
 		return fmt.Errorf("headers for %s: %w", name, err)

@@ -12,6 +12,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/authkeeper/authkeeper/app/engine"
+	"github.com/authkeeper/authkeeper/app/proxy"
 	"github.com/authkeeper/authkeeper/internal/testbed"
 	"github.com/authkeeper/authkeeper/keychain"
 	"github.com/authkeeper/authkeeper/oauth"
@@ -66,7 +68,7 @@ func (rs *remoteServer) seen() []string {
 }
 
 // startSeeded starts an engine on an in-memory store holding records, with settings listing servers.
-func startSeeded(t *testing.T, servers []keychain.Server, records map[string]keychain.Record) *Engine {
+func startSeeded(t *testing.T, servers []keychain.Server, records map[string]keychain.Record) *engine.Engine {
 	t.Helper()
 	paths := tempPaths(t)
 	conf, err := keychain.NewConfigFile(paths.ConfigDir, nil)
@@ -84,7 +86,7 @@ func startSeeded(t *testing.T, servers []keychain.Server, records map[string]key
 			t.Fatal(err)
 		}
 	}
-	eng := startEngine(t, Config{Paths: paths, ProxyAddr: "127.0.0.1:0", Store: store})
+	eng := startEngine(t, engine.Config{Paths: paths, ProxyAddr: "127.0.0.1:0", Store: store})
 	return eng
 }
 
@@ -96,14 +98,14 @@ func TestProxySendsNoCredentialOverPlainHTTPToAnotherHost(t *testing.T) {
 	remote := newRemoteServer(t)
 	eng := startSeeded(t, []keychain.Server{{Name: "keyed", URL: remote.URL}, {Name: "open", URL: remote.URL}},
 		map[string]keychain.Record{
-			"keyed": toRecord(oauth.Token{AccessToken: "secret-api-key", TokenType: "Bearer"},
-				oauth.Grant{Resource: remote.URL, Registration: registrationStaticToken}),
-			"open": toRecord(oauth.Token{}, oauth.Grant{Resource: remote.URL, Registration: registrationNoAuth}),
+			"keyed": engine.ToRecord(oauth.Token{AccessToken: "secret-api-key", TokenType: "Bearer"},
+				oauth.Grant{Resource: remote.URL, Registration: engine.RegistrationStaticToken}),
+			"open": engine.ToRecord(oauth.Token{}, oauth.Grant{Resource: remote.URL, Registration: engine.RegistrationNoAuth}),
 		})
 
 	status, _, body := proxyPost(t, eng.ProxyEndpoint("keyed"), nil, proxyInitBody)
-	var r rpcResponse
-	if err := json.Unmarshal([]byte(body), &r); err != nil || status != http.StatusOK || r.Error.Code != CodeProxyError ||
+	var r proxy.RPCResponse
+	if err := json.Unmarshal([]byte(body), &r); err != nil || status != http.StatusOK || r.Error.Code != proxy.CodeProxyError ||
 		r.Error.Data.Subtype != "insecure_url" || r.Error.Data.Retryable {
 		t.Errorf("call to the static-token server: %d %s; want the non-retryable proxy_error/insecure_url", status, body)
 	}
@@ -129,7 +131,7 @@ func TestAddRefusesACredentialForAPlainHTTPServerOnAnotherHost(t *testing.T) {
 		t.Fatalf("add of a static token for a plain-http remote URL succeeded:\n%s%s", out, errOut)
 	}
 	assertNoSecrets(t, "add output", out+errOut, "secret-api-key")
-	if _, err := b.eng.Token(context.Background(), "plain"); !errors.Is(err, ErrUnknownServer) {
+	if _, err := b.eng.Token(context.Background(), "plain"); !errors.Is(err, engine.ErrUnknownServer) {
 		t.Errorf("Token of the refused server = %v, want ErrUnknownServer: nothing may be saved", err)
 	}
 	for i, tt := range []struct {
@@ -145,7 +147,7 @@ func TestAddRefusesACredentialForAPlainHTTPServerOnAnotherHost(t *testing.T) {
 		{"plain http to ::1", "http://[::1]:9/mcp", false},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
-			err := b.eng.Add(context.Background(), AddRequest{Name: fmt.Sprintf("key%d", i), URL: tt.url, StaticToken: "api-key"})
+			err := b.eng.Add(context.Background(), engine.AddRequest{Name: fmt.Sprintf("key%d", i), URL: tt.url, StaticToken: "api-key"})
 			if got := errors.Is(err, oauth.ErrInsecureURL); got != tt.insecure {
 				t.Errorf("Add(%s) = %v; want refused as insecure: %t", tt.url, err, tt.insecure)
 			}

@@ -7,6 +7,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/authkeeper/authkeeper/app/engine"
+	"github.com/authkeeper/authkeeper/app/proxy"
 	"github.com/authkeeper/authkeeper/internal/testbed"
 	"github.com/authkeeper/authkeeper/oauth"
 	"github.com/modelcontextprotocol/go-sdk/mcp"
@@ -36,7 +38,7 @@ func TestGitHubStyleTokenWithoutExpiryServesUntilRefusedThenAsksOnce(t *testing.
 	}
 	assertNoSecrets(t, "add output", out+errOut, client.Secret)
 	st := serverStatus(t, b.eng, "gh")
-	if !st.NoExpiry || !st.Next.IsZero() || st.State != StateFresh || !hasQuirk(st.Quirks, oauth.QuirkNoExpiry) {
+	if !st.NoExpiry || !st.Next.IsZero() || st.State != engine.StateFresh || !hasQuirk(st.Quirks, oauth.QuirkNoExpiry) {
 		t.Fatalf("status %s no_expiry=%t next=%v quirks=%v; want fresh, no expiry, nothing planned, the quirk listed",
 			st.State, st.NoExpiry, st.Next, st.Quirks)
 	}
@@ -45,7 +47,7 @@ func TestGitHubStyleTokenWithoutExpiryServesUntilRefusedThenAsksOnce(t *testing.
 		t.Errorf("`authkeeper status` does not say no expiry with its warning:\n%s", out)
 	}
 	_, out, _ = runCLIWith(t, "", nil, "status", "--json")
-	var h Health
+	var h engine.Health
 	if err := json.Unmarshal([]byte(out), &h); err != nil {
 		t.Fatal(err)
 	}
@@ -74,15 +76,15 @@ func TestGitHubStyleTokenWithoutExpiryServesUntilRefusedThenAsksOnce(t *testing.
 	for i := range 5 {
 		_, err := proxyEcho(ctx, cs, "after revocation")
 		we, d := proxyStructured(t, err)
-		if we.Code != CodeAuthFailure || d.Subtype != SubtypeSignInRequired || d.Retryable {
+		if we.Code != proxy.CodeAuthFailure || d.Subtype != proxy.SubtypeSignInRequired || d.Retryable {
 			t.Fatalf("call %d after revocation: %d %+v, want the non-retryable sign_in_required", i, we.Code, d)
 		}
 	}
-	waitEventFor(t, events, EventNeedsSignIn, "gh", 5*time.Second)
-	if n := auditKinds(t, b.paths, EventNeedsSignIn, "gh"); n != 1 {
+	waitEventFor(t, events, engine.EventNeedsSignIn, "gh", 5*time.Second)
+	if n := auditKinds(t, b.paths, engine.EventNeedsSignIn, "gh"); n != 1 {
 		t.Errorf("%d needs_sign_in events, want 1", n)
 	}
-	if n := auditKinds(t, b.paths, EventRevoked, "gh"); n != 0 {
+	if n := auditKinds(t, b.paths, engine.EventRevoked, "gh"); n != 0 {
 		t.Errorf("%d revoked events, want none: a token without expiry that is refused needs a sign-in", n)
 	}
 	if n := gh.TokenRequests(t, "refresh_token"); n != 0 {
@@ -97,7 +99,7 @@ func TestGitHubStyleTokenWithoutExpiryServesUntilRefusedThenAsksOnce(t *testing.
 }
 
 // serverStatus returns server name's line of eng's snapshot.
-func serverStatus(t *testing.T, eng *Engine, name string) ServerStatus {
+func serverStatus(t *testing.T, eng *engine.Engine, name string) engine.ServerStatus {
 	t.Helper()
 	for _, st := range eng.Snapshot().Servers {
 		if st.Name == name {
@@ -105,7 +107,7 @@ func serverStatus(t *testing.T, eng *Engine, name string) ServerStatus {
 		}
 	}
 	t.Fatalf("no server %s", name)
-	return ServerStatus{}
+	return engine.ServerStatus{}
 }
 
 func hasQuirk(qs []oauth.Quirk, q oauth.Quirk) bool {

@@ -5,6 +5,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/authkeeper/authkeeper/app/engine"
+	"github.com/authkeeper/authkeeper/app/proxy"
 	"github.com/authkeeper/authkeeper/internal/testbed"
 	"github.com/authkeeper/authkeeper/keychain"
 	"github.com/authkeeper/authkeeper/oauth"
@@ -37,13 +39,13 @@ func TestProxyServerSavedWithoutAuthThatDemandsATokenBecomesOAuth(t *testing.T) 
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := ks.Put("partial", toRecord(oauth.Token{}, oauth.Grant{Resource: srv.URL, Registration: registrationNoAuth})); err != nil {
+	if _, err := ks.Put("partial", engine.ToRecord(oauth.Token{}, oauth.Grant{Resource: srv.URL, Registration: engine.RegistrationNoAuth})); err != nil {
 		t.Fatal(err)
 	}
 	browser := testbed.NewBrowser(t, testbed.BrowserOptions{})
-	start := func() *Engine {
+	start := func() *engine.Engine {
 		t.Helper()
-		eng := startEngine(t, Config{Paths: paths, ProxyAddr: "127.0.0.1:0", Opener: browser})
+		eng := startEngine(t, engine.Config{Paths: paths, ProxyAddr: "127.0.0.1:0", Opener: browser})
 		return eng
 	}
 	eng := start()
@@ -66,13 +68,13 @@ func TestProxyServerSavedWithoutAuthThatDemandsATokenBecomesOAuth(t *testing.T) 
 	for i := range 3 {
 		_, err := proxyEcho(ctx, cs, "x")
 		we, d := proxyStructured(t, err)
-		if we.Code != CodeAuthFailure || d.Type != "auth_failure" || d.Subtype != SubtypeSignInRequired || d.Retryable {
+		if we.Code != proxy.CodeAuthFailure || d.Type != "auth_failure" || d.Subtype != proxy.SubtypeSignInRequired || d.Retryable {
 			t.Fatalf("call %d: code %d data %+v; want the non-retryable auth_failure/sign_in_required", i, we.Code, d)
 		}
 	}
-	waitEvent(t, events, EventNeedsSignIn, 5*time.Second)
+	waitEvent(t, events, engine.EventNeedsSignIn, 5*time.Second)
 	st := eng.Snapshot().Servers[0]
-	if st.Auth != "oauth" || st.State != StateNeedsSignIn || st.Cause != CauseAuthRequired {
+	if st.Auth != "oauth" || st.State != engine.StateNeedsSignIn || st.Cause != engine.CauseAuthRequired {
 		t.Errorf("status %s %s/%s, want an OAuth server that needs sign-in", st.Auth, st.State, st.Cause)
 	}
 	if rec, err := ks.Get("partial"); err != nil || rec.Binding.RegistrationMethod != "" || rec.Binding.Resource != srv.URL {
@@ -84,7 +86,7 @@ func TestProxyServerSavedWithoutAuthThatDemandsATokenBecomesOAuth(t *testing.T) 
 	eng = start()
 	_, events2, cancel2 := eng.Subscribe()
 	defer cancel2()
-	if st := eng.Snapshot().Servers[0]; st.Auth != "oauth" || st.State != StateNeedsSignIn {
+	if st := eng.Snapshot().Servers[0]; st.Auth != "oauth" || st.State != engine.StateNeedsSignIn {
 		t.Fatalf("after a restart: %s %s, want oauth needs-sign-in", st.Auth, st.State)
 	}
 	// `authkeeper login` finds the sign-in: the probe also tries a call that needs a token.
@@ -103,7 +105,7 @@ func TestProxyServerSavedWithoutAuthThatDemandsATokenBecomesOAuth(t *testing.T) 
 	for {
 		select {
 		case ev := <-events2:
-			if ev.Kind == EventNeedsSignIn {
+			if ev.Kind == engine.EventNeedsSignIn {
 				t.Errorf("needs-sign-in announced again after the restart: %+v", ev)
 			}
 			continue
@@ -126,21 +128,21 @@ func TestSignInFindsTheAuthorizationServerOfAServerWhoseProbeIsLetThrough(t *tes
 		ProtectedMethods: []string{"ping"}})
 	paths := tempPaths(t)
 	browser := testbed.NewBrowser(t, testbed.BrowserOptions{})
-	start := func() *Engine {
+	start := func() *engine.Engine {
 		t.Helper()
-		eng := startEngine(t, Config{Paths: paths, ProxyAddr: "127.0.0.1:0", Opener: browser})
+		eng := startEngine(t, engine.Config{Paths: paths, ProxyAddr: "127.0.0.1:0", Opener: browser})
 		return eng
 	}
 	eng := start()
 	ctx, stop := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer stop()
-	if err := eng.Add(ctx, AddRequest{Name: "partial", URL: srv.URL}); err != nil {
+	if err := eng.Add(ctx, engine.AddRequest{Name: "partial", URL: srv.URL}); err != nil {
 		t.Fatal(err)
 	}
 	if st := eng.Snapshot().Servers[0]; st.Auth != "no-auth" {
 		t.Fatalf("added as %q, want no-auth: the probe must be let through for this test", st.Auth)
 	}
-	connect := func(eng *Engine) *mcp.ClientSession {
+	connect := func(eng *engine.Engine) *mcp.ClientSession {
 		t.Helper()
 		cs, err := mcp.NewClient(&mcp.Implementation{Name: "agent", Version: "1"}, nil).Connect(ctx,
 			&mcp.StreamableClientTransport{Endpoint: eng.ProxyEndpoint("partial")}, nil)
@@ -151,10 +153,10 @@ func TestSignInFindsTheAuthorizationServerOfAServerWhoseProbeIsLetThrough(t *tes
 		return cs
 	}
 	err := connect(eng).Ping(ctx, nil)
-	if we, d := proxyStructured(t, err); we.Code != CodeAuthFailure || d.Subtype != SubtypeSignInRequired {
+	if we, d := proxyStructured(t, err); we.Code != proxy.CodeAuthFailure || d.Subtype != proxy.SubtypeSignInRequired {
 		t.Fatalf("ping without a token: code %d data %+v, want auth_failure/sign_in_required", we.Code, d)
 	}
-	if st := eng.Snapshot().Servers[0]; st.Auth != "oauth" || st.Cause != CauseAuthRequired {
+	if st := eng.Snapshot().Servers[0]; st.Auth != "oauth" || st.Cause != engine.CauseAuthRequired {
 		t.Fatalf("after the 401: %s %s, want an OAuth server that needs sign-in", st.Auth, st.Cause)
 	}
 

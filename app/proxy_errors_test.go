@@ -7,6 +7,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/authkeeper/authkeeper/app/proxy"
 	"github.com/google/go-cmp/cmp"
 )
 
@@ -28,7 +29,7 @@ func TestProxyRecognisesJSONRPCAuthErrorsIn200Bodies(t *testing.T) {
 		{`{not json "error"`, false},
 		{``, false},
 	} {
-		if got := rpcAuthError([]byte(c.body)); got != c.want {
+		if got := proxy.RPCAuthError([]byte(c.body)); got != c.want {
 			t.Errorf("rpcAuthError(%s) = %v, want %v", c.body, got, c.want)
 		}
 	}
@@ -49,7 +50,7 @@ func TestProxyFindsTheCallsToAnswer(t *testing.T) {
 		{`[{"jsonrpc":"2.0","id":1,"method":"a"},{"jsonrpc":"2.0","method":"n"},{"jsonrpc":"2.0","id":2,"method":"b"}]`, []string{"1", "2"}, true},
 		{`garbage`, nil, false},
 	} {
-		ids, batch := callIDs([]byte(c.body))
+		ids, batch := proxy.CallIDs([]byte(c.body))
 		var got []string
 		for _, id := range ids {
 			got = append(got, string(id))
@@ -94,18 +95,18 @@ func TestProxyAnswersEveryKindOfRequestWhenSignedOut(t *testing.T) {
 		}
 		data, _ := io.ReadAll(resp.Body)
 		resp.Body.Close()
-		var rs []rpcResponse
+		var rs []proxy.RPCResponse
 		if strings.HasPrefix(string(data), "[") {
 			err = json.Unmarshal(data, &rs)
 		} else {
-			var r rpcResponse
+			var r proxy.RPCResponse
 			err = json.Unmarshal(data, &r)
-			rs = []rpcResponse{r}
+			rs = []proxy.RPCResponse{r}
 		}
 		var ids []string
 		for _, r := range rs {
 			ids = append(ids, string(r.ID))
-			if r.Error.Code != CodeAuthFailure || r.Error.Data.Subtype != SubtypeSignInRequired || r.Error.Data.Server != "bench" {
+			if r.Error.Code != proxy.CodeAuthFailure || r.Error.Data.Subtype != proxy.SubtypeSignInRequired || r.Error.Data.Server != "bench" {
 				t.Errorf("%s %s: error %+v, want sign_in_required for bench", c.method, c.body, r.Error)
 			}
 		}

@@ -9,6 +9,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/authkeeper/authkeeper/app/engine"
+	"github.com/authkeeper/authkeeper/app/proxy"
 	"github.com/authkeeper/authkeeper/internal/testbed"
 	"github.com/authkeeper/authkeeper/keychain"
 	"github.com/modelcontextprotocol/go-sdk/jsonrpc"
@@ -95,13 +97,13 @@ func proxyWhoami(ctx context.Context, cs *mcp.ClientSession) (testbed.Whoami, er
 }
 
 // proxyStructured returns the proxy's error data from a failed call, or fails the test.
-func proxyStructured(t *testing.T, err error) (*jsonrpc.Error, errorData) {
+func proxyStructured(t *testing.T, err error) (*jsonrpc.Error, proxy.ErrorData) {
 	t.Helper()
 	var we *jsonrpc.Error
 	if !errors.As(err, &we) {
 		t.Fatalf("call error %v (%T) is not a JSON-RPC error", err, err)
 	}
-	var d errorData
+	var d proxy.ErrorData
 	if err := json.Unmarshal(we.Data, &d); err != nil {
 		t.Fatalf("error data %s: %v", we.Data, err)
 	}
@@ -189,5 +191,5 @@ func (b *bench) rebind(t *testing.T, url string, edit func(*keychain.Record)) {
 	if _, err := store.Put("bench", r); err != nil {
 		t.Fatal(err)
 	}
-	b.eng = startEngine(t, Config{Paths: b.paths, ProxyAddr: "127.0.0.1:0", Opener: b.browser})
+	b.eng = startEngine(t, engine.Config{Paths: b.paths, ProxyAddr: "127.0.0.1:0", Opener: b.browser})
 }

@@ -3,6 +3,8 @@ package app
 import (
 	"context"
 	"encoding/json"
+	"github.com/authkeeper/authkeeper/app/engine"
+	"github.com/authkeeper/authkeeper/app/proxy"
 	"github.com/authkeeper/authkeeper/keychain"
 	"io"
 	"net/http"
@@ -41,11 +43,11 @@ func TestProxySendsNoCredentialsToAServerWithoutAuth(t *testing.T) {
 	}))
 	t.Cleanup(open.Close)
 
-	eng := startEngine(t, Config{Paths: tempPaths(t), ProxyAddr: "127.0.0.1:0", Opener: testbed.NewBrowser(t, testbed.BrowserOptions{})})
-	if err := eng.Add(context.Background(), AddRequest{Name: "open", URL: open.URL}); err != nil {
+	eng := startEngine(t, engine.Config{Paths: tempPaths(t), ProxyAddr: "127.0.0.1:0", Opener: testbed.NewBrowser(t, testbed.BrowserOptions{})})
+	if err := eng.Add(context.Background(), engine.AddRequest{Name: "open", URL: open.URL}); err != nil {
 		t.Fatalf("add a server without auth: %v", err)
 	}
-	if st := eng.Snapshot().Servers[0]; st.Auth != "no-auth" || st.State != StateFresh {
+	if st := eng.Snapshot().Servers[0]; st.Auth != "no-auth" || st.State != engine.StateFresh {
 		t.Fatalf("status %+v, want a fresh no-auth server", st)
 	}
 	mu.Lock()
@@ -101,9 +103,9 @@ func TestProxyServerRefusingEvenAFreshTokenCostsOneRefreshThenRevoked(t *testing
 		// resource — the real server behind the front — instead of refusing the front's URL.
 		r.Binding.OmitResource = true
 	})
-	time.Sleep(minRefreshGap + 100*time.Millisecond) // past the floor for freshly issued tokens
+	time.Sleep(engine.MinRefreshGap + 100*time.Millisecond) // past the floor for freshly issued tokens
 
-	post := func() rpcResponse {
+	post := func() proxy.RPCResponse {
 		t.Helper()
 		req, _ := http.NewRequest(http.MethodPost, b.eng.ProxyEndpoint("bench"), strings.NewReader(proxyInitBody))
 		req.Header.Set("Content-Type", "application/json")
@@ -113,7 +115,7 @@ func TestProxyServerRefusingEvenAFreshTokenCostsOneRefreshThenRevoked(t *testing
 			t.Fatal(err)
 		}
 		defer resp.Body.Close()
-		var r rpcResponse
+		var r proxy.RPCResponse
 		data, _ := io.ReadAll(resp.Body)
 		if err := json.Unmarshal(data, &r); err != nil || r.Error.Code == 0 {
 			t.Fatalf("answer %d %s: not a JSON-RPC error", resp.StatusCode, data)
@@ -136,7 +138,7 @@ func TestProxyServerRefusingEvenAFreshTokenCostsOneRefreshThenRevoked(t *testing
 	if n := refused.Load(); n != 2 {
 		t.Errorf("the server saw %d requests, want 2 (the call and its one replay)", n)
 	}
-	if st := b.eng.Snapshot().Servers[0]; st.State != StateRevoked {
+	if st := b.eng.Snapshot().Servers[0]; st.State != engine.StateRevoked {
 		t.Errorf("state %s, want revoked", st.State)
 	}
 }

@@ -3,6 +3,8 @@ package app
 import (
 	"context"
 	"fmt"
+	"github.com/authkeeper/authkeeper/app/engine"
+	"github.com/authkeeper/authkeeper/app/proxy"
 	"github.com/authkeeper/authkeeper/keychain"
 	"os"
 	"path/filepath"
@@ -92,7 +94,7 @@ func TestProxyRevocationMidSessionFailsStructuredUntilSignIn(t *testing.T) {
 			}
 			// The keeper does not refresh a token refused moments after it was issued (that refusal goes
 			// to the client unchanged); a mid-session revocation comes later.
-			time.Sleep(minRefreshGap)
+			time.Sleep(engine.MinRefreshGap)
 			b.as.Revoke(t, proxyRecord(t).RefreshToken) // the whole grant, access token included
 
 			var texts []string
@@ -104,8 +106,8 @@ func TestProxyRevocationMidSessionFailsStructuredUntilSignIn(t *testing.T) {
 				texts = append(texts, err.Error())
 				we, d := proxyStructured(t, err)
 				texts = append(texts, string(we.Data))
-				want := errorData{Type: "auth_failure", Subtype: SubtypeCredentialRevoked, Server: "bench", Action: d.Action}
-				if we.Code != CodeAuthFailure || d.Type != want.Type || d.Subtype != want.Subtype || d.Retryable || d.Server != "bench" ||
+				want := proxy.ErrorData{Type: "auth_failure", Subtype: proxy.SubtypeCredentialRevoked, Server: "bench", Action: d.Action}
+				if we.Code != proxy.CodeAuthFailure || d.Type != want.Type || d.Subtype != want.Subtype || d.Retryable || d.Server != "bench" ||
 					!strings.Contains(d.Action, "Sign in again") || !strings.Contains(d.Action, "authkeeper login bench") {
 					t.Errorf("call %d: code %d data %+v, want %+v", i, we.Code, d, want)
 				}
@@ -113,7 +115,7 @@ func TestProxyRevocationMidSessionFailsStructuredUntilSignIn(t *testing.T) {
 			if n := b.as.TokenRequests(t, "refresh_token"); n != 1 {
 				t.Errorf("%d refresh attempts for a revoked grant over two calls, want 1", n)
 			}
-			if st := b.eng.Snapshot().Servers[0].State; st != StateRevoked {
+			if st := b.eng.Snapshot().Servers[0].State; st != engine.StateRevoked {
 				t.Errorf("state %s, want revoked", st)
 			}
 
@@ -148,7 +150,7 @@ func TestProxyFiftyConcurrentRejectedCallsMakeOneRefresh(t *testing.T) {
 	if _, err := proxyEcho(ctx, cs, "warm"); err != nil {
 		t.Fatal(err)
 	}
-	time.Sleep(minRefreshGap) // past the keeper's guard against refreshing a just-issued token
+	time.Sleep(engine.MinRefreshGap) // past the keeper's guard against refreshing a just-issued token
 	b.as.Revoke(t, proxyRecord(t).AccessToken)
 	b.as.Fault(t, testbed.Fault{Endpoint: "token", Delay: 2 * time.Second})
 	before := b.srv.Stats(t)
@@ -250,14 +252,14 @@ func TestProxyStepUpAsksForTheWiderScopeAndTheSameSessionRecovers(t *testing.T) 
 		t.Fatal("a call with too little scope succeeded")
 	}
 	we, d := proxyStructured(t, err)
-	if we.Code != CodeAuthFailure || d.Subtype != SubtypeSignInRequired || d.Retryable || !slices.Contains(d.Scopes, "mcp:write") ||
+	if we.Code != proxy.CodeAuthFailure || d.Subtype != proxy.SubtypeSignInRequired || d.Retryable || !slices.Contains(d.Scopes, "mcp:write") ||
 		!strings.Contains(d.Action, "mcp:write") {
 		t.Fatalf("code %d data %+v, want sign_in_required naming mcp:write", we.Code, d)
 	}
 	if n := b.srv.Stats(t).Forbidden - forbidden; n != 1 {
 		t.Errorf("%d 403s, want 1", n)
 	}
-	if st := b.eng.Snapshot().Servers[0]; st.State != StateNeedsSignIn || !strings.Contains(st.Message, "mcp:write") {
+	if st := b.eng.Snapshot().Servers[0]; st.State != engine.StateNeedsSignIn || !strings.Contains(st.Message, "mcp:write") {
 		t.Errorf("state %s (%s), want needs-sign-in naming the scope", st.State, st.Message)
 	}
 	if err := b.eng.SignIn(ctx, "bench", false, nil); err != nil {
@@ -282,8 +284,8 @@ func TestProxyTransientASFailuresAreRetryable(t *testing.T) {
 		fail    func(*testing.T, *bench)
 		heal    func(*testing.T, *bench)
 	}{
-		{"as down", SubtypeUpstreamUnavailable, func(t *testing.T, b *bench) { b.as.Stop(t) }, func(t *testing.T, b *bench) { b.as.Start(t) }},
-		{"as 429", SubtypeRateLimited,
+		{"as down", proxy.SubtypeUpstreamUnavailable, func(t *testing.T, b *bench) { b.as.Stop(t) }, func(t *testing.T, b *bench) { b.as.Start(t) }},
+		{"as 429", proxy.SubtypeRateLimited,
 			func(t *testing.T, b *bench) {
 				b.as.Fault(t, testbed.Fault{Endpoint: "token", Status: 429, RetryAfter: "7", Count: -1})
 			},
@@ -300,10 +302,10 @@ func TestProxyTransientASFailuresAreRetryable(t *testing.T) {
 				t.Fatal("a call succeeded with an expired token and no AS")
 			}
 			we, d := proxyStructured(t, err)
-			if we.Code != CodeAuthFailure || d.Subtype != c.subtype || !d.Retryable {
+			if we.Code != proxy.CodeAuthFailure || d.Subtype != c.subtype || !d.Retryable {
 				t.Errorf("code %d data %+v, want a retryable %s", we.Code, d, c.subtype)
 			}
-			if c.subtype == SubtypeRateLimited && d.RetryAfter != 7 {
+			if c.subtype == proxy.SubtypeRateLimited && d.RetryAfter != 7 {
 				t.Errorf("retry_after_seconds %d, want the AS's 7", d.RetryAfter)
 			}
 			c.heal(t, b)

@@ -3,6 +3,7 @@ package app
 import (
 	"context"
 	"encoding/json"
+	"github.com/authkeeper/authkeeper/app/proxy"
 	"github.com/authkeeper/authkeeper/keychain"
 	"io"
 	"net"
@@ -61,7 +62,7 @@ func TestProxyRefusesForeignHostOriginAndMissingOrWrongKey(t *testing.T) {
 		want   int
 	}{
 		{"key in path", withKey, nil, http.StatusOK},
-		{"key in header", noKey, http.Header{ProxyKeyHeader: {key}}, http.StatusOK},
+		{"key in header", noKey, http.Header{proxy.ProxyKeyHeader: {key}}, http.StatusOK},
 		{"key as bearer token", noKey, http.Header{"Authorization": {"Bearer " + key}}, http.StatusOK},
 		{"own Authorization is replaced, not forwarded", withKey, http.Header{"Authorization": {"Bearer not-a-token"}}, http.StatusOK},
 		{"localhost Host", withKey, http.Header{"Host": {"localhost:" + port}}, http.StatusOK},
@@ -69,7 +70,7 @@ func TestProxyRefusesForeignHostOriginAndMissingOrWrongKey(t *testing.T) {
 		{"no key", noKey, nil, http.StatusForbidden},
 		{"wrong key in path", base + "/" + wrong + "/mcp/bench", nil, http.StatusForbidden},
 		{"short key in path", base + "/" + key[:10] + "/mcp/bench", nil, http.StatusForbidden},
-		{"wrong key in header", noKey, http.Header{ProxyKeyHeader: {wrong}}, http.StatusForbidden},
+		{"wrong key in header", noKey, http.Header{proxy.ProxyKeyHeader: {wrong}}, http.StatusForbidden},
 		{"wrong bearer key", noKey, http.Header{"Authorization": {"Bearer " + wrong}}, http.StatusForbidden},
 		{"DNS rebinding Host", withKey, http.Header{"Host": {"attacker.example:" + port}}, http.StatusForbidden},
 		{"Host with another port", withKey, http.Header{"Host": {"127.0.0.1:1"}}, http.StatusForbidden},
@@ -89,8 +90,8 @@ func TestProxyRefusesForeignHostOriginAndMissingOrWrongKey(t *testing.T) {
 				if after.Requests != before.Requests {
 					t.Errorf("a refused request reached the server")
 				}
-				var r rpcResponse
-				if err := json.Unmarshal([]byte(body), &r); err != nil || r.Error.Data.Type != "access_denied" || r.Error.Code != CodeProxyError {
+				var r proxy.RPCResponse
+				if err := json.Unmarshal([]byte(body), &r); err != nil || r.Error.Data.Type != "access_denied" || r.Error.Code != proxy.CodeProxyError {
 					t.Errorf("refusal body %s, want an access_denied JSON-RPC error", body)
 				}
 				return
@@ -132,7 +133,7 @@ func TestProxyRefusesToFollowACrossOriginRedirect(t *testing.T) {
 		}
 		data, _ := io.ReadAll(resp.Body)
 		resp.Body.Close()
-		var r rpcResponse
+		var r proxy.RPCResponse
 		if err := json.Unmarshal(data, &r); err != nil || r.Error.Data.Subtype != "upstream_redirect" {
 			t.Fatalf("%s: status %d body %s, want an upstream_redirect error", method, resp.StatusCode, data)
 		}
@@ -156,9 +157,9 @@ func TestProxyNeverSendsATokenToAnotherOriginThanItsGrant(t *testing.T) {
 	var hits atomic.Int32
 	other := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { hits.Add(1) }))
 	t.Cleanup(other.Close)
-	b.eng.mu.Lock()
-	b.eng.settings.Servers[0].URL = other.URL + "/mcp"
-	b.eng.mu.Unlock()
+	b.eng.Mu.Lock()
+	b.eng.Settings.Servers[0].URL = other.URL + "/mcp"
+	b.eng.Mu.Unlock()
 
 	req, _ := http.NewRequest(http.MethodPost, b.eng.ProxyEndpoint("bench"), strings.NewReader(proxyInitBody))
 	req.Header.Set("Content-Type", "application/json")
@@ -169,7 +170,7 @@ func TestProxyNeverSendsATokenToAnotherOriginThanItsGrant(t *testing.T) {
 	}
 	data, _ := io.ReadAll(resp.Body)
 	resp.Body.Close()
-	var r rpcResponse
+	var r proxy.RPCResponse
 	if err := json.Unmarshal(data, &r); err != nil || r.Error.Data.Subtype != "resource_mismatch" {
 		t.Fatalf("status %d body %s, want a resource_mismatch error", resp.StatusCode, data)
 	}
@@ -219,7 +220,7 @@ func TestProxyAnswersAnUnknownServerWithAJSONRPCError(t *testing.T) {
 	b := newProxyBench(t, proxyBenchOptions{})
 	u := strings.Replace(b.eng.ProxyEndpoint("bench"), "/mcp/bench", "/mcp/"+url.PathEscape("nope"), 1)
 	status, _, body := proxyPost(t, u, nil, proxyInitBody)
-	var r rpcResponse
+	var r proxy.RPCResponse
 	if err := json.Unmarshal([]byte(body), &r); err != nil || status != http.StatusOK || string(r.ID) != "7" || r.Error.Data.Type != "not_configured" {
 		t.Fatalf("status %d body %s, want 200 with a not_configured error for id 7", status, body)
 	}

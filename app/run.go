@@ -15,6 +15,8 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/authkeeper/authkeeper/app/control"
+	"github.com/authkeeper/authkeeper/app/engine"
 	"github.com/authkeeper/authkeeper/oauth"
 )
 
@@ -23,7 +25,7 @@ var Version = "dev"
 
 // UI runs the desktop front end over a started engine and blocks until the user quits or ctx ends.
 // It must be called on the main goroutine (GUI toolkits need the main thread).
-type UI func(ctx context.Context, e *Engine) error
+type UI func(ctx context.Context, e *engine.Engine) error
 
 // env is what a command may touch of the outside world; tests substitute it.
 type env struct {
@@ -59,11 +61,11 @@ func run(ctx context.Context, args []string, e env) int {
 	case "login":
 		err = cmdLogin(ctx, rest, e)
 	case "logout":
-		err = cmdSimple(ctx, "logout", rest, e, func(r *Remote, n string) error { return r.Logout(ctx, n) }, "Signed out of %s")
+		err = cmdSimple(ctx, "logout", rest, e, func(r *control.Remote, n string) error { return r.Logout(ctx, n) }, "Signed out of %s")
 	case "remove":
-		err = cmdSimple(ctx, "remove", rest, e, func(r *Remote, n string) error { return r.Remove(ctx, n) }, "Removed %s")
+		err = cmdSimple(ctx, "remove", rest, e, func(r *control.Remote, n string) error { return r.Remove(ctx, n) }, "Removed %s")
 	case "refresh":
-		err = cmdSimple(ctx, "refresh", rest, e, func(r *Remote, n string) error { return r.Refresh(ctx, n) }, "Refreshed %s")
+		err = cmdSimple(ctx, "refresh", rest, e, func(r *control.Remote, n string) error { return r.Refresh(ctx, n) }, "Refreshed %s")
 	case "busy":
 		err = cmdBusy(ctx, rest, e)
 	case "bridge":
@@ -146,8 +148,8 @@ func hasDisplay(getenv func(string) string) bool {
 func cmdDefault(ctx context.Context, args []string, e env) error {
 	// Single instance: a second launch asks the running app to show its status window, then exits.
 	// An owner a command started meanwhile (a bridge, the headers helper) is taken over instead.
-	if paths, err := DefaultPaths(e.getenv); err == nil {
-		r := NewRemote(ownerSocket(paths))
+	if paths, err := engine.DefaultPaths(e.getenv); err == nil {
+		r := control.NewRemote(engine.OwnerSocket(paths))
 		if h, err := r.Health(ctx); err == nil && !h.Temporary {
 			if shown, err := r.Show(ctx); err == nil {
 				if shown {
@@ -170,24 +172,24 @@ func cmdDefault(ctx context.Context, args []string, e env) error {
 // the user quits the tray).
 func cmdServe(ctx context.Context, args []string, e env, ui UI) error {
 	fs := newFlags("serve", e)
-	proxyAddr := fs.String("proxy-addr", e.getenv("AUTHKEEPER_PROXY_ADDR"), "loopback host:port for the MCP proxy (default "+DefaultProxyAddr+")")
+	proxyAddr := fs.String("proxy-addr", e.getenv("AUTHKEEPER_PROXY_ADDR"), "loopback host:port for the MCP proxy (default "+engine.DefaultProxyAddr+")")
 	store := fs.String("store", e.getenv("AUTHKEEPER_STORE"), "credential store: keychain (default) or file (plain text, 0600)")
 	cimd := fs.String("client-metadata-url", "", "the https URL where authkeeper's client metadata document is hosted "+
 		"(default: the settings' prefs.client_metadata_url)")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
-	paths, err := DefaultPaths(e.getenv)
+	paths, err := engine.DefaultPaths(e.getenv)
 	if err != nil {
 		return err
 	}
-	eng, err := newEngine(Config{Paths: paths, ProxyAddr: *proxyAddr, Version: Version, StoreKind: *store,
+	eng, err := newEngine(engine.Config{Paths: paths, ProxyAddr: *proxyAddr, Version: Version, StoreKind: *store,
 		OAuth: oauth.Config{ClientMetadataURL: *cimd}})
 	if err != nil {
 		return err
 	}
 	err = eng.Start(ctx)
-	if errors.Is(err, ErrNotOwner) {
+	if errors.Is(err, engine.ErrNotOwner) {
 		err = takeOver(ctx, e, paths, eng, err)
 	}
 	if err != nil {
@@ -221,7 +223,7 @@ const takeOverWait = 40 * time.Second
 // it asks that owner to hand over, then takes the lock as soon as it is free. The app and `serve` own
 // the stable proxy port and the tray; a bridge that became the owner because it started first must not
 // keep them from it. Another app or `serve` is never taken over.
-func takeOver(ctx context.Context, e env, paths Paths, eng *Engine, notOwner error) error {
+func takeOver(ctx context.Context, e env, paths engine.Paths, eng *engine.Engine, notOwner error) error {
 	deadline := time.Now().Add(takeOverWait)
 	var asked time.Time
 	var refused error // the last refusal of a hand-over, if any
@@ -230,7 +232,7 @@ func takeOver(ctx context.Context, e env, paths Paths, eng *Engine, notOwner err
 			// Ask whoever owns now: the first owner may not have let go yet, or another command took the
 			// lock in the moment it was free.
 			asked = time.Now()
-			r := NewRemote(ownerSocket(paths))
+			r := control.NewRemote(engine.OwnerSocket(paths))
 			if h, err := r.Health(ctx); err == nil {
 				if !h.Temporary {
 					return fmt.Errorf("another authkeeper is already running (see `authkeeper status`): %w", notOwner)
@@ -243,7 +245,7 @@ func takeOver(ctx context.Context, e env, paths Paths, eng *Engine, notOwner err
 			fmt.Fprintln(e.stderr, "authkeeper: took over the credentials from a command (a bridge or the CLI) that was running before the app")
 			return nil
 		}
-		if !errors.Is(err, ErrNotOwner) {
+		if !errors.Is(err, engine.ErrNotOwner) {
 			return fmt.Errorf("take over from the authkeeper command that owns the credentials: %w", err)
 		}
 		if !time.Now().Before(deadline) {

@@ -14,6 +14,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/authkeeper/authkeeper/app/control"
+	"github.com/authkeeper/authkeeper/app/engine"
 	"github.com/authkeeper/authkeeper/internal/testbed"
 	"github.com/authkeeper/authkeeper/keychain"
 )
@@ -106,7 +108,7 @@ func TestDefaultCommandWithoutDisplayServesHeadlessAndPrintsAddresses(t *testing
 		t.Errorf("control socket mode = %v, want 0600", fi.Mode().Perm())
 	}
 
-	h, err := NewRemote(sock).Health(context.Background())
+	h, err := control.NewRemote(sock).Health(context.Background())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -191,24 +193,24 @@ func TestSecondEngineRefusesToStart(t *testing.T) {
 }
 
 func TestNewEngineValidatesConfig(t *testing.T) {
-	paths := Paths{ConfigDir: "c", StateDir: "s", RuntimeDir: "r"}
+	paths := engine.Paths{ConfigDir: "c", StateDir: "s", RuntimeDir: "r"}
 	tests := []struct {
 		name    string
-		cfg     Config
+		cfg     engine.Config
 		wantErr string
 	}{
-		{"missing paths", Config{}, "Paths must name"},
-		{"non-loopback proxy", Config{Paths: paths, ProxyAddr: "0.0.0.0:1234"}, "must be a loopback IP"},
-		{"hostname proxy", Config{Paths: paths, ProxyAddr: "localhost:1234"}, "must be a loopback IP"},
-		{"malformed proxy", Config{Paths: paths, ProxyAddr: "127.0.0.1"}, "proxy address"},
-		{"defaults", Config{Paths: paths}, ""},
+		{"missing paths", engine.Config{}, "Paths must name"},
+		{"non-loopback proxy", engine.Config{Paths: paths, ProxyAddr: "0.0.0.0:1234"}, "must be a loopback IP"},
+		{"hostname proxy", engine.Config{Paths: paths, ProxyAddr: "localhost:1234"}, "must be a loopback IP"},
+		{"malformed proxy", engine.Config{Paths: paths, ProxyAddr: "127.0.0.1"}, "proxy address"},
+		{"defaults", engine.Config{Paths: paths}, ""},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			e, err := newEngine(tt.cfg)
 			if tt.wantErr == "" {
 				// The address is settled at Start, from the settings (see proxyAddrFor).
-				if err != nil || e.ProxyAddr() != "" || proxyAddrFor(keychain.DefaultSettings().Prefs) != DefaultProxyAddr {
+				if err != nil || e.ProxyAddr() != "" || engine.ProxyAddrFor(keychain.DefaultSettings().Prefs) != engine.DefaultProxyAddr {
 					t.Fatalf("NewEngine = %v, proxy %q", err, e.ProxyAddr())
 				}
 				return

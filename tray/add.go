@@ -14,14 +14,14 @@ import (
 	"fyne.io/fyne/v2/container"
 	"fyne.io/fyne/v2/widget"
 
-	"github.com/authkeeper/authkeeper/app"
+	"github.com/authkeeper/authkeeper/app/engine"
 	"github.com/authkeeper/authkeeper/oauth"
 )
 
 // adder is the part of the engine the Add server window uses.
 type adder interface {
 	Probe(ctx context.Context, url string) (*oauth.Probe, error)
-	Add(ctx context.Context, req app.AddRequest) error
+	Add(ctx context.Context, req engine.AddRequest) error
 }
 
 const (
@@ -55,7 +55,7 @@ type addWindow struct {
 	w     fyne.Window
 	ctx   context.Context
 	eng   adder
-	clock app.Clock
+	clock engine.Clock
 
 	url, name, clientID, secret, token, expiry *widget.Entry
 	finding, status                            *widget.Label
@@ -66,14 +66,14 @@ type addWindow struct {
 
 	nameEdited bool
 	probe      *oauth.Probe // the finding for the URL the field shows; nil when there is none
-	timer      app.Timer
+	timer      engine.Timer
 	stopProbe  context.CancelFunc
 	stopAdd    context.CancelFunc
 	post       func(func()) // runs UI work from other goroutines; fyne.Do
 	steps      func(string) // tests: told "probed URL shown|stale", "device", "added" after each async step
 }
 
-func newAddWindow(ctx context.Context, a fyne.App, eng adder, clock app.Clock) *addWindow {
+func newAddWindow(ctx context.Context, a fyne.App, eng adder, clock engine.Clock) *addWindow {
 	w := &addWindow{w: a.NewWindow("Add an MCP server"), ctx: ctx, eng: eng, clock: clock,
 		stopProbe: func() {}, stopAdd: func() {}, post: fyne.Do}
 	entry := func(placeholder string) *widget.Entry {
@@ -200,7 +200,7 @@ func (w *addWindow) submit(device bool) {
 	if w.probe == nil {
 		return
 	}
-	req := app.AddRequest{Name: strings.TrimSpace(w.name.Text), URL: strings.TrimSpace(w.url.Text), Device: device}
+	req := engine.AddRequest{Name: strings.TrimSpace(w.name.Text), URL: strings.TrimSpace(w.url.Text), Device: device}
 	switch w.probe.Requirement {
 	case oauth.OAuthSignIn:
 		if err := w.adv.apply(&req); err != nil {

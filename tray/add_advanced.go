@@ -7,7 +7,7 @@ import (
 	"fyne.io/fyne/v2/container"
 	"fyne.io/fyne/v2/widget"
 
-	"github.com/authkeeper/authkeeper/app"
+	"github.com/authkeeper/authkeeper/app/engine"
 	"github.com/authkeeper/authkeeper/oauth"
 )
 
@@ -38,7 +38,7 @@ func newAdvanced() *advanced {
 }
 
 // apply copies the Advanced settings into req, or says what is wrong with them.
-func (a *advanced) apply(req *app.AddRequest) error {
+func (a *advanced) apply(req *engine.AddRequest) error {
 	req.Scopes = strings.Fields(strings.ReplaceAll(a.scopes.Text, ",", " "))
 	params, err := parseParams(a.params.Text)
 	if err != nil {

@@ -11,7 +11,7 @@ import (
 	"fyne.io/fyne/v2"
 	"fyne.io/fyne/v2/test"
 
-	"github.com/authkeeper/authkeeper/app"
+	"github.com/authkeeper/authkeeper/app/engine"
 	"github.com/authkeeper/authkeeper/internal/testbed"
 )
 
@@ -49,7 +49,7 @@ func newTestAddWindow(t *testing.T, b *bench) (*addWindow, *uiLoop) {
 	t.Helper()
 	a := test.NewTempApp(t)
 	l := newUILoop()
-	w := newAddWindow(context.Background(), a, b.eng, app.SystemClock{})
+	w := newAddWindow(context.Background(), a, b.eng, engine.SystemClock{})
 	w.post, w.steps = l.post, l.step
 	t.Cleanup(func() { w.cancel(); w.w.Close() })
 	w.w.Show()
@@ -107,7 +107,7 @@ func TestAddWindowLeavesNothingWhenSignInFailsThenSignsIn(t *testing.T) {
 	if !strings.HasPrefix(w.status.Text, "Could not add bench: ") {
 		t.Errorf("status after a denied sign-in: %q", w.status.Text)
 	}
-	if _, err := b.eng.Server("bench"); !errors.Is(err, app.ErrUnknownServer) {
+	if _, err := b.eng.Server("bench"); !errors.Is(err, engine.ErrUnknownServer) {
 		t.Errorf("a failed sign-in left the server configured: %v", err)
 	}
 	if n := len(b.eng.Snapshot().Servers); n != 0 {
@@ -121,7 +121,7 @@ func TestAddWindowLeavesNothingWhenSignInFailsThenSignsIn(t *testing.T) {
 		t.Fatalf("status: %q", w.status.Text)
 	}
 	s := b.eng.Snapshot()
-	if len(s.Servers) != 1 || s.Servers[0].State != app.StateFresh || !s.Servers[0].Expiry.After(time.Now()) {
+	if len(s.Servers) != 1 || s.Servers[0].State != engine.StateFresh || !s.Servers[0].Expiry.After(time.Now()) {
 		t.Errorf("engine after add: %+v", s.Servers)
 	}
 }

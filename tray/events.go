@@ -5,13 +5,13 @@ import (
 	"sync"
 	"time"
 
-	"github.com/authkeeper/authkeeper/app"
+	"github.com/authkeeper/authkeeper/app/engine"
 )
 
 // subscriber is the engine's event stream, as the tray follows it.
 type subscriber interface {
-	Subscribe() (app.Snapshot, <-chan app.Event, func())
-	Snapshot() app.Snapshot
+	Subscribe() (engine.Snapshot, <-chan engine.Event, func())
+	Snapshot() engine.Snapshot
 }
 
 const (
@@ -27,14 +27,14 @@ const (
 // fresh snapshot with the events since the last one goes to render shortly after. A subscription the
 // hub drops for lagging is renewed from a fresh snapshot.
 type events struct {
-	first  app.Snapshot // the snapshot the subscription started from
+	first  engine.Snapshot // the snapshot the subscription started from
 	cancel context.CancelFunc
 	done   chan struct{}
 }
 
 // follow subscribes to src and follows it until ctx ends or stop is called.
-func follow(ctx context.Context, src subscriber, clock app.Clock, handle func(app.Event),
-	render func(app.Snapshot, []app.Event)) *events {
+func follow(ctx context.Context, src subscriber, clock engine.Clock, handle func(engine.Event),
+	render func(engine.Snapshot, []engine.Event)) *events {
 	ctx, cancel := context.WithCancel(ctx)
 	snap, ch, unsub := src.Subscribe()
 	l := &events{first: snap, cancel: cancel, done: make(chan struct{})}
@@ -48,8 +48,8 @@ func (l *events) stop() {
 	<-l.done
 }
 
-func (l *events) run(ctx context.Context, src subscriber, ch <-chan app.Event, unsub func(), clock app.Clock,
-	handle func(app.Event), render func(app.Snapshot, []app.Event)) {
+func (l *events) run(ctx context.Context, src subscriber, ch <-chan engine.Event, unsub func(), clock engine.Clock,
+	handle func(engine.Event), render func(engine.Snapshot, []engine.Event)) {
 	defer close(l.done)
 	defer func() { unsub() }() // the latest subscription's
 	kick := make(chan struct{}, 1)
@@ -62,7 +62,7 @@ func (l *events) run(ctx context.Context, src subscriber, ch <-chan app.Event, u
 	age := newRepeat(clock, ageInterval, signal)
 	defer age.stop()
 	var (
-		pending []app.Event
+		pending []engine.Event
 		armed   bool
 	)
 	for {
@@ -72,9 +72,9 @@ func (l *events) run(ctx context.Context, src subscriber, ch <-chan app.Event, u
 		case ev, ok := <-ch:
 			if !ok {
 				unsub()
-				var s app.Snapshot
+				var s engine.Snapshot
 				s, ch, unsub = src.Subscribe()
-				pending = append(pending, app.Event{Time: s.Time, Kind: app.EventWarning,
+				pending = append(pending, engine.Event{Time: s.Time, Kind: engine.EventWarning,
 					Message: "the tray fell behind the engine; some events are not listed"})
 				render(s, pending)
 				pending = nil
@@ -96,16 +96,16 @@ func (l *events) run(ctx context.Context, src subscriber, ch <-chan app.Event, u
 
 // repeat calls f every d until stopped.
 type repeat struct {
-	clock app.Clock
+	clock engine.Clock
 	d     time.Duration
 	f     func()
 
 	mu      sync.Mutex
-	timer   app.Timer
+	timer   engine.Timer
 	stopped bool
 }
 
-func newRepeat(clock app.Clock, d time.Duration, f func()) *repeat {
+func newRepeat(clock engine.Clock, d time.Duration, f func()) *repeat {
 	r := &repeat{clock: clock, d: d, f: f}
 	r.mu.Lock()
 	r.timer = clock.AfterFunc(d, r.fire)

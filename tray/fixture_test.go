@@ -10,34 +10,34 @@ import (
 
 	"fyne.io/fyne/v2"
 
-	"github.com/authkeeper/authkeeper/app"
+	"github.com/authkeeper/authkeeper/app/engine"
 	"github.com/authkeeper/authkeeper/internal/testbed"
 	"github.com/authkeeper/authkeeper/oauth"
 )
 
 // fixture is a snapshot with a server in most states, for the windows' tests and screenshots.
-func fixture() (app.Snapshot, []app.Event) {
-	s := app.Snapshot{Time: now, ProxyURL: "http://127.0.0.1:47615", Servers: []app.ServerStatus{
-		{Name: "github", State: app.StateFresh, Expiry: now.Add(42 * time.Minute),
-			Last: app.LastRefresh{At: now.Add(-18 * time.Minute), Trigger: "schedule", Outcome: "ok"},
+func fixture() (engine.Snapshot, []engine.Event) {
+	s := engine.Snapshot{Time: now, ProxyURL: "http://127.0.0.1:47615", Servers: []engine.ServerStatus{
+		{Name: "github", State: engine.StateFresh, Expiry: now.Add(42 * time.Minute),
+			Last: engine.LastRefresh{At: now.Add(-18 * time.Minute), Trigger: "schedule", Outcome: "ok"},
 			Next: now.Add(27 * time.Minute), NextTrigger: "schedule"},
-		{Name: "linear", State: app.StateNeedsSignIn,
-			Last: app.LastRefresh{At: now.Add(-3 * time.Minute), Trigger: "schedule", Outcome: "invalid_grant"}},
-		{Name: "notion", State: app.StateDeferred, Expiry: now.Add(6 * time.Minute), Deferred: true,
-			Last: app.LastRefresh{At: now.Add(-54 * time.Minute), Trigger: "sign-in", Outcome: "ok"},
+		{Name: "linear", State: engine.StateNeedsSignIn,
+			Last: engine.LastRefresh{At: now.Add(-3 * time.Minute), Trigger: "schedule", Outcome: "invalid_grant"}},
+		{Name: "notion", State: engine.StateDeferred, Expiry: now.Add(6 * time.Minute), Deferred: true,
+			Last: engine.LastRefresh{At: now.Add(-54 * time.Minute), Trigger: "sign-in", Outcome: "ok"},
 			Next: now.Add(4 * time.Minute), NextTrigger: "deadline"},
-		{Name: "sentry", State: app.StateDegraded, Expiry: now.Add(25 * time.Minute),
-			Last: app.LastRefresh{At: now.Add(-20 * time.Second), Trigger: "retry", Outcome: "transient"},
+		{Name: "sentry", State: engine.StateDegraded, Expiry: now.Add(25 * time.Minute),
+			Last: engine.LastRefresh{At: now.Add(-20 * time.Second), Trigger: "retry", Outcome: "transient"},
 			Next: now.Add(40 * time.Second), NextTrigger: "retry",
-			Warnings: []app.Warning{{Quirk: oauth.QuirkIssuerMismatch, Message: "Signed in with https://auth.example.com, not the advertised https://mcp.example.com."}}},
-	}, Leases: []app.Lease{{ID: "claude-7", Label: "claude code turn", Started: now.Add(-2 * time.Minute), TTL: 30 * time.Minute}}}
-	evs := []app.Event{
-		{Time: now.Add(-54 * time.Minute), Kind: app.EventSignedIn, Server: "notion", Trigger: "user", Outcome: "ok"},
-		{Time: now.Add(-18 * time.Minute), Kind: app.EventRefreshed, Server: "github", Trigger: "schedule", Outcome: "ok"},
-		{Time: now.Add(-3 * time.Minute), Kind: app.EventNeedsSignIn, Server: "linear", Trigger: "schedule", Outcome: "invalid_grant",
+			Warnings: []engine.Warning{{Quirk: oauth.QuirkIssuerMismatch, Message: "Signed in with https://auth.example.com, not the advertised https://mcp.example.com."}}},
+	}, Leases: []engine.Lease{{ID: "claude-7", Label: "claude code turn", Started: now.Add(-2 * time.Minute), TTL: 30 * time.Minute}}}
+	evs := []engine.Event{
+		{Time: now.Add(-54 * time.Minute), Kind: engine.EventSignedIn, Server: "notion", Trigger: "user", Outcome: "ok"},
+		{Time: now.Add(-18 * time.Minute), Kind: engine.EventRefreshed, Server: "github", Trigger: "schedule", Outcome: "ok"},
+		{Time: now.Add(-3 * time.Minute), Kind: engine.EventNeedsSignIn, Server: "linear", Trigger: "schedule", Outcome: "invalid_grant",
 			Message: "the refresh token was revoked"},
-		{Time: now.Add(-2 * time.Minute), Kind: app.EventDeferred, Server: "notion", Trigger: "schedule"},
-		{Time: now.Add(-20 * time.Second), Kind: app.EventDegraded, Server: "sentry", Trigger: "retry", Outcome: "transient",
+		{Time: now.Add(-2 * time.Minute), Kind: engine.EventDeferred, Server: "notion", Trigger: "schedule"},
+		{Time: now.Add(-20 * time.Second), Kind: engine.EventDegraded, Server: "sentry", Trigger: "retry", Outcome: "transient",
 			Message: "token endpoint answered 503"},
 	}
 	return s, evs
@@ -66,7 +66,7 @@ type bench struct {
 	as      *testbed.AuthServer
 	srv     *testbed.MCPServer
 	browser *testbed.Browser
-	eng     *app.Engine
+	eng     *engine.Engine
 }
 
 // newBench starts the peers and an engine whose browser is opener (nil: the scripted browser).
@@ -84,8 +84,8 @@ func newBench(t *testing.T, opener oauth.Opener) *bench {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { os.RemoveAll(rt) })
-	paths := app.Paths{ConfigDir: filepath.Join(home, "config"), StateDir: filepath.Join(home, "state"), RuntimeDir: rt}
-	eng, err := app.NewEngine(app.Config{Paths: paths, ProxyAddr: "127.0.0.1:0", StoreKind: "file", Opener: opener})
+	paths := engine.Paths{ConfigDir: filepath.Join(home, "config"), StateDir: filepath.Join(home, "state"), RuntimeDir: rt}
+	eng, err := engine.NewEngine(engine.Config{Paths: paths, ProxyAddr: "127.0.0.1:0", StoreKind: "file", Opener: opener})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -8,7 +8,7 @@ import (
 
 	"fyne.io/fyne/v2"
 
-	"github.com/authkeeper/authkeeper/app"
+	"github.com/authkeeper/authkeeper/app/engine"
 )
 
 // notice is one desktop notification. Routine notices (a refresh, a sign-in) are silenced by the
@@ -21,23 +21,23 @@ type notice struct {
 
 // noticeFor is the notification an event calls for, if any. Refreshes are not here: they go through
 // the coalescer. The engine announces needs_sign_in and revoked once per episode, so neither repeats.
-func noticeFor(ev app.Event) (notice, bool) {
+func noticeFor(ev engine.Event) (notice, bool) {
 	switch ev.Kind {
-	case app.EventNeedsSignIn:
+	case engine.EventNeedsSignIn:
 		return notice{Title: ev.Server + " needs you to sign in again",
 			Body: "Choose “Sign in again” under " + ev.Server + " in the authkeeper menu. " + ev.Message}, true
-	case app.EventRevoked:
+	case engine.EventRevoked:
 		return notice{Title: ev.Server + ": the server revoked access",
 			Body: "Choose “Sign in again” under " + ev.Server + " in the authkeeper menu."}, true
-	case app.EventSignedIn:
+	case engine.EventSignedIn:
 		return notice{Title: "Signed in to " + ev.Server, Body: "Agents using " + ev.Server + " carry on.", Routine: true}, true
 	}
 	return notice{}, false
 }
 
 // isRefresh reports whether ev is a successful refresh, which the coalescer announces.
-func isRefresh(ev app.Event) bool {
-	return ev.Kind == app.EventRefreshed || ev.Kind == app.EventDeadlineRefresh
+func isRefresh(ev engine.Event) bool {
+	return ev.Kind == engine.EventRefreshed || ev.Kind == engine.EventDeadlineRefresh
 }
 
 // coalesceWindow is how long refresh notices gather before one is sent for all of them.
@@ -47,17 +47,17 @@ const coalesceWindow = 10 * time.Second
 // closes one notice names every server refreshed in it ("Refreshed auth for X, Y and 2 more"). Safe for
 // concurrent use.
 type coalescer struct {
-	clock  app.Clock
+	clock  engine.Clock
 	window time.Duration
 	send   func(notice) // called on the clock's timer goroutine; must not block for long
 
 	mu    sync.Mutex
 	names []string
-	timer app.Timer
+	timer engine.Timer
 }
 
 // newCoalescer returns a coalescer that calls send once per window that saw refreshes.
-func newCoalescer(clock app.Clock, window time.Duration, send func(notice)) *coalescer {
+func newCoalescer(clock engine.Clock, window time.Duration, send func(notice)) *coalescer {
 	return &coalescer{clock: clock, window: window, send: send}
 }
 

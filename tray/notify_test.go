@@ -10,7 +10,7 @@ import (
 	"fyne.io/fyne/v2"
 	"github.com/google/go-cmp/cmp"
 
-	"github.com/authkeeper/authkeeper/app"
+	"github.com/authkeeper/authkeeper/app/engine"
 )
 
 // TestRefreshNoticesCoalesceWithinTenSeconds runs the coalescer on fake time: one refresh is announced
@@ -20,7 +20,7 @@ func TestRefreshNoticesCoalesceWithinTenSeconds(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		var sent []string
 		ch := make(chan string, 10)
-		c := newCoalescer(app.SystemClock{}, coalesceWindow, func(n notice) { ch <- n.Title })
+		c := newCoalescer(engine.SystemClock{}, coalesceWindow, func(n notice) { ch <- n.Title })
 		step := func(d time.Duration) {
 			time.Sleep(d) // fake time inside the bubble
 			synctest.Wait()
@@ -61,19 +61,19 @@ func TestRefreshNoticesCoalesceWithinTenSeconds(t *testing.T) {
 
 func TestNoticesForEventsThatNeedTheUserAreNotRoutine(t *testing.T) {
 	tests := []struct {
-		ev   app.Event
+		ev   engine.Event
 		want notice
 		ok   bool
 	}{
-		{app.Event{Kind: app.EventNeedsSignIn, Server: "gh", Message: "invalid_grant"},
+		{engine.Event{Kind: engine.EventNeedsSignIn, Server: "gh", Message: "invalid_grant"},
 			notice{Title: "gh needs you to sign in again", Body: "Choose “Sign in again” under gh in the authkeeper menu. invalid_grant"}, true},
-		{app.Event{Kind: app.EventRevoked, Server: "gh"},
+		{engine.Event{Kind: engine.EventRevoked, Server: "gh"},
 			notice{Title: "gh: the server revoked access", Body: "Choose “Sign in again” under gh in the authkeeper menu."}, true},
-		{app.Event{Kind: app.EventSignedIn, Server: "gh"},
+		{engine.Event{Kind: engine.EventSignedIn, Server: "gh"},
 			notice{Title: "Signed in to gh", Body: "Agents using gh carry on.", Routine: true}, true},
-		{app.Event{Kind: app.EventRefreshed, Server: "gh"}, notice{}, false}, // the coalescer's
-		{app.Event{Kind: app.EventBusyChanged}, notice{}, false},
-		{app.Event{Kind: app.EventDegraded, Server: "gh"}, notice{}, false},
+		{engine.Event{Kind: engine.EventRefreshed, Server: "gh"}, notice{}, false}, // the coalescer's
+		{engine.Event{Kind: engine.EventBusyChanged}, notice{}, false},
+		{engine.Event{Kind: engine.EventDegraded, Server: "gh"}, notice{}, false},
 	}
 	for _, tt := range tests {
 		t.Run(string(tt.ev.Kind), func(t *testing.T) {

@@ -9,7 +9,7 @@ import (
 	"fyne.io/fyne/v2/container"
 	"fyne.io/fyne/v2/widget"
 
-	"github.com/authkeeper/authkeeper/app"
+	"github.com/authkeeper/authkeeper/app/engine"
 )
 
 // statusColumns head the Status window's table; statusWidths are their widths.
@@ -19,7 +19,7 @@ var (
 )
 
 // statusRows is the table for snapshot s: one row per server, cells as statusColumns name them.
-func statusRows(s app.Snapshot, now time.Time) [][]string {
+func statusRows(s engine.Snapshot, now time.Time) [][]string {
 	rows := make([][]string, 0, len(s.Servers))
 	for _, st := range s.Servers {
 		expires := "—"
@@ -53,7 +53,7 @@ func statusRows(s app.Snapshot, now time.Time) [][]string {
 
 // notes is the Notes cell: what authkeeper tolerated from the server's authorization server (an
 // issuer mismatch, PKCE assumed, …), so that nothing it relaxed goes unseen.
-func notes(ws []app.Warning) string {
+func notes(ws []engine.Warning) string {
 	out := make([]string, len(ws))
 	for i, w := range ws {
 		out[i] = w.Message
@@ -62,7 +62,7 @@ func notes(ws []app.Warning) string {
 }
 
 // eventLine renders one event for the Status window's list.
-func eventLine(ev app.Event) string {
+func eventLine(ev engine.Event) string {
 	var b strings.Builder
 	b.WriteString(ev.Time.Local().Format("15:04:05  "))
 	if ev.Server != "" {
@@ -138,7 +138,7 @@ func newStatusWindow(a fyne.App) *statusWindow {
 }
 
 // update shows snapshot snap and the recent events (oldest first).
-func (s *statusWindow) update(snap app.Snapshot, recent []app.Event, now time.Time) {
+func (s *statusWindow) update(snap engine.Snapshot, recent []engine.Event, now time.Time) {
 	s.summary.SetText(headline(snap) + "   ·   proxy " + snap.ProxyURL + "/mcp/<server>")
 	s.rows = statusRows(snap, now)
 	s.lines = s.lines[:0]

@@ -9,7 +9,7 @@ import (
 
 	"fyne.io/fyne/v2/test"
 
-	"github.com/authkeeper/authkeeper/app"
+	"github.com/authkeeper/authkeeper/app/engine"
 )
 
 func TestStatusRowsSayStateExpiryLastAndNextRefreshAndDeferral(t *testing.T) {
@@ -30,15 +30,15 @@ func TestStatusRowsSayStateExpiryLastAndNextRefreshAndDeferral(t *testing.T) {
 // TestServerWithoutExpirySaysSoInTheMenuAndTheStatusWindow: a token with no expiry (GitHub OAuth
 // apps) is shown as such, not as "expired 56 years ago" nor with no word at all.
 func TestServerWithoutExpirySaysSoInTheMenuAndTheStatusWindow(t *testing.T) {
-	st := app.ServerStatus{Name: "github", State: app.StateFresh, NoExpiry: true}
+	st := engine.ServerStatus{Name: "github", State: engine.StateFresh, NoExpiry: true}
 	if got, want := serverLabel(st, now), "github — fresh, no expiry"; got != want {
 		t.Errorf("menu label %q, want %q", got, want)
 	}
-	rows := statusRows(app.Snapshot{Servers: []app.ServerStatus{st}}, now)
+	rows := statusRows(engine.Snapshot{Servers: []engine.ServerStatus{st}}, now)
 	if got := rows[0][2]; got != "never (no expiry)" {
 		t.Errorf("Token expires cell %q", got)
 	}
-	st.State = app.StateNeedsSignIn
+	st.State = engine.StateNeedsSignIn
 	if got, want := serverLabel(st, now), "github — needs sign-in"; got != want {
 		t.Errorf("menu label once refused %q, want %q", got, want)
 	}
@@ -67,9 +67,9 @@ func TestStatusWindowShowsTheTableAndNewestEventsFirstAndUpdates(t *testing.T) {
 	}
 	capture(t, w.w.Canvas(), "status-window.png")
 
-	s.Servers[1].State = app.StateFresh
+	s.Servers[1].State = engine.StateFresh
 	s.Servers[1].Expiry = now.Add(time.Hour)
-	w.update(s, append(evs, app.Event{Time: now, Kind: app.EventSignedIn, Server: "linear", Trigger: "user", Outcome: "ok"}), now)
+	w.update(s, append(evs, engine.Event{Time: now, Kind: engine.EventSignedIn, Server: "linear", Trigger: "user", Outcome: "ok"}), now)
 	if w.rows[1][1] != "fresh" || !strings.HasPrefix(w.lines[0], now.Local().Format("15:04:05")+"  linear  signed in") {
 		t.Errorf("after update: row %q, first event %q", w.rows[1], w.lines[0])
 	}

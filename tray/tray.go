@@ -17,7 +17,7 @@ import (
 	fyneapp "fyne.io/fyne/v2/app"
 	"fyne.io/fyne/v2/driver/desktop"
 
-	"github.com/authkeeper/authkeeper/app"
+	"github.com/authkeeper/authkeeper/app/engine"
 	"github.com/authkeeper/authkeeper/assets"
 	"github.com/authkeeper/authkeeper/tray/autostart"
 )
@@ -31,7 +31,7 @@ const AppID = "dev.authkeeper.app"
 // On Linux and the BSDs the idle tray runs no GUI toolkit loop: the icon and menu are fyne.io/systray
 // over D-Bus, and fyne's event loop starts only when a window or the clipboard is first needed (see
 // mainLoop and lazyLoop).
-func Run(ctx context.Context, e *app.Engine) error {
+func Run(ctx context.Context, e *engine.Engine) error {
 	a := fyneapp.NewWithID(AppID)
 	a.SetIcon(fyne.NewStaticResource("icon.png", assets.Icon))
 	if _, ok := a.(desktop.App); !ok {
@@ -62,7 +62,7 @@ func Run(ctx context.Context, e *app.Engine) error {
 // options configure the view; Run fills them in, tests vary them.
 type options struct {
 	// Clock times the notification window and the menu's lifetimes; default app.SystemClock.
-	Clock app.Clock
+	Clock engine.Clock
 	// Autostart is where "Start at login" writes its entry; Exec is required for the item to work.
 	Autostart autostart.Config
 	// NotifyWindow is how long refresh notices gather into one; default coalesceWindow (10 s).
@@ -86,14 +86,14 @@ type options struct {
 type ui struct {
 	ctx   context.Context
 	a     fyne.App
-	eng   *app.Engine
+	eng   *engine.Engine
 	cfg   options
 	notes *coalescer
 	out   *sender
 	loop  *events
 
-	snap    app.Snapshot
-	recent  []app.Event // newest last, at most maxRecent
+	snap    engine.Snapshot
+	recent  []engine.Event // newest last, at most maxRecent
 	icon    iconState
 	model   []item // the menu last drawn
 	menu    *fyne.Menu
@@ -107,9 +107,9 @@ type ui struct {
 const maxRecent = 200
 
 // newUI subscribes to e, draws the first menu and starts following events. Call on the UI goroutine.
-func newUI(ctx context.Context, a fyne.App, e *app.Engine, cfg options) *ui {
+func newUI(ctx context.Context, a fyne.App, e *engine.Engine, cfg options) *ui {
 	if cfg.Clock == nil {
-		cfg.Clock = app.SystemClock{}
+		cfg.Clock = engine.SystemClock{}
 	}
 	if cfg.NotifyWindow == 0 {
 		cfg.NotifyWindow = coalesceWindow
@@ -127,7 +127,7 @@ func newUI(ctx context.Context, a fyne.App, e *app.Engine, cfg options) *ui {
 	u.out = newSender(a)
 	u.notes = newCoalescer(cfg.Clock, cfg.NotifyWindow, u.notify)
 	e.SetShowHandler(func() { cfg.Post(func() { u.gui(u.showStatus) }) })
-	u.loop = follow(ctx, e, cfg.Clock, u.handle, func(s app.Snapshot, evs []app.Event) {
+	u.loop = follow(ctx, e, cfg.Clock, u.handle, func(s engine.Snapshot, evs []engine.Event) {
 		cfg.Post(func() { u.render(s, evs) })
 	})
 	u.render(u.loop.first, nil)
@@ -146,7 +146,7 @@ func (u *ui) close() {
 const notifyDrain = 2 * time.Second
 
 // handle runs on the event goroutine for every event: notifications do not wait for the UI thread.
-func (u *ui) handle(ev app.Event) {
+func (u *ui) handle(ev engine.Event) {
 	if isRefresh(ev) {
 		u.notes.add(ev.Server)
 		return
@@ -166,15 +166,15 @@ func (u *ui) notify(n notice) {
 }
 
 // render shows snapshot s and appends evs to the recent events. UI goroutine.
-func (u *ui) render(s app.Snapshot, evs []app.Event) {
+func (u *ui) render(s engine.Snapshot, evs []engine.Event) {
 	u.snap = s
 	for _, ev := range evs {
-		if ev.Kind != app.EventBusyChanged {
+		if ev.Kind != engine.EventBusyChanged {
 			u.recent = append(u.recent, ev)
 		}
 	}
 	if n := len(u.recent) - maxRecent; n > 0 {
-		u.recent = append([]app.Event(nil), u.recent[n:]...)
+		u.recent = append([]engine.Event(nil), u.recent[n:]...)
 	}
 	now := u.cfg.Clock.Now()
 	model := menuModel(s, u.eng.Prefs(), now)

@@ -9,7 +9,7 @@ import (
 	"fyne.io/fyne/v2"
 	"fyne.io/fyne/v2/test"
 
-	"github.com/authkeeper/authkeeper/app"
+	"github.com/authkeeper/authkeeper/app/engine"
 )
 
 // recordingApp is fyne's test app with its notifications delivered on a channel (the test app keeps
@@ -70,7 +70,7 @@ func TestTrayFollowsTheEngineNotifiesAndSignsInAgainOnce(t *testing.T) {
 	b := newBench(t, gate)
 	ctx := context.Background()
 	go func() { _ = b.browser.Open(<-gate) }()
-	if err := b.eng.Add(ctx, app.AddRequest{Name: "bench", URL: b.srv.URL}); err != nil {
+	if err := b.eng.Add(ctx, engine.AddRequest{Name: "bench", URL: b.srv.URL}); err != nil {
 		t.Fatal(err)
 	}
 	rec := &recordingApp{App: test.NewTempApp(t), notes: make(chan *fyne.Notification, 16)}

@@ -5,7 +5,7 @@ import (
 	"strings"
 	"time"
 
-	"github.com/authkeeper/authkeeper/app"
+	"github.com/authkeeper/authkeeper/app/engine"
 	"github.com/authkeeper/authkeeper/keychain"
 )
 
@@ -46,7 +46,7 @@ type item struct {
 const trayBusyLease = "tray"
 
 // menuModel is the whole tray menu for snapshot s and preferences p, with lifetimes relative to now.
-func menuModel(s app.Snapshot, p keychain.Prefs, now time.Time) []item {
+func menuModel(s engine.Snapshot, p keychain.Prefs, now time.Time) []item {
 	sep := item{Separator: true}
 	items := []item{{Label: headline(s), Disabled: true}}
 	if len(s.Servers) > 0 {
@@ -79,14 +79,14 @@ func menuModel(s app.Snapshot, p keychain.Prefs, now time.Time) []item {
 }
 
 // canRefresh: a refresh needs a grant; without one only "Sign in again" helps.
-func canRefresh(s app.State) bool {
-	return s != app.StateNeedsSignIn && s != app.StateRevoked && s != app.StateDisabled
+func canRefresh(s engine.State) bool {
+	return s != engine.StateNeedsSignIn && s != engine.StateRevoked && s != engine.StateDisabled
 }
 
 // serverLabel is "name — state, expires in 42 min".
-func serverLabel(st app.ServerStatus, now time.Time) string {
+func serverLabel(st engine.ServerStatus, now time.Time) string {
 	l := st.Name + " — " + stateText(st.State)
-	if st.State == app.StateNeedsSignIn || st.State == app.StateRevoked {
+	if st.State == engine.StateNeedsSignIn || st.State == engine.StateRevoked {
 		return l
 	}
 	if st.NoExpiry {
@@ -99,21 +99,21 @@ func serverLabel(st app.ServerStatus, now time.Time) string {
 }
 
 // stateText names a state for people.
-func stateText(s app.State) string {
+func stateText(s engine.State) string {
 	switch s {
-	case app.StateFresh:
+	case engine.StateFresh:
 		return "fresh"
-	case app.StateRefreshing:
+	case engine.StateRefreshing:
 		return "refreshing"
-	case app.StateDeferred:
+	case engine.StateDeferred:
 		return "refresh deferred (agent busy)"
-	case app.StateDegraded:
+	case engine.StateDegraded:
 		return "refresh failing, retrying"
-	case app.StateNeedsSignIn:
+	case engine.StateNeedsSignIn:
 		return "needs sign-in"
-	case app.StateRevoked:
+	case engine.StateRevoked:
 		return "access revoked, sign in again"
-	case app.StateDisabled:
+	case engine.StateDisabled:
 		return "disabled"
 	}
 	return string(s)
@@ -147,7 +147,7 @@ func span(d time.Duration) string {
 }
 
 // busyLabel says how many leases hold refreshes back when agents (not only this toggle) set them.
-func busyLabel(leases []app.Lease) string {
+func busyLabel(leases []engine.Lease) string {
 	agents := 0
 	for _, l := range leases {
 		if l.ID != trayBusyLease {
@@ -174,18 +174,18 @@ const (
 )
 
 // iconFor picks the icon: what needs the user first, then failures, then busy.
-func iconFor(s app.Snapshot) iconState {
+func iconFor(s engine.Snapshot) iconState {
 	out := iconFresh
 	if len(s.Leases) > 0 {
 		out = iconBusy
 	}
 	for _, st := range s.Servers {
 		switch st.State {
-		case app.StateNeedsSignIn, app.StateRevoked:
+		case engine.StateNeedsSignIn, engine.StateRevoked:
 			return iconAttention
-		case app.StateDegraded:
+		case engine.StateDegraded:
 			out = iconError
-		case app.StateDeferred:
+		case engine.StateDeferred:
 			if out != iconError {
 				out = iconBusy
 			}
@@ -195,15 +195,15 @@ func iconFor(s app.Snapshot) iconState {
 }
 
 // headline is the one-line summary at the top of the menu and of the tooltip.
-func headline(s app.Snapshot) string {
+func headline(s engine.Snapshot) string {
 	var need, failing, deferred []string
 	for _, st := range s.Servers {
 		switch st.State {
-		case app.StateNeedsSignIn, app.StateRevoked:
+		case engine.StateNeedsSignIn, engine.StateRevoked:
 			need = append(need, st.Name)
-		case app.StateDegraded:
+		case engine.StateDegraded:
 			failing = append(failing, st.Name)
-		case app.StateDeferred:
+		case engine.StateDeferred:
 			deferred = append(deferred, st.Name)
 		}
 	}
@@ -232,7 +232,7 @@ func headline(s app.Snapshot) string {
 }
 
 // tooltip is the tray icon's hover text: the headline, then one line per server.
-func tooltip(s app.Snapshot, now time.Time) string {
+func tooltip(s engine.Snapshot, now time.Time) string {
 	lines := []string{"authkeeper: " + headline(s)}
 	for _, st := range s.Servers {
 		lines = append(lines, serverLabel(st, now))

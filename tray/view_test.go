@@ -7,7 +7,7 @@ import (
 
 	"github.com/google/go-cmp/cmp"
 
-	"github.com/authkeeper/authkeeper/app"
+	"github.com/authkeeper/authkeeper/app/engine"
 	"github.com/authkeeper/authkeeper/keychain"
 )
 
@@ -37,35 +37,35 @@ func labels(items []item, indent string) []string {
 
 func TestMenuModelShowsEachServerStateLifetimeAndActions(t *testing.T) {
 	tests := []struct {
-		state  app.State
+		state  engine.State
 		expiry time.Duration // from now; 0 means no expiry known
 		label  string
 		// refresh says whether "Refresh now" is offered (a refresh needs a grant).
 		refresh bool
 	}{
-		{app.StateFresh, 42*time.Minute + 10*time.Second, "gh — fresh, expires in 42 min", true},
-		{app.StateRefreshing, 20 * time.Second, "gh — refreshing, expires in 20 s", true},
-		{app.StateDeferred, 3 * time.Minute, "gh — refresh deferred (agent busy), expires in 3 min", true},
-		{app.StateDegraded, 2*time.Hour + 5*time.Minute, "gh — refresh failing, retrying, expires in 2 h 5 min", true},
-		{app.StateDegraded, -90 * time.Second, "gh — refresh failing, retrying, expired 1 min ago", true},
-		{app.StateNeedsSignIn, -time.Hour, "gh — needs sign-in", false},
-		{app.StateRevoked, time.Hour, "gh — access revoked, sign in again", false},
-		{app.StateDisabled, 0, "gh — disabled", false},
-		{app.StateFresh, 0, "gh — fresh", true}, // a static token without expiry
+		{engine.StateFresh, 42*time.Minute + 10*time.Second, "gh — fresh, expires in 42 min", true},
+		{engine.StateRefreshing, 20 * time.Second, "gh — refreshing, expires in 20 s", true},
+		{engine.StateDeferred, 3 * time.Minute, "gh — refresh deferred (agent busy), expires in 3 min", true},
+		{engine.StateDegraded, 2*time.Hour + 5*time.Minute, "gh — refresh failing, retrying, expires in 2 h 5 min", true},
+		{engine.StateDegraded, -90 * time.Second, "gh — refresh failing, retrying, expired 1 min ago", true},
+		{engine.StateNeedsSignIn, -time.Hour, "gh — needs sign-in", false},
+		{engine.StateRevoked, time.Hour, "gh — access revoked, sign in again", false},
+		{engine.StateDisabled, 0, "gh — disabled", false},
+		{engine.StateFresh, 0, "gh — fresh", true}, // a static token without expiry
 	}
 	for _, tt := range tests {
 		t.Run(tt.label, func(t *testing.T) {
-			st := app.ServerStatus{Name: "gh", State: tt.state}
+			st := engine.ServerStatus{Name: "gh", State: tt.state}
 			if tt.expiry != 0 {
 				st.Expiry = now.Add(tt.expiry)
 			}
-			got := menuModel(app.Snapshot{Servers: []app.ServerStatus{st}}, keychain.Prefs{Notifications: true}, now)
+			got := menuModel(engine.Snapshot{Servers: []engine.ServerStatus{st}}, keychain.Prefs{Notifications: true}, now)
 			refresh := "  Refresh now"
 			if !tt.refresh {
 				refresh += " (disabled)"
 			}
 			want := []string{
-				headline(app.Snapshot{Servers: []app.ServerStatus{st}}) + " (disabled)",
+				headline(engine.Snapshot{Servers: []engine.ServerStatus{st}}) + " (disabled)",
 				"--",
 				tt.label,
 				refresh, "  Sign in again", "  Copy proxy URL", "  Copy client config", "  Remove…",
@@ -85,7 +85,7 @@ func TestMenuModelShowsEachServerStateLifetimeAndActions(t *testing.T) {
 }
 
 func TestMenuModelWithoutServersOffersAdd(t *testing.T) {
-	got := labels(menuModel(app.Snapshot{}, keychain.Prefs{StartAtLogin: true}, now), "")
+	got := labels(menuModel(engine.Snapshot{}, keychain.Prefs{StartAtLogin: true}, now), "")
 	want := []string{"No servers yet (disabled)", "--", "[ ] Agent turn busy", "--",
 		"Add server…", "Status…", "[ ] Notifications", "[x] Start at login", "--", "Quit"}
 	if diff := cmp.Diff(want, got); diff != "" {
@@ -105,9 +105,9 @@ func TestBusyItemIsCheckedByAnyLeaseAndCountsAgentLeases(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.want, func(t *testing.T) {
-			var s app.Snapshot
+			var s engine.Snapshot
 			for _, id := range tt.leases {
-				s.Leases = append(s.Leases, app.Lease{ID: id})
+				s.Leases = append(s.Leases, engine.Lease{ID: id})
 			}
 			got := labels(menuModel(s, keychain.Prefs{}, now), "")
 			if got[2] != tt.want {
@@ -118,27 +118,27 @@ func TestBusyItemIsCheckedByAnyLeaseAndCountsAgentLeases(t *testing.T) {
 }
 
 func TestIconShowsWhatNeedsTheUserBeforeFailuresBeforeBusy(t *testing.T) {
-	srv := func(states ...app.State) []app.ServerStatus {
-		var out []app.ServerStatus
+	srv := func(states ...engine.State) []engine.ServerStatus {
+		var out []engine.ServerStatus
 		for i, s := range states {
-			out = append(out, app.ServerStatus{Name: string(rune('a' + i)), State: s})
+			out = append(out, engine.ServerStatus{Name: string(rune('a' + i)), State: s})
 		}
 		return out
 	}
-	busy := []app.Lease{{ID: "x"}}
+	busy := []engine.Lease{{ID: "x"}}
 	tests := []struct {
 		name string
-		s    app.Snapshot
+		s    engine.Snapshot
 		want iconState
 	}{
-		{"no servers", app.Snapshot{}, iconFresh},
-		{"all fresh", app.Snapshot{Servers: srv(app.StateFresh, app.StateRefreshing, app.StateDisabled)}, iconFresh},
-		{"lease held", app.Snapshot{Servers: srv(app.StateFresh), Leases: busy}, iconBusy},
-		{"deferred", app.Snapshot{Servers: srv(app.StateFresh, app.StateDeferred)}, iconBusy},
-		{"degraded", app.Snapshot{Servers: srv(app.StateDegraded, app.StateDeferred), Leases: busy}, iconError},
-		{"degraded after deferred", app.Snapshot{Servers: srv(app.StateDeferred, app.StateDegraded)}, iconError},
-		{"needs sign-in", app.Snapshot{Servers: srv(app.StateDegraded, app.StateNeedsSignIn), Leases: busy}, iconAttention},
-		{"revoked", app.Snapshot{Servers: srv(app.StateFresh, app.StateRevoked)}, iconAttention},
+		{"no servers", engine.Snapshot{}, iconFresh},
+		{"all fresh", engine.Snapshot{Servers: srv(engine.StateFresh, engine.StateRefreshing, engine.StateDisabled)}, iconFresh},
+		{"lease held", engine.Snapshot{Servers: srv(engine.StateFresh), Leases: busy}, iconBusy},
+		{"deferred", engine.Snapshot{Servers: srv(engine.StateFresh, engine.StateDeferred)}, iconBusy},
+		{"degraded", engine.Snapshot{Servers: srv(engine.StateDegraded, engine.StateDeferred), Leases: busy}, iconError},
+		{"degraded after deferred", engine.Snapshot{Servers: srv(engine.StateDeferred, engine.StateDegraded)}, iconError},
+		{"needs sign-in", engine.Snapshot{Servers: srv(engine.StateDegraded, engine.StateNeedsSignIn), Leases: busy}, iconAttention},
+		{"revoked", engine.Snapshot{Servers: srv(engine.StateFresh, engine.StateRevoked)}, iconAttention},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -150,11 +150,11 @@ func TestIconShowsWhatNeedsTheUserBeforeFailuresBeforeBusy(t *testing.T) {
 }
 
 func TestTooltipSummarisesThenListsServers(t *testing.T) {
-	s := app.Snapshot{Servers: []app.ServerStatus{
-		{Name: "gh", State: app.StateFresh, Expiry: now.Add(42 * time.Minute)},
-		{Name: "linear", State: app.StateNeedsSignIn},
-		{Name: "jira", State: app.StateRevoked},
-		{Name: "notion", State: app.StateDegraded, Expiry: now.Add(5 * time.Minute)},
+	s := engine.Snapshot{Servers: []engine.ServerStatus{
+		{Name: "gh", State: engine.StateFresh, Expiry: now.Add(42 * time.Minute)},
+		{Name: "linear", State: engine.StateNeedsSignIn},
+		{Name: "jira", State: engine.StateRevoked},
+		{Name: "notion", State: engine.StateDegraded, Expiry: now.Add(5 * time.Minute)},
 	}}
 	want := "authkeeper: linear and jira need you to sign in; refresh failing for notion\n" +
 		"gh — fresh, expires in 42 min\nlinear — needs sign-in\njira — access revoked, sign in again\n" +
@@ -162,7 +162,7 @@ func TestTooltipSummarisesThenListsServers(t *testing.T) {
 	if diff := cmp.Diff(want, tooltip(s, now)); diff != "" {
 		t.Errorf("tooltip (-want +got):\n%s", diff)
 	}
-	fresh := app.Snapshot{Servers: []app.ServerStatus{{Name: "a", State: app.StateFresh}, {Name: "b", State: app.StateFresh}}}
+	fresh := engine.Snapshot{Servers: []engine.ServerStatus{{Name: "a", State: engine.StateFresh}, {Name: "b", State: engine.StateFresh}}}
 	if got := headline(fresh); got != "All 2 servers fresh" {
 		t.Errorf("headline = %q", got)
 	}
@@ -204,7 +204,7 @@ func TestMenuModelOffersRefreshAndSignInOnlyForOAuthServers(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.auth, func(t *testing.T) {
-			s := app.Snapshot{Servers: []app.ServerStatus{{Name: "x", State: app.StateFresh, Auth: tt.auth}}}
+			s := engine.Snapshot{Servers: []engine.ServerStatus{{Name: "x", State: engine.StateFresh, Auth: tt.auth}}}
 			var server item
 			for _, it := range menuModel(s, keychain.Prefs{}, now) {
 				if strings.HasPrefix(it.Label, "x — ") {

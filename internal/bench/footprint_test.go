@@ -11,7 +11,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/authkeeper/authkeeper/app"
+	"github.com/authkeeper/authkeeper/app/engine"
 	"github.com/authkeeper/authkeeper/internal/testbed"
 )
 
@@ -91,9 +91,9 @@ func TestFootprintBenchmark(t *testing.T) {
 // signInServers starts n Go SDK MCP servers and signs an engine with paths in to each (the scripted
 // browser completes the authorization server's login and consent), then stops the engine: its
 // configuration and the keyring now hold n signed-in servers for the next process with paths.
-func signInServers(t *testing.T, paths app.Paths, as *testbed.AuthServer, n int) {
+func signInServers(t *testing.T, paths engine.Paths, as *testbed.AuthServer, n int) {
 	t.Helper()
-	eng, err := app.NewEngine(app.Config{Paths: paths, ProxyAddr: "127.0.0.1:0", Opener: testbed.NewBrowser(t, testbed.BrowserOptions{})})
+	eng, err := engine.NewEngine(engine.Config{Paths: paths, ProxyAddr: "127.0.0.1:0", Opener: testbed.NewBrowser(t, testbed.BrowserOptions{})})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -103,7 +103,7 @@ func signInServers(t *testing.T, paths app.Paths, as *testbed.AuthServer, n int)
 	defer eng.Close()
 	for i := range n {
 		srv := testbed.GoMCPServer(t, testbed.MCPServerOptions{Issuer: as.Issuer, RequiredScopes: []string{"mcp:read"}})
-		if err := eng.Add(context.Background(), app.AddRequest{Name: fmt.Sprintf("s%02d", i), URL: srv.URL}); err != nil {
+		if err := eng.Add(context.Background(), engine.AddRequest{Name: fmt.Sprintf("s%02d", i), URL: srv.URL}); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -118,7 +118,7 @@ func allFresh(t *testing.T, bin string, env []string) {
 	if err != nil {
 		t.Fatalf("authkeeper status: %v\n%s", err, outb)
 	}
-	var h app.Health
+	var h engine.Health
 	if err := json.Unmarshal(outb, &h); err != nil {
 		t.Fatalf("authkeeper status --json: %v\n%s", err, outb)
 	}

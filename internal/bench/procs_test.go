@@ -11,7 +11,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/authkeeper/authkeeper/app"
+	"github.com/authkeeper/authkeeper/app/engine"
 )
 
 // binary returns the real authkeeper binary: $AUTHKEEPER_BIN (what `make bench` built, without the race
@@ -32,7 +32,7 @@ func binary(t *testing.T) string {
 // process derives from them (app.DefaultPaths), with the environment that makes it do so: an engine
 // started in this process with these paths is the owner a child bridge or CLI finds. The environment
 // carries this process's DBUS_SESSION_BUS_ADDRESS, so call it after the keyring is up.
-func homeDirs(t *testing.T) (app.Paths, []string) {
+func homeDirs(t *testing.T) (engine.Paths, []string) {
 	t.Helper()
 	home := t.TempDir()
 	rt, err := os.MkdirTemp("/tmp", "akbench") // short: it holds the control socket
@@ -41,7 +41,7 @@ func homeDirs(t *testing.T) (app.Paths, []string) {
 	}
 	t.Cleanup(func() { os.RemoveAll(rt) })
 	cfg, state := filepath.Join(home, ".config"), filepath.Join(home, ".local", "state")
-	paths := app.Paths{ConfigDir: filepath.Join(cfg, "authkeeper"), StateDir: filepath.Join(state, "authkeeper"),
+	paths := engine.Paths{ConfigDir: filepath.Join(cfg, "authkeeper"), StateDir: filepath.Join(state, "authkeeper"),
 		RuntimeDir: filepath.Join(rt, "authkeeper")}
 	env := []string{"HOME=" + home, "PATH=" + os.Getenv("PATH"), "XDG_CONFIG_HOME=" + cfg, "XDG_STATE_HOME=" + state,
 		"XDG_RUNTIME_DIR=" + rt, "DBUS_SESSION_BUS_ADDRESS=" + os.Getenv("DBUS_SESSION_BUS_ADDRESS")}

@@ -15,7 +15,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/authkeeper/authkeeper/app"
+	"github.com/authkeeper/authkeeper/app/engine"
 	"github.com/authkeeper/authkeeper/internal/testbed"
 	"github.com/modelcontextprotocol/go-sdk/mcp"
 )
@@ -68,7 +68,7 @@ func TestProxyBenchmark(t *testing.T) {
 
 // env is the bench: one engine signed in to a JSON-mode and an SSE-mode Go SDK server.
 type env struct {
-	eng   *app.Engine
+	eng   *engine.Engine
 	as    *testbed.AuthServer
 	urls  map[string]string // mode → the server's own URL
 	bares map[string]string // mode → the bare reverse proxy's URL (see bare)
@@ -82,7 +82,7 @@ func newEnv(t *testing.T) *env {
 	as := testbed.NewAuthServer(t, testbed.AuthServerOptions{})
 	browser := testbed.NewBrowser(t, testbed.BrowserOptions{})
 	paths, childEnv := homeDirs(t)
-	eng, err := app.NewEngine(app.Config{Paths: paths, ProxyAddr: "127.0.0.1:0", Opener: browser})
+	eng, err := engine.NewEngine(engine.Config{Paths: paths, ProxyAddr: "127.0.0.1:0", Opener: browser})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -93,7 +93,7 @@ func newEnv(t *testing.T) *env {
 	e := &env{eng: eng, as: as, urls: map[string]string{}, bares: map[string]string{}, childEnv: childEnv}
 	for _, mode := range []string{"json", "sse"} {
 		srv := testbed.GoMCPServer(t, testbed.MCPServerOptions{Issuer: as.Issuer, JSONResponse: mode == "json", RequiredScopes: []string{"mcp:read"}})
-		if err := eng.Add(context.Background(), app.AddRequest{Name: mode, URL: srv.URL}); err != nil {
+		if err := eng.Add(context.Background(), engine.AddRequest{Name: mode, URL: srv.URL}); err != nil {
 			t.Fatal(err)
 		}
 		e.urls[mode] = srv.URL
@@ -103,7 +103,7 @@ func newEnv(t *testing.T) *env {
 
 // bearer adds the engine's current token to direct requests, as an agent holding the token would.
 type bearer struct {
-	eng  *app.Engine
+	eng  *engine.Engine
 	name string
 	base http.RoundTripper
 }

@@ -9,7 +9,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/authkeeper/authkeeper/app"
+	"github.com/authkeeper/authkeeper/app/engine"
 	"github.com/authkeeper/authkeeper/keychain"
 )
 
@@ -55,7 +55,7 @@ func TestSchedulerScaleBenchmark(t *testing.T) {
 	before := heap()
 	goroutines := runtime.NumGoroutine()
 	t0 := time.Now()
-	eng, err := app.NewEngine(app.Config{Paths: paths, ProxyAddr: "127.0.0.1:0", Store: store})
+	eng, err := engine.NewEngine(engine.Config{Paths: paths, ProxyAddr: "127.0.0.1:0", Store: store})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -113,14 +113,14 @@ func heap() uint64 {
 
 // planned fails the test unless every server is fresh with a refresh planned and none has refreshed,
 // and returns the earliest and latest planned refresh.
-func planned(t *testing.T, eng *app.Engine) (first, last time.Time) {
+func planned(t *testing.T, eng *engine.Engine) (first, last time.Time) {
 	t.Helper()
 	s := eng.Snapshot()
 	if len(s.Servers) != scaleServers {
 		t.Fatalf("%d servers in the snapshot, want %d", len(s.Servers), scaleServers)
 	}
 	for _, st := range s.Servers {
-		if st.State != app.StateFresh || st.Next.IsZero() || !st.Last.At.IsZero() {
+		if st.State != engine.StateFresh || st.Next.IsZero() || !st.Last.At.IsZero() {
 			t.Fatalf("%s: state %s, next refresh %v, last refresh %+v: want fresh, planned, never refreshed", st.Name, st.State, st.Next, st.Last)
 		}
 		if first.IsZero() || st.Next.Before(first) {

@@ -23,7 +23,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/authkeeper/authkeeper/app"
+	"github.com/authkeeper/authkeeper/app/control"
+	"github.com/authkeeper/authkeeper/app/engine"
 	"github.com/authkeeper/authkeeper/internal/testbed"
 )
 
@@ -66,15 +67,15 @@ type Install struct {
 	bin     string
 	env     []string
 	home    string
-	Paths   app.Paths
+	Paths   engine.Paths
 	Keyring *testbed.Keyring
 	Browser *testbed.Browser
-	Remote  *app.Remote
+	Remote  *control.Remote
 
 	mu      sync.Mutex
 	runs    []*testbed.Process
 	outputs []string
-	proxy   app.ProxyInfo
+	proxy   control.ProxyInfo
 }
 
 // NewInstall prepares an installation and starts `authkeeper serve` on it. It sets
@@ -145,13 +146,13 @@ func NewInstall(t *testing.T, opts Options) *Install {
 		in.env = append(in.env, k+"="+v)
 	}
 	t.Setenv("DBUS_SESSION_BUS_ADDRESS", vars["DBUS_SESSION_BUS_ADDRESS"])
-	in.Paths, err = app.DefaultPaths(func(k string) string { return vars[k] })
+	in.Paths, err = engine.DefaultPaths(func(k string) string { return vars[k] })
 	if err != nil {
 		t.Fatal(err)
 	}
 	// os.UserConfigDir reads this process's environment; the installation's is XDG_CONFIG_HOME above.
 	in.Paths.ConfigDir = filepath.Join(vars["XDG_CONFIG_HOME"], "authkeeper")
-	in.Remote = app.NewRemote(in.Paths.ControlSocket())
+	in.Remote = control.NewRemote(in.Paths.ControlSocket())
 	in.forwardOpens(fifo)
 	in.Start()
 	t.Cleanup(func() {
@@ -278,8 +279,8 @@ func (in *Install) MustCLI(env []string, args ...string) Result {
 }
 
 // Audit reads every audit event (rotated files first).
-func (in *Install) Audit() []app.Event {
-	var evs []app.Event
+func (in *Install) Audit() []engine.Event {
+	var evs []engine.Event
 	files, _ := filepath.Glob(filepath.Join(in.Paths.StateDir, "audit.jsonl.*"))
 	files = append(files, filepath.Join(in.Paths.StateDir, "audit.jsonl"))
 	for _, f := range files {
@@ -288,7 +289,7 @@ func (in *Install) Audit() []app.Event {
 			continue
 		}
 		for _, line := range strings.Split(string(data), "\n") {
-			var ev app.Event
+			var ev engine.Event
 			if json.Unmarshal([]byte(line), &ev) == nil && ev.Kind != "" {
 				evs = append(evs, ev)
 			}
@@ -298,7 +299,7 @@ func (in *Install) Audit() []app.Event {
 }
 
 // CountEvents counts audit events of kind for server ("" for any server).
-func (in *Install) CountEvents(kind app.EventKind, server string) int {
+func (in *Install) CountEvents(kind engine.EventKind, server string) int {
 	n := 0
 	for _, ev := range in.Audit() {
 		if ev.Kind == kind && (server == "" || ev.Server == server) {
@@ -366,7 +367,7 @@ func (in *Install) KeyedEndpoint(name string) string {
 }
 
 // Status returns the running engine's snapshot.
-func (in *Install) Status(ctx context.Context) (app.Snapshot, error) { return in.Remote.Status(ctx) }
+func (in *Install) Status(ctx context.Context) (engine.Snapshot, error) { return in.Remote.Status(ctx) }
 
 // HeadersToken runs the headers helper for name and returns the access token it printed; the test
 // fails if it exits non-zero.

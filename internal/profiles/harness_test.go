@@ -13,7 +13,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/authkeeper/authkeeper/app"
+	"github.com/authkeeper/authkeeper/app/engine"
 	"github.com/authkeeper/authkeeper/internal/e2e"
 	"github.com/authkeeper/authkeeper/keychain"
 	"github.com/authkeeper/authkeeper/oauth"
@@ -47,7 +47,7 @@ func exercise(t *testing.T, in *e2e.Install, r row) {
 	seen := &tokens{}
 	seen.sample(r.name)
 	st := status(t, in, r.name)
-	if st.State != app.StateFresh {
+	if st.State != engine.StateFresh {
 		t.Fatalf("%s after add: state %s (%s)", r.name, st.State, st.Message)
 	}
 	agent := in.Connect(t, r.name)
@@ -65,7 +65,7 @@ func exercise(t *testing.T, in *e2e.Install, r row) {
 			seen.sample(r.name)
 			agent.MustEcho(t, "after refresh "+string(rune('0'+i)))
 		}
-		if n := in.CountEvents(app.EventRefreshed, r.name); n < 3 {
+		if n := in.CountEvents(engine.EventRefreshed, r.name); n < 3 {
 			t.Errorf("%d refreshed events in the audit log, want at least 3", n)
 		}
 	} else {
@@ -107,7 +107,7 @@ func exercise(t *testing.T, in *e2e.Install, r row) {
 }
 
 // status is server name's line in the running engine's snapshot.
-func status(t *testing.T, in *e2e.Install, name string) app.ServerStatus {
+func status(t *testing.T, in *e2e.Install, name string) engine.ServerStatus {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
@@ -121,7 +121,7 @@ func status(t *testing.T, in *e2e.Install, name string) app.ServerStatus {
 		}
 	}
 	t.Fatalf("no server %q in the status", name)
-	return app.ServerStatus{}
+	return engine.ServerStatus{}
 }
 
 // record reads server name's record from the installation's keyring.

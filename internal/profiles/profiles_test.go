@@ -7,7 +7,7 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/authkeeper/authkeeper/app"
+	"github.com/authkeeper/authkeeper/app/engine"
 	"github.com/authkeeper/authkeeper/internal/e2e"
 	"github.com/authkeeper/authkeeper/internal/testbed"
 	"github.com/authkeeper/authkeeper/oauth"
@@ -82,7 +82,7 @@ func TestProfileGitHub(t *testing.T) {
 			t.Fatal("a call with a revoked token succeeded")
 		}
 	}
-	if n := in.CountEvents(app.EventNeedsSignIn, r.name) + in.CountEvents(app.EventRevoked, r.name); n != 1 {
+	if n := in.CountEvents(engine.EventNeedsSignIn, r.name) + in.CountEvents(engine.EventRevoked, r.name); n != 1 {
 		t.Errorf("%d needs-sign-in/revoked events after three refused calls, want exactly 1", n)
 	}
 	if n := as.TokenRequests(t, "refresh_token"); n != 0 {

@@ -10,7 +10,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/authkeeper/authkeeper/app"
+	"github.com/authkeeper/authkeeper/app/engine"
 	"github.com/authkeeper/authkeeper/internal/testbed"
 	"github.com/authkeeper/authkeeper/keychain"
 )
@@ -61,7 +61,7 @@ type agents struct {
 }
 
 // startAgents starts the clients; the TS clients give up by themselves after 10 minutes.
-func startAgents(t *testing.T, e *engine, goServers, tsServers []string) *agents {
+func startAgents(t *testing.T, e *install, goServers, tsServers []string) *agents {
 	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
 	a := &agents{tally: newTally(true), cancel: cancel}
@@ -123,7 +123,7 @@ func causes(os []outcome) map[string]int {
 
 // login signs name in again through `authkeeper login` and the scripted browser, and returns how many
 // times the browser was opened for it.
-func login(t *testing.T, e *engine, name string) int {
+func login(t *testing.T, e *install, name string) int {
 	t.Helper()
 	before := len(e.browser.Opened())
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
@@ -135,7 +135,7 @@ func login(t *testing.T, e *engine, name string) int {
 }
 
 // leakCheck searches the installation for every token collected and records the result.
-func leakCheck(t *testing.T, c *caseResult, e *engine, toks *tokenSet, extra map[string]string, a *agents) {
+func leakCheck(t *testing.T, c *caseResult, e *install, toks *tokenSet, extra map[string]string, a *agents) {
 	t.Helper()
 	if a != nil {
 		extra["client error messages"] = strings.Join(a.tally.messages, "\n")
@@ -168,7 +168,7 @@ func asDown(t *testing.T, c *caseResult) {
 	c.figure("short_at_as_return", retryPlan(e, "short"))
 	recovered := waitFor(90*time.Second, func() bool {
 		evs := e.audit()
-		return countKind(evs, app.EventRecovered, "short") > 0
+		return countKind(evs, engine.EventRecovered, "short") > 0
 	})
 	recoveredAt := time.Now()
 	if !recovered {
@@ -212,14 +212,14 @@ func asDown(t *testing.T, c *caseResult) {
 	c.check(t, shortBad == 0, "%d failures on the short server were not retryable upstream_unavailable", shortBad)
 	c.check(t, recovered, "no recovered event within 90 s of the AS returning")
 	c.check(t, lastShortFail.Before(recoveredAt.Add(2*time.Second)), "calls still failed after recovery")
-	c.check(t, countKind(evs, app.EventNeedsSignIn, "") == 0, "needs-sign-in announced during an outage")
+	c.check(t, countKind(evs, engine.EventNeedsSignIn, "") == 0, "needs-sign-in announced during an outage")
 	c.check(t, len(e.browser.Opened()) == opened, "a sign-in was started")
 	c.check(t, sessions == 1, "the TS client opened %d sessions, want 1", sessions)
 	leakCheck(t, c, e, toks, map[string]string{}, a)
 }
 
 // retryPlan describes what the engine plans for server name: its state, last refresh and next one.
-func retryPlan(e *engine, name string) string {
+func retryPlan(e *install, name string) string {
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 	snap, err := e.remote.Status(ctx)
@@ -258,7 +258,7 @@ func as500and429(t *testing.T, c *caseResult) {
 	cancel()
 	c.figure("forced_refresh_exit", code)
 	ok := waitFor(45*time.Second, func() bool {
-		return countKind(e.audit(), app.EventRecovered, "flaky") > 0
+		return countKind(e.audit(), engine.EventRecovered, "flaky") > 0
 	})
 	time.Sleep(3 * time.Second)
 	// Each refresh request as the AS timed its arrival.
@@ -278,8 +278,8 @@ func as500and429(t *testing.T, c *caseResult) {
 	c.figure("invalid_grant", ig)
 	c.check(t, ok, "no recovered event within 45 s")
 	c.check(t, a.tally.failed() == 0, "%d failed calls: %v", a.tally.failed(), causes(outs))
-	c.check(t, countKind(evs, app.EventDegraded, "flaky") == 1, "%d degraded events, want 1", countKind(evs, app.EventDegraded, "flaky"))
-	c.check(t, countKind(evs, app.EventRecovered, "flaky") == 1, "%d recovered events, want 1", countKind(evs, app.EventRecovered, "flaky"))
+	c.check(t, countKind(evs, engine.EventDegraded, "flaky") == 1, "%d degraded events, want 1", countKind(evs, engine.EventDegraded, "flaky"))
+	c.check(t, countKind(evs, engine.EventRecovered, "flaky") == 1, "%d recovered events, want 1", countKind(evs, engine.EventRecovered, "flaky"))
 	c.check(t, len(stamps) == 3 && gaps[1] >= 15, "refresh requests %d with gaps %v: want 3, the last at least 15 s after the 429", len(stamps), gaps)
 	c.check(t, ig == 0, "%d invalid_grant", ig)
 	leakCheck(t, c, e, toks, map[string]string{}, a)
@@ -293,7 +293,7 @@ func asRestart(t *testing.T, c *caseResult) {
 	a := startAgents(t, e, []string{"amnesiac"}, []string{"amnesiac"})
 	time.Sleep(3 * time.Second)
 	s.as.Restart(t)
-	announced := waitFor(20*time.Second, func() bool { return countKind(e.audit(), app.EventNeedsSignIn, "amnesiac") > 0 })
+	announced := waitFor(20*time.Second, func() bool { return countKind(e.audit(), engine.EventNeedsSignIn, "amnesiac") > 0 })
 	// Let the issued token expire so that calls see the sign-in error, then sign in once.
 	failing := waitFor(20*time.Second, func() bool { return a.tally.failed() > 0 })
 	time.Sleep(3 * time.Second)
@@ -319,13 +319,13 @@ func asRestart(t *testing.T, c *caseResult) {
 	}
 	registered := countPrefix(s.as.Events(t), "client.registered")
 	c.figure("outcomes", causes(outs))
-	c.figure("needs_sign_in_events", countKind(evs, app.EventNeedsSignIn, ""))
+	c.figure("needs_sign_in_events", countKind(evs, engine.EventNeedsSignIn, ""))
 	c.figure("registrations_after_restart", map[string]int{"before_sign_in": registeredBefore, "total": registered})
 	c.figure("browser_prompts_for_sign_in", prompts)
 	c.figure("ts_sessions_opened", sessions)
 	c.check(t, announced, "no needs-sign-in within 20 s of the restart")
 	c.check(t, failing, "no call failed after the AS forgot the grant")
-	c.check(t, countKind(evs, app.EventNeedsSignIn, "") == 1, "needs-sign-in announced %d times, want 1", countKind(evs, app.EventNeedsSignIn, ""))
+	c.check(t, countKind(evs, engine.EventNeedsSignIn, "") == 1, "needs-sign-in announced %d times, want 1", countKind(evs, engine.EventNeedsSignIn, ""))
 	c.check(t, registeredBefore == 1 && registered == 1, "registrations after the restart: %d before sign-in, %d in all; want 1 and 1", registeredBefore, registered)
 	c.check(t, prompts == 1, "the sign-in opened the browser %d times, want 1", prompts)
 	c.check(t, bad == 0, "%d failures were not structured auth_failure errors", bad)
@@ -372,7 +372,7 @@ func tokenRevoked(t *testing.T, c *caseResult) {
 			}
 		}
 	}
-	notes := countKind(evs, app.EventRevoked, "") + countKind(evs, app.EventNeedsSignIn, "")
+	notes := countKind(evs, engine.EventRevoked, "") + countKind(evs, engine.EventNeedsSignIn, "")
 	st := s.as.Stats(t)
 	c.figure("outcomes", causes(outs))
 	c.figure("revoked_or_needs_sign_in_events", notes)
@@ -413,7 +413,7 @@ func sigkill(t *testing.T, c *caseResult) {
 	e.start()
 	// New sessions on the new engine's proxy (a new port), calling through two token lifetimes.
 	a := startAgents(t, e, []string{"killed"}, []string{"killed"})
-	asked := waitFor(45*time.Second, func() bool { return countKind(e.audit(), app.EventNeedsSignIn, "killed") > 0 })
+	asked := waitFor(45*time.Second, func() bool { return countKind(e.audit(), engine.EventNeedsSignIn, "killed") > 0 })
 	var prompts int
 	if asked {
 		waitFor(25*time.Second, func() bool { return a.tally.failed() > 0 })
@@ -440,12 +440,12 @@ func sigkill(t *testing.T, c *caseResult) {
 	st := s.as.Stats(t)
 	c.figure("branch", branch)
 	c.figure("outcomes", causes(outs))
-	c.figure("needs_sign_in_events", countKind(evs, app.EventNeedsSignIn, ""))
+	c.figure("needs_sign_in_events", countKind(evs, engine.EventNeedsSignIn, ""))
 	c.figure("as_events_refresh_token_reused", countPrefix(st.Events, "refresh_token.reused"))
 	c.figure("browser_prompts_for_sign_in", prompts)
 	h, err := e.health(context.Background())
 	c.check(t, err == nil && h.Status == "ok", "the restarted engine's health: %v %v", h.Status, err)
-	c.check(t, countKind(evs, app.EventNeedsSignIn, "") <= 1, "needs-sign-in announced %d times", countKind(evs, app.EventNeedsSignIn, ""))
+	c.check(t, countKind(evs, engine.EventNeedsSignIn, "") <= 1, "needs-sign-in announced %d times", countKind(evs, engine.EventNeedsSignIn, ""))
 	c.check(t, bad == 0, "%d calls failed without a structured auth_failure (a dead server)", bad)
 	c.check(t, asked || a.tally.failed() == 0, "no sign-in was asked for, yet %d calls failed", a.tally.failed())
 	c.check(t, !asked || prompts == 1, "the sign-in opened the browser %d times, want 1", prompts)
@@ -467,7 +467,7 @@ func keyringStopped(t *testing.T, c *caseResult) {
 	stopped := time.Now()
 	warned := waitFor(20*time.Second, func() bool {
 		for _, ev := range e.audit() {
-			if ev.Kind == app.EventWarning && strings.Contains(ev.Message, "kept in memory") {
+			if ev.Kind == engine.EventWarning && strings.Contains(ev.Message, "kept in memory") {
 				return true
 			}
 		}
@@ -484,7 +484,7 @@ func keyringStopped(t *testing.T, c *caseResult) {
 	outs, _ := a.stop(t)
 	evs := e.audit()
 	c.figure("outcomes", causes(outs))
-	c.figure("refreshes_after_keyring_stopped", countKind(evs, app.EventRefreshed, "nokeyring")-1)
+	c.figure("refreshes_after_keyring_stopped", countKind(evs, engine.EventRefreshed, "nokeyring")-1)
 	c.figure("status_output", strings.TrimSpace(status))
 	c.check(t, warned, "no warning saying the token is kept in memory within 20 s")
 	c.check(t, strings.Contains(strings.ToLower(status), "keychain") || strings.Contains(strings.ToLower(status), "memory"),

@@ -17,7 +17,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/authkeeper/authkeeper/app"
+	"github.com/authkeeper/authkeeper/app/proxy"
 	"github.com/authkeeper/authkeeper/internal/testbed"
 	"github.com/modelcontextprotocol/go-sdk/jsonrpc"
 	"github.com/modelcontextprotocol/go-sdk/mcp"
@@ -166,7 +166,7 @@ func (a *goAgent) call(ctx context.Context, n int) outcome {
 		_ = json.Unmarshal(wire.Data, &d)
 		o.Message = wire.Message + " " + string(wire.Data)
 		switch wire.Code {
-		case app.CodeAuthFailure, app.CodeProxyError:
+		case proxy.CodeAuthFailure, proxy.CodeProxyError:
 			o.Cause, o.Retryable = d.Type+"/"+d.Subtype, d.Retryable
 		default:
 			o.Cause = fmt.Sprintf("jsonrpc/%d", wire.Code)
@@ -218,7 +218,7 @@ type tsAgent struct {
 }
 
 // startTS starts a TS client session through the bridge that calls tools for d, or until stop.
-func startTS(t *testing.T, e *engine, server string, d, interval time.Duration) *tsAgent {
+func startTS(t *testing.T, e *install, server string, d, interval time.Duration) *tsAgent {
 	t.Helper()
 	node := testbed.NodeDir(t)
 	stopFile := filepath.Join(t.TempDir(), "stop")

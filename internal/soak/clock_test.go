@@ -11,7 +11,9 @@ import (
 	"testing"
 	"time"
 
-	"github.com/authkeeper/authkeeper/app"
+	"github.com/authkeeper/authkeeper/app/control"
+	"github.com/authkeeper/authkeeper/app/engine"
+	"github.com/authkeeper/authkeeper/app/proxy"
 	"github.com/authkeeper/authkeeper/internal/testbed"
 )
 
@@ -23,7 +25,7 @@ type jumpClock struct {
 	offset time.Duration
 }
 
-var _ app.Clock = (*jumpClock)(nil)
+var _ engine.Clock = (*jumpClock)(nil)
 
 // Now returns the wall time (without a monotonic reading) plus the offset.
 func (c *jumpClock) Now() time.Time {
@@ -33,7 +35,7 @@ func (c *jumpClock) Now() time.Time {
 }
 
 // AfterFunc wraps time.AfterFunc: timers do not see the jump.
-func (c *jumpClock) AfterFunc(d time.Duration, f func()) app.Timer { return time.AfterFunc(d, f) }
+func (c *jumpClock) AfterFunc(d time.Duration, f func()) engine.Timer { return time.AfterFunc(d, f) }
 
 func (c *jumpClock) jump(d time.Duration) {
 	c.mu.Lock()
@@ -58,9 +60,9 @@ func clockJump(t *testing.T, c *caseResult) {
 	t.Cleanup(func() { os.RemoveAll(rt) })
 	clock := &jumpClock{}
 	browser := testbed.NewBrowser(t, testbed.BrowserOptions{})
-	eng, err := app.NewEngine(app.Config{
-		Paths:     app.Paths{ConfigDir: filepath.Join(home, "config"), StateDir: filepath.Join(home, "state"), RuntimeDir: rt},
-		ProxyAddr: "127.0.0.1:0", Opener: browser, Clock: clock,
+	eng, err := engine.NewEngine(engine.Config{
+		Paths:     engine.Paths{ConfigDir: filepath.Join(home, "config"), StateDir: filepath.Join(home, "state"), RuntimeDir: rt},
+		ProxyAddr: "127.0.0.1:0", Opener: browser, Clock: clock, Proxy: proxy.FrontEnd, Control: control.FrontEnd,
 	})
 	if err != nil {
 		t.Fatal(err)
@@ -69,7 +71,7 @@ func clockJump(t *testing.T, c *caseResult) {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { eng.Close() })
-	if err := eng.Add(context.Background(), app.AddRequest{Name: "sleepy", URL: srv.URL}); err != nil {
+	if err := eng.Add(context.Background(), engine.AddRequest{Name: "sleepy", URL: srv.URL}); err != nil {
 		t.Fatal(err)
 	}
 	_, events, cancel := eng.Subscribe()
@@ -84,13 +86,13 @@ func clockJump(t *testing.T, c *caseResult) {
 	// Jump 11 minutes, past the 10-minute token's expiry, with no call running.
 	jumped := time.Now()
 	clock.jump(11 * time.Minute)
-	var wake app.Event
+	var wake engine.Event
 	deadline := time.After(45 * time.Second)
 wait:
 	for {
 		select {
 		case ev := <-events:
-			if ev.Kind == app.EventRefreshed && ev.Server == "sleepy" {
+			if ev.Kind == engine.EventRefreshed && ev.Server == "sleepy" {
 				wake = ev
 				break wait
 			}
@@ -117,7 +119,7 @@ wait:
 	c.figure("first_refresh_after_jump_s", refreshedAfter.Round(100*time.Millisecond).Seconds())
 	c.figure("outcomes", causes(tl.outcomes()))
 	c.figure("calls", tl.calls)
-	c.check(t, wake.Kind == app.EventRefreshed && wake.Trigger == "wake", "first refresh after the jump: %q trigger %q, want a refresh triggered by wake", wake.Kind, wake.Trigger)
+	c.check(t, wake.Kind == engine.EventRefreshed && wake.Trigger == "wake", "first refresh after the jump: %q trigger %q, want a refresh triggered by wake", wake.Kind, wake.Trigger)
 	c.check(t, first.Cause == "" && first.Left > 0, "the first call after the jump: %q (left %v)", first.Cause, first.Left)
 	c.check(t, after.After(before), "the token was not replaced after the jump")
 	c.check(t, tl.failed() == 0, "%d failed calls: %v", tl.failed(), causes(tl.outcomes()))

@@ -13,7 +13,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/authkeeper/authkeeper/app"
+	"github.com/authkeeper/authkeeper/app/engine"
 	"github.com/authkeeper/authkeeper/internal/testbed"
 	"github.com/authkeeper/authkeeper/keychain"
 )
@@ -76,7 +76,7 @@ func (s *tokenSet) list() []string {
 }
 
 // sample adds the tokens the keyring holds for servers and the access tokens the headers helper prints.
-func (s *tokenSet) sample(e *engine, servers []string) {
+func (s *tokenSet) sample(e *install, servers []string) {
 	if ks, err := keychain.NewKeyringStore(keychain.KeyringConfig{Timeout: 5 * time.Second}); err == nil {
 		for _, name := range servers {
 			if rec, err := ks.Get(name); err == nil {
@@ -90,7 +90,7 @@ func (s *tokenSet) sample(e *engine, servers []string) {
 }
 
 // sampleEvery samples until ctx ends.
-func (s *tokenSet) sampleEvery(ctx context.Context, e *engine, servers []string, every time.Duration) *sync.WaitGroup {
+func (s *tokenSet) sampleEvery(ctx context.Context, e *install, servers []string, every time.Duration) *sync.WaitGroup {
 	var wg sync.WaitGroup
 	wg.Go(func() {
 		for ctx.Err() == nil {
@@ -106,7 +106,7 @@ func (s *tokenSet) sampleEvery(ctx context.Context, e *engine, servers []string,
 
 // leaks searches every output of the installation, every file under its directories and the extra
 // texts for every token in s, and returns where each hit was (never the token).
-func (s *tokenSet) leaks(e *engine, extra map[string]string) []string {
+func (s *tokenSet) leaks(e *install, extra map[string]string) []string {
 	texts := map[string]string{"authkeeper serve and CLI output": e.outputsText()}
 	for p, data := range e.files() {
 		texts[p] = data
@@ -140,7 +140,7 @@ type serverDef struct {
 // newEntraServer starts an AS with the Entra ID profile (pre-registered public client, no PKCE
 // advertised, resource refused, scope required on every refresh, the {tenantid} issuer template) and
 // a Go SDK server behind it, and adds it to e as name the way docs/providers.md tells a user to.
-func newEntraServer(t *testing.T, e *engine, name string, ttl time.Duration) serverDef {
+func newEntraServer(t *testing.T, e *install, name string, ttl time.Duration) serverDef {
 	t.Helper()
 	as := testbed.NewAuthServer(t, testbed.AuthServerOptions{Profile: testbed.ProfileEntra, AccessTokenTTL: ttl})
 	srv := testbed.GoMCPServer(t, testbed.MCPServerOptions{Issuer: as.Issuer, AdvertiseAS: as.AdvertisedIssuer})
@@ -151,7 +151,7 @@ func newEntraServer(t *testing.T, e *engine, name string, ttl time.Duration) ser
 
 // newWorkerServer starts the current workers-oauth-provider (60 s access tokens, its minimum; rotating
 // refresh tokens) and adds it to e as name.
-func newWorkerServer(t *testing.T, e *engine, name string) serverDef {
+func newWorkerServer(t *testing.T, e *install, name string) serverDef {
 	t.Helper()
 	w := testbed.NewWorkerAS(t, testbed.WorkerOptions{Version: testbed.WorkerCurrent})
 	e.add(name, w.MCPURL)
@@ -159,7 +159,7 @@ func newWorkerServer(t *testing.T, e *engine, name string) serverDef {
 }
 
 // newServer starts an AS and an MCP server for it (TS when ts), and adds it to e as name.
-func newServer(t *testing.T, e *engine, name string, asOpts testbed.AuthServerOptions, ts, jsonResp bool) serverDef {
+func newServer(t *testing.T, e *install, name string, asOpts testbed.AuthServerOptions, ts, jsonResp bool) serverDef {
 	t.Helper()
 	as := testbed.NewAuthServer(t, asOpts)
 	mo := testbed.MCPServerOptions{Issuer: as.Issuer, RequiredScopes: []string{"mcp:read"}, JSONResponse: jsonResp, Opaque: asOpts.Opaque}
@@ -178,7 +178,7 @@ func newServer(t *testing.T, e *engine, name string, asOpts testbed.AuthServerOp
 
 // busyDriver takes and releases busy leases at random until ctx ends, through the control API and
 // now and then through `authkeeper busy`, and counts what it did.
-func busyDriver(ctx context.Context, e *engine, rng *rand.Rand) (started, ended, errs *int) {
+func busyDriver(ctx context.Context, e *install, rng *rand.Rand) (started, ended, errs *int) {
 	started, ended, errs = new(int), new(int), new(int)
 	ids := []string{"turn-a", "turn-b", "turn-c"}
 	for ctx.Err() == nil {
@@ -292,21 +292,21 @@ func mainSoak(t *testing.T, c *caseResult, d time.Duration) {
 	c.figure("failures_by_cause", all.failures)
 	c.figure("ts_sessions_opened", sessions)
 	evs := e.audit()
-	refreshed, deadline := countKind(evs, app.EventRefreshed, ""), countKind(evs, app.EventDeadlineRefresh, "")
+	refreshed, deadline := countKind(evs, engine.EventRefreshed, ""), countKind(evs, engine.EventDeadlineRefresh, "")
 	c.figure("refreshes_audit", map[string]int{"refreshed": refreshed, "deadline_refresh": deadline, "total": refreshed + deadline})
-	c.figure("deferred_refreshes", countKind(evs, app.EventDeferred, ""))
+	c.figure("deferred_refreshes", countKind(evs, engine.EventDeferred, ""))
 	c.figure("deadline_refreshes", deadline)
-	c.figure("degraded_events", countKind(evs, app.EventDegraded, ""))
+	c.figure("degraded_events", countKind(evs, engine.EventDegraded, ""))
 	asRefresh, invalidGrant, rejected := 0, 0, 0
 	perServer := map[string]map[string]int{}
 	for _, s := range servers {
 		if s.worker != nil {
 			// The worker keeps no statistics: its refreshes come from authkeeper's audit log, and a
 			// refused refresh (its invalid_grant) would show as needs-sign-in there.
-			ig := countKind(evs, app.EventNeedsSignIn, s.name) + countKind(evs, app.EventRevoked, s.name)
+			ig := countKind(evs, engine.EventNeedsSignIn, s.name) + countKind(evs, engine.EventRevoked, s.name)
 			invalidGrant += ig
-			perServer[s.name] = map[string]int{"refreshed_audit": countKind(evs, app.EventRefreshed, s.name) +
-				countKind(evs, app.EventDeadlineRefresh, s.name), "invalid_grant": ig}
+			perServer[s.name] = map[string]int{"refreshed_audit": countKind(evs, engine.EventRefreshed, s.name) +
+				countKind(evs, engine.EventDeadlineRefresh, s.name), "invalid_grant": ig}
 			continue
 		}
 		st := s.as.Stats(t)

@@ -1,0 +1,211 @@
+package clients
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"time"
+)
+
+// Client config files belong to the user and to other programs, so writing one follows three rules:
+// keep every member we do not own, in its order; never write a file we cannot parse (VS Code allows
+// comments in mcp.json: such a file is left alone and the snippet printed instead); and replace the
+// file atomically after keeping a timestamped copy of the old one.
+
+// member is one name/value pair of a JSON object, its value kept byte for byte.
+type Member struct {
+	Key   string
+	Value json.RawMessage
+}
+
+// parseObject reads a JSON object keeping its members' order. Empty input is an empty object.
+func ParseObject(data []byte) ([]Member, error) {
+	if len(bytes.TrimSpace(data)) == 0 {
+		return nil, nil
+	}
+	dec := json.NewDecoder(bytes.NewReader(data))
+	if tok, err := dec.Token(); err != nil || tok != json.Delim('{') {
+		return nil, errors.New("not a JSON object")
+	}
+	var out []Member
+	for dec.More() {
+		tok, err := dec.Token()
+		if err != nil {
+			return nil, err
+		}
+		key, _ := tok.(string)
+		var val json.RawMessage
+		if err := dec.Decode(&val); err != nil {
+			return nil, err
+		}
+		out = append(out, Member{key, val})
+	}
+	if _, err := dec.Token(); err != nil {
+		return nil, err
+	}
+	if _, err := dec.Token(); !errors.Is(err, io.EOF) {
+		return nil, errors.New("trailing data after the JSON object")
+	}
+	return out, nil
+}
+
+// writeObject renders members as an object indented by two spaces, starting at prefix.
+func WriteObject(buf *bytes.Buffer, members []Member, prefix string) error {
+	if len(members) == 0 {
+		buf.WriteString("{}")
+		return nil
+	}
+	buf.WriteString("{\n")
+	for i, m := range members {
+		key, err := json.Marshal(m.Key)
+		if err != nil {
+			return err
+		}
+		buf.WriteString(prefix + "  ")
+		buf.Write(key)
+		buf.WriteString(": ")
+		if err := json.Indent(buf, m.Value, prefix+"  ", "  "); err != nil {
+			return err
+		}
+		if i < len(members)-1 {
+			buf.WriteByte(',')
+		}
+		buf.WriteByte('\n')
+	}
+	buf.WriteString(prefix + "}")
+	return nil
+}
+
+// mergeServers returns doc with doc[section][name] = entry for every entry, keeping all other members
+// and their order; an entry of an existing name replaces it in place, a new one goes last.
+func MergeServers(doc []byte, section string, entries []Member) ([]byte, error) {
+	top, err := ParseObject(doc)
+	if err != nil {
+		return nil, err
+	}
+	idx := -1
+	for i, m := range top {
+		if m.Key == section {
+			idx = i
+		}
+	}
+	var servers []Member
+	if idx >= 0 && string(bytes.TrimSpace(top[idx].Value)) != "null" {
+		if servers, err = ParseObject(top[idx].Value); err != nil {
+			return nil, fmt.Errorf("%q: %w", section, err)
+		}
+	}
+	for _, e := range entries {
+		replaced := false
+		for i := range servers {
+			if servers[i].Key == e.Key {
+				servers[i].Value, replaced = e.Value, true
+			}
+		}
+		if !replaced {
+			servers = append(servers, e)
+		}
+	}
+	var sb bytes.Buffer
+	if err := WriteObject(&sb, servers, ""); err != nil {
+		return nil, err
+	}
+	if idx >= 0 {
+		top[idx].Value = sb.Bytes()
+	} else {
+		top = append(top, Member{section, sb.Bytes()})
+	}
+	var out bytes.Buffer
+	if err := WriteObject(&out, top, ""); err != nil {
+		return nil, err
+	}
+	out.WriteByte('\n')
+	return out.Bytes(), nil
+}
+
+// writeFileAtomic replaces path with data: a copy of the old file goes to path.authkeeper-backup-TIME
+// (returned; "" when there was no file), the new content to a temporary file in the same directory,
+// synced and renamed over the old one. A symlinked config is written through the link. New files and
+// directories are private: the content holds the proxy's access key.
+func WriteFileAtomic(path string, data []byte, now time.Time) (backup string, err error) {
+	if real, err := filepath.EvalSymlinks(path); err == nil {
+		path = real
+	}
+	mode := os.FileMode(0o600)
+	old, err := os.ReadFile(path)
+	switch {
+	case err == nil:
+		fi, err := os.Stat(path)
+		if err != nil {
+			return "", err
+		}
+		// The file will hold the proxy's access key: never readable by other users, whatever it was.
+		mode = fi.Mode().Perm() &^ 0o077
+		stamp := path + ".authkeeper-backup-" + now.UTC().Format("20060102T150405Z")
+		backup = stamp
+		err = writeNew(backup, old, mode)
+		for i := 2; errors.Is(err, os.ErrExist) && i < 100; i++ { // two writes within a second
+			backup = fmt.Sprintf("%s-%d", stamp, i)
+			err = writeNew(backup, old, mode)
+		}
+		if err != nil {
+			return "", fmt.Errorf("back up %s: %w", path, err)
+		}
+	case errors.Is(err, os.ErrNotExist):
+		if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
+			return "", err
+		}
+	default:
+		return "", err
+	}
+	dir := filepath.Dir(path)
+	tmp, err := os.CreateTemp(dir, "."+filepath.Base(path)+".tmp-*")
+	if err != nil {
+		return "", err
+	}
+	defer os.Remove(tmp.Name()) // a no-op after the rename
+	if err := tmp.Chmod(mode); err != nil {
+		tmp.Close()
+		return "", err
+	}
+	if _, err := tmp.Write(data); err != nil {
+		tmp.Close()
+		return "", err
+	}
+	if err := tmp.Sync(); err != nil {
+		tmp.Close()
+		return "", err
+	}
+	if err := tmp.Close(); err != nil {
+		return "", err
+	}
+	if err := os.Rename(tmp.Name(), path); err != nil {
+		return "", err
+	}
+	if d, err := os.Open(dir); err == nil {
+		_ = d.Sync() // make the rename durable where the OS allows
+		d.Close()
+	}
+	return backup, nil
+}
+
+// writeNew creates path (which must not exist) with data.
+func writeNew(path string, data []byte, mode os.FileMode) error {
+	f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_EXCL, mode)
+	if err != nil {
+		return err
+	}
+	if _, err := f.Write(data); err != nil {
+		f.Close()
+		return err
+	}
+	if err := f.Sync(); err != nil {
+		f.Close()
+		return err
+	}
+	return f.Close()
+}

@@ -1,0 +1,229 @@
+package control
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"github.com/authkeeper/authkeeper/app/engine"
+	"io"
+	"net"
+	"net/http"
+	"net/url"
+	"time"
+)
+
+// Remote is a client of the owner's control API. Safe for concurrent use.
+type Remote struct {
+	sock string
+	http *http.Client
+}
+
+// NewRemote returns a client for the control socket at sock.
+func NewRemote(sock string) *Remote {
+	return &Remote{sock: sock, http: &http.Client{Transport: &http.Transport{
+		DialContext: func(ctx context.Context, _, _ string) (net.Conn, error) {
+			var d net.Dialer
+			return d.DialContext(ctx, "unix", sock)
+		},
+	}}}
+}
+
+// RemoteError is a failed control call. Code is one of unknown_server, exists, needs_sign_in,
+// keychain, timeout, bad_request, failed.
+type RemoteError struct {
+	Status  int
+	Code    string
+	Message string
+}
+
+func (e *RemoteError) Error() string { return e.Message }
+
+// Is lets callers test remote errors against the engine's sentinels.
+func (e *RemoteError) Is(target error) bool {
+	switch target {
+	case engine.ErrNeedsSignIn:
+		return e.Code == "needs_sign_in"
+	case engine.ErrUnknownServer:
+		return e.Code == "unknown_server"
+	case engine.ErrServerExists:
+		return e.Code == "exists"
+	}
+	return false
+}
+
+// errNotRunning means nothing answers on the control socket.
+var errNotRunning = errors.New("authkeeper is not running")
+
+func (r *Remote) do(ctx context.Context, method, path string, body, out any) error {
+	var rd io.Reader
+	if body != nil {
+		b, err := json.Marshal(body)
+		if err != nil {
+			return err
+		}
+		rd = bytes.NewReader(b)
+	}
+	req, err := http.NewRequestWithContext(ctx, method, "http://authkeeper"+path, rd)
+	if err != nil {
+		return err
+	}
+	resp, err := r.http.Do(req)
+	if err != nil {
+		return fmt.Errorf("%w (no answer on %s)", errNotRunning, r.sock)
+	}
+	defer resp.Body.Close()
+	data, err := io.ReadAll(io.LimitReader(resp.Body, 4<<20))
+	if err != nil {
+		return fmt.Errorf("control API: %w", err)
+	}
+	if resp.StatusCode != http.StatusOK {
+		var ce controlError
+		if json.Unmarshal(data, &ce) != nil || ce.Error == "" {
+			ce = controlError{Error: fmt.Sprintf("control API: HTTP %d", resp.StatusCode), Code: "failed"}
+		}
+		return &RemoteError{Status: resp.StatusCode, Code: ce.Code, Message: ce.Error}
+	}
+	if out != nil {
+		if err := json.Unmarshal(data, out); err != nil {
+			return fmt.Errorf("control API: decode %s: %w", path, err)
+		}
+	}
+	return nil
+}
+
+// Health returns /healthz.
+func (r *Remote) Health(ctx context.Context) (engine.Health, error) {
+	var h engine.Health
+	return h, r.do(ctx, http.MethodGet, "/healthz", nil, &h)
+}
+
+// Status returns the owner's snapshot.
+func (r *Remote) Status(ctx context.Context) (engine.Snapshot, error) {
+	var s engine.Snapshot
+	return s, r.do(ctx, http.MethodGet, "/v1/status", nil, &s)
+}
+
+// Proxy returns where the owner's proxy listens and its access key.
+func (r *Remote) Proxy(ctx context.Context) (ProxyInfo, error) {
+	var p ProxyInfo
+	return p, r.do(ctx, http.MethodGet, "/v1/proxy", nil, &p)
+}
+
+// Handover asks a temporary owner to end its engine and release the owner lock (see
+// Config.Temporary); it returns once the owner accepted. Wait for the lock to be free before owning.
+func (r *Remote) Handover(ctx context.Context) error {
+	return r.do(ctx, http.MethodPost, "/v1/handover", nil, nil)
+}
+
+// Show asks the owner to show its status window and reports whether it has one (a tray).
+func (r *Remote) Show(ctx context.Context) (bool, error) {
+	var out struct {
+		Shown bool `json:"shown"`
+	}
+	return out.Shown, r.do(ctx, http.MethodPost, "/v1/ui/show", nil, &out)
+}
+
+// Token returns a valid access token for server name.
+func (r *Remote) Token(ctx context.Context, name string) (TokenResponse, error) {
+	var t TokenResponse
+	return t, r.do(ctx, http.MethodGet, "/v1/servers/"+url.PathEscape(name)+"/token", nil, &t)
+}
+
+// BusyStart takes or renews a busy lease.
+func (r *Remote) BusyStart(ctx context.Context, id, label string, ttl time.Duration) (engine.Lease, error) {
+	var l engine.Lease
+	body := map[string]any{"id": id, "label": label, "ttl_seconds": ttl.Seconds()}
+	return l, r.do(ctx, http.MethodPost, "/v1/busy", body, &l)
+}
+
+// BusyEnd releases a busy lease and reports whether it was held.
+func (r *Remote) BusyEnd(ctx context.Context, id string) (bool, error) {
+	var out struct {
+		Ended bool `json:"ended"`
+	}
+	return out.Ended, r.do(ctx, http.MethodDelete, "/v1/busy/"+url.PathEscape(id), nil, &out)
+}
+
+// Refresh forces a refresh of server name.
+func (r *Remote) Refresh(ctx context.Context, name string) error {
+	return r.do(ctx, http.MethodPost, "/v1/servers/"+url.PathEscape(name)+"/refresh", nil, nil)
+}
+
+// Logout revokes and forgets server name's tokens.
+func (r *Remote) Logout(ctx context.Context, name string) error {
+	return r.do(ctx, http.MethodPost, "/v1/servers/"+url.PathEscape(name)+"/logout", nil, nil)
+}
+
+// Remove removes server name.
+func (r *Remote) Remove(ctx context.Context, name string) error {
+	return r.do(ctx, http.MethodDelete, "/v1/servers/"+url.PathEscape(name), nil, nil)
+}
+
+// SignInProgress receives what a sign-in reports before its outcome; either func may be nil.
+type SignInProgress struct {
+	// OnDevice receives a device code to show.
+	OnDevice func(DeviceCode)
+	// OnURL receives the authorization URL once discovery and registration succeeded, as the owner asks
+	// the browser to open it.
+	OnURL func(authURL string)
+}
+
+// Add adds a server (signing in first), reporting progress.
+func (r *Remote) Add(ctx context.Context, body AddBody, p SignInProgress) error {
+	return r.stream(ctx, "/v1/servers", body, p)
+}
+
+// Login signs server name in again, reporting progress.
+func (r *Remote) Login(ctx context.Context, name string, body LoginBody, p SignInProgress) error {
+	return r.stream(ctx, "/v1/servers/"+url.PathEscape(name)+"/login", body, p)
+}
+
+// stream posts body and reads NDJSON progress lines until the outcome.
+func (r *Remote) stream(ctx context.Context, path string, body any, p SignInProgress) error {
+	b, err := json.Marshal(body)
+	if err != nil {
+		return err
+	}
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, "http://authkeeper"+path, bytes.NewReader(b))
+	if err != nil {
+		return err
+	}
+	resp, err := r.http.Do(req)
+	if err != nil {
+		return fmt.Errorf("%w (no answer on %s)", errNotRunning, r.sock)
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		var ce controlError
+		_ = json.NewDecoder(io.LimitReader(resp.Body, 1<<20)).Decode(&ce)
+		return &RemoteError{Status: resp.StatusCode, Code: ce.Code, Message: ce.Error}
+	}
+	sc := bufio.NewScanner(resp.Body)
+	for sc.Scan() {
+		var line StreamLine
+		if err := json.Unmarshal(sc.Bytes(), &line); err != nil {
+			return fmt.Errorf("control API: %w", err)
+		}
+		switch {
+		case line.Device != nil:
+			if p.OnDevice != nil {
+				p.OnDevice(*line.Device)
+			}
+		case line.SignInURL != "":
+			if p.OnURL != nil {
+				p.OnURL(line.SignInURL)
+			}
+		case line.Error != nil:
+			return &RemoteError{Code: line.Error.Code, Message: line.Error.Error}
+		case line.Done:
+			return nil
+		}
+	}
+	if err := sc.Err(); err != nil {
+		return fmt.Errorf("control API: %w", err)
+	}
+	return errors.New("control API: the owner closed the stream without an outcome")
+}

@@ -1,0 +1,121 @@
+package engine
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strconv"
+	"sync"
+)
+
+// AuditLog appends events as JSON lines to a file in the state directory and rotates it by size,
+// keeping a few old files. Events carry no token material by construction. Safe for concurrent use.
+type AuditLog struct {
+	path     string
+	maxBytes int64
+	keep     int
+
+	mu   sync.Mutex
+	f    *os.File
+	size int64
+}
+
+// AuditConfig configures an AuditLog.
+type AuditConfig struct {
+	Dir      string // required: the state directory
+	MaxBytes int64  // rotate when the file would exceed this; default 5 MiB
+	Keep     int    // rotated files kept (audit.jsonl.1 … .N); default 3
+}
+
+// OpenAuditLog opens (creating, mode 0600) Dir/audit.jsonl for appending.
+func OpenAuditLog(cfg AuditConfig) (*AuditLog, error) {
+	if cfg.Dir == "" {
+		return nil, fmt.Errorf("audit log: no directory")
+	}
+	if cfg.MaxBytes <= 0 {
+		cfg.MaxBytes = 5 << 20
+	}
+	if cfg.Keep <= 0 {
+		cfg.Keep = 3
+	}
+	a := &AuditLog{path: filepath.Join(cfg.Dir, "audit.jsonl"), maxBytes: cfg.MaxBytes, keep: cfg.Keep}
+	if err := a.open(); err != nil {
+		return nil, err
+	}
+	return a, nil
+}
+
+// Path is the current log file.
+func (a *AuditLog) Path() string { return a.path }
+
+func (a *AuditLog) open() error {
+	f, err := os.OpenFile(a.path, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o600)
+	if err != nil {
+		return fmt.Errorf("audit log: %w", err)
+	}
+	fi, err := f.Stat()
+	if err != nil {
+		f.Close()
+		return fmt.Errorf("audit log: %w", err)
+	}
+	a.f, a.size = f, fi.Size()
+	return nil
+}
+
+// Write appends e as one line, rotating first if the line would push the file past MaxBytes.
+func (a *AuditLog) Write(e Event) error {
+	line, err := json.Marshal(e)
+	if err != nil {
+		return fmt.Errorf("audit log: encode: %w", err)
+	}
+	line = append(line, '\n')
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	if a.f == nil {
+		return fmt.Errorf("audit log: closed")
+	}
+	if a.size > 0 && a.size+int64(len(line)) > a.maxBytes {
+		if err := a.rotate(); err != nil {
+			return err
+		}
+	}
+	n, err := a.f.Write(line)
+	a.size += int64(n)
+	if err != nil {
+		return fmt.Errorf("audit log: %w", err)
+	}
+	return nil
+}
+
+// rotate shifts audit.jsonl.N-1 → .N … audit.jsonl → .1 and starts a new file. Whatever fails, the
+// log is reopened, so one failed rotation never stops the audit for good. Caller holds mu.
+func (a *AuditLog) rotate() error {
+	errs := []error{a.f.Close()}
+	a.f = nil
+	for i := a.keep; i >= 1; i-- {
+		from := a.path
+		if i > 1 {
+			from = a.path + "." + strconv.Itoa(i-1)
+		}
+		if err := os.Rename(from, a.path+"."+strconv.Itoa(i)); err != nil && !os.IsNotExist(err) {
+			errs = append(errs, fmt.Errorf("audit log: rotate: %w", err))
+			break
+		}
+	}
+	errs = append(errs, a.open())
+	return errors.Join(errs...)
+}
+
+// Close closes the file.
+func (a *AuditLog) Close() error {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	if a.f == nil {
+		return nil
+	}
+	err := a.f.Close()
+	a.f = nil
+	return err
+}

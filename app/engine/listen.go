@@ -1,0 +1,81 @@
+package engine
+
+import (
+	"net"
+	"net/http"
+	"time"
+)
+
+// A FrontEnd opens one of the engine's listeners and builds its handler: the wiring passes the proxy's
+// and the control API's (Config.Proxy, Config.Control), so that the engine imports neither. Start calls
+// each once, holding the owner lock, after the credentials are loaded and before the first refresh;
+// Close shuts its server down before the keepers stop, so no request meets a closing keeper.
+type FrontEnd func(e *Engine) (net.Listener, http.Handler, error)
+
+// listen opens the proxy (unless NoProxy) and the control API and serves them until Close.
+func (e *Engine) listen() error {
+	var proxy, control net.Listener
+	var proxyH, controlH http.Handler
+	if e.cfg.Proxy != nil && !e.cfg.NoProxy {
+		var err error
+		if proxy, proxyH, err = e.cfg.Proxy(e); err != nil {
+			return err
+		}
+	}
+	if e.cfg.Control != nil {
+		var err error
+		if control, controlH, err = e.cfg.Control(e); err != nil {
+			if proxy != nil {
+				proxy.Close()
+			}
+			return err
+		}
+	}
+	e.Mu.Lock()
+	defer e.Mu.Unlock()
+	e.proxy = proxy
+	serve := func(l net.Listener, h http.Handler) {
+		srv := &http.Server{Handler: h, ReadHeaderTimeout: 10 * time.Second}
+		e.servers = append(e.servers, srv)
+		go srv.Serve(l) //nolint:errcheck // Serve returns http.ErrServerClosed after Shutdown.
+	}
+	if proxy != nil {
+		serve(proxy, proxyH)
+	}
+	if control != nil {
+		serve(control, controlH)
+	}
+	return nil
+}
+
+// ProxyURL is the base URL of the MCP proxy, e.g. http://127.0.0.1:47615, or "" without a proxy.
+func (e *Engine) ProxyURL() string {
+	e.Mu.Lock()
+	defer e.Mu.Unlock()
+	if e.proxy == nil {
+		return ""
+	}
+	return "http://" + e.proxy.Addr().String()
+}
+
+// ProxyAddr is the loopback host:port the proxy listens on (port 0: a free one, see ProxyURL).
+func (e *Engine) ProxyAddr() string { return e.cfg.ProxyAddr }
+
+// ControlAddr is the control API's socket path.
+func (e *Engine) ControlAddr() string { return e.cfg.Paths.ControlSocket() }
+
+// ConfigFile is the settings file the engine reads.
+func (e *Engine) ConfigFile() string { return e.cfg.Paths.ConfigFile() }
+
+// Warning is a message to show at every start (the file store's plain-text warning, a corrupt
+// config kept aside), or "".
+func (e *Engine) Warning() string { return e.warning }
+
+// Temporary reports whether this engine owns only until the app starts (Config.Temporary).
+func (e *Engine) Temporary() bool { return e.cfg.Temporary }
+
+// StepUpScopes is oauth.Client.StepUpScopes with the engine's OAuth client: the scopes a sign-in asks
+// for after a server's 403 insufficient_scope challenge, or oauth.ErrNotStepUp.
+func (e *Engine) StepUpScopes(status int, h http.Header, granted []string) ([]string, error) {
+	return e.oauth.StepUpScopes(status, h, granted)
+}

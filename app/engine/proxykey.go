@@ -1,0 +1,73 @@
+package engine
+
+import (
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"net/url"
+	"os"
+	"path/filepath"
+	"strings"
+)
+
+// The proxy spends the user's tokens, so local callers must present a per-install access key: other
+// users on the machine and web pages (DNS rebinding, cross-origin requests) cannot read it. It is not
+// an OAuth token; it lives in a 0600 file in the 0700 config directory and only gates the loopback proxy.
+
+// loadProxyKey reads the access key, creating a random 256-bit key on first use.
+func LoadProxyKey(dir string) (string, error) {
+	path := filepath.Join(dir, "proxy.key")
+	if fi, err := os.Stat(path); err == nil && fi.Mode().Perm()&0o077 != 0 {
+		return "", fmt.Errorf("proxy key %s is readable by other users (mode %v); run `chmod 600 %s`", path, fi.Mode().Perm(), path)
+	}
+	data, err := os.ReadFile(path)
+	if err == nil {
+		key := strings.TrimSpace(string(data))
+		if len(key) >= 32 {
+			return key, nil
+		}
+		return "", fmt.Errorf("proxy key %s is malformed; delete it to make a new one (agents' configs must then be updated)", path)
+	}
+	if !errors.Is(err, os.ErrNotExist) {
+		return "", fmt.Errorf("proxy key: %w", err)
+	}
+	b := make([]byte, 32)
+	if _, err := rand.Read(b); err != nil {
+		return "", fmt.Errorf("proxy key: %w", err)
+	}
+	key := hex.EncodeToString(b)
+	// Written to a temp file and linked into place, so a crash never leaves a half-written key and two
+	// first starts cannot both win.
+	f, err := os.CreateTemp(dir, ".proxy.key-*")
+	if err != nil {
+		return "", fmt.Errorf("proxy key: %w", err)
+	}
+	defer os.Remove(f.Name())
+	if _, err := f.WriteString(key + "\n"); err != nil {
+		f.Close()
+		return "", fmt.Errorf("proxy key: %w", err)
+	}
+	if err := errors.Join(f.Chmod(0o600), f.Sync(), f.Close()); err != nil {
+		return "", fmt.Errorf("proxy key: %w", err)
+	}
+	if err := os.Link(f.Name(), path); errors.Is(err, os.ErrExist) {
+		return LoadProxyKey(dir) // another process made it first
+	} else if err != nil {
+		return "", fmt.Errorf("proxy key: %w", err)
+	}
+	return key, nil
+}
+
+// ProxyKey is the per-install access key the proxy requires.
+func (e *Engine) ProxyKey() string { return e.proxyKey }
+
+// ProxyEndpoint is the URL an agent uses for server name: the proxy, the access key as the first path
+// segment (for clients that cannot send custom headers), and the server's route.
+func (e *Engine) ProxyEndpoint(name string) string {
+	base := e.ProxyURL()
+	if base == "" {
+		return ""
+	}
+	return base + "/" + e.proxyKey + "/mcp/" + url.PathEscape(name)
+}

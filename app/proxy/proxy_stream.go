@@ -1,0 +1,101 @@
+package proxy
+
+import (
+	"io"
+	"net/http"
+	"strconv"
+	"strings"
+)
+
+// hopHeaders are connection-level (RFC 9110 §7.6.1) and never forwarded in either direction.
+var hopHeaders = []string{"Connection", "Keep-Alive", "Proxy-Connection", "Te", "Trailer", "Transfer-Encoding", "Upgrade"}
+
+// dropInbound are the caller's headers that stay at the proxy: its credentials (the access key, any
+// Authorization of its own, cookies), what is about the local page (Origin, Referer), what the
+// transport sets itself, and forwarding metadata that would reveal or spoof the local side.
+var dropInbound = []string{"Authorization", ProxyKeyHeader, "Cookie", "Origin", "Referer", "Proxy-Authorization",
+	"Accept-Encoding", "Content-Length", "Expect", "Host", "Forwarded", "X-Forwarded-For", "X-Forwarded-Host", "X-Forwarded-Proto"}
+
+// outboundHeader turns the caller's header into the upstream request's, in place: everything else —
+// Mcp-Session-Id, MCP-Protocol-Version, Last-Event-ID, Accept, Content-Type, the MCP method headers —
+// passes through unchanged.
+func outboundHeader(h http.Header) http.Header {
+	for _, c := range h["Connection"] {
+		for f := range strings.SplitSeq(c, ",") {
+			if f = strings.TrimSpace(f); f != "" {
+				h.Del(f)
+			}
+		}
+	}
+	for _, k := range hopHeaders {
+		delete(h, k)
+	}
+	for _, k := range dropInbound {
+		delete(h, k)
+	}
+	return h
+}
+
+// copyResponse sends resp to the caller: headers (minus hop-by-hop ones and cookies: the proxy's
+// origin is shared by every server), status, then the body, starting with the part already read. An
+// event stream is flushed after every read, so each event reaches the client as the server sends it.
+func (p *proxy) copyResponse(w http.ResponseWriter, resp *http.Response, read []byte) {
+	defer resp.Body.Close()
+	h := w.Header()
+	for k, vv := range resp.Header {
+		h[k] = vv
+	}
+	for _, c := range resp.Header["Connection"] {
+		for f := range strings.SplitSeq(c, ",") {
+			if f = strings.TrimSpace(f); f != "" {
+				h.Del(f)
+			}
+		}
+	}
+	for _, k := range hopHeaders {
+		delete(h, k)
+	}
+	delete(h, "Set-Cookie")
+	if resp.ContentLength >= 0 {
+		h["Content-Length"] = []string{strconv.FormatInt(resp.ContentLength, 10)}
+	}
+	w.WriteHeader(resp.StatusCode)
+	if len(read) > 0 {
+		if _, err := w.Write(read); err != nil {
+			return
+		}
+	}
+	bp := p.copyBufs.Get().(*[]byte)
+	defer p.copyBufs.Put(bp)
+	if !isSSE(resp.Header.Get("Content-Type")) {
+		_, _ = io.CopyBuffer(writerOnly{w}, resp.Body, *bp)
+		return
+	}
+	fl, _ := w.(http.Flusher)
+	if fl != nil {
+		fl.Flush() // the headers, so a client waiting on an idle stream sees it open
+	}
+	buf := *bp
+	for {
+		n, err := resp.Body.Read(buf)
+		if n > 0 {
+			if _, werr := w.Write(buf[:n]); werr != nil {
+				return
+			}
+			if fl != nil {
+				fl.Flush()
+			}
+		}
+		if err != nil {
+			return
+		}
+	}
+}
+
+// writerOnly hides the ResponseWriter's ReadFrom, so io.CopyBuffer uses the pooled buffer.
+type writerOnly struct{ io.Writer }
+
+func isSSE(ct string) bool {
+	mt, _, _ := strings.Cut(ct, ";")
+	return strings.EqualFold(strings.TrimSpace(mt), "text/event-stream")
+}
