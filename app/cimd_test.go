@@ -69,7 +69,7 @@ func TestClientMetadataURLComesFromTheSettingsUnlessTheFlagNamesOne(t *testing.T
 	}
 }
 
-func TestNewEngineRefusesAClientMetadataURLThatIsNotHTTPS(t *testing.T) {
+func TestEngineNewRefusesAClientMetadataURLThatIsNotHTTPS(t *testing.T) {
 	_, err := newEngine(engine.Config{Paths: tempPaths(t), OAuth: oauth.Config{ClientMetadataURL: "http://example.com/cimd.json"}})
 	if err == nil {
 		t.Error("an http client metadata URL was accepted")

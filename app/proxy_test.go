@@ -157,9 +157,7 @@ func TestProxyNeverSendsATokenToAnotherOriginThanItsGrant(t *testing.T) {
 	var hits atomic.Int32
 	other := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { hits.Add(1) }))
 	t.Cleanup(other.Close)
-	b.eng.Mu.Lock()
-	b.eng.Settings.Servers[0].URL = other.URL + "/mcp"
-	b.eng.Mu.Unlock()
+	b.rebind(t, other.URL+"/mcp", func(*keychain.Record) {})
 
 	req, _ := http.NewRequest(http.MethodPost, b.eng.ProxyEndpoint("bench"), strings.NewReader(proxyInitBody))
 	req.Header.Set("Content-Type", "application/json")

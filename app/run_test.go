@@ -192,7 +192,7 @@ func TestSecondEngineRefusesToStart(t *testing.T) {
 	}
 }
 
-func TestNewEngineValidatesConfig(t *testing.T) {
+func TestEngineNewValidatesConfig(t *testing.T) {
 	paths := engine.Paths{ConfigDir: "c", StateDir: "s", RuntimeDir: "r"}
 	tests := []struct {
 		name    string
@@ -211,12 +211,12 @@ func TestNewEngineValidatesConfig(t *testing.T) {
 			if tt.wantErr == "" {
 				// The address is settled at Start, from the settings (see proxyAddrFor).
 				if err != nil || e.ProxyAddr() != "" || engine.ProxyAddrFor(keychain.DefaultSettings().Prefs) != engine.DefaultProxyAddr {
-					t.Fatalf("NewEngine = %v, proxy %q", err, e.ProxyAddr())
+					t.Fatalf("engine.New = %v, proxy %q", err, e.ProxyAddr())
 				}
 				return
 			}
 			if err == nil || !strings.Contains(err.Error(), tt.wantErr) {
-				t.Fatalf("NewEngine error = %v, want it to mention %q", err, tt.wantErr)
+				t.Fatalf("engine.New error = %v, want it to mention %q", err, tt.wantErr)
 			}
 		})
 	}

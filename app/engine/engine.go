@@ -80,9 +80,9 @@ type Engine struct {
 	warning  string // shown at every start, e.g. the file store's
 	proxyKey string // the per-install access key local callers present to the proxy
 
-	Mu       sync.Mutex
+	mu       sync.Mutex
 	showUI   func() // set by the tray: a second launch asks the running one to show its status
-	Settings keychain.Settings
+	settings keychain.Settings
 	keepers  map[string]*Keeper
 	adding   map[string]bool // names reserved by an Add in progress
 	closing  bool            // Close has begun: no new keeper starts
@@ -113,8 +113,8 @@ func ProxyAddrFor(p keychain.Prefs) string {
 // keychainRetry is how often credentials that could not be read are tried again.
 const KeychainRetry = 15 * time.Second
 
-// NewEngine validates cfg and returns an engine that is not yet running.
-func NewEngine(cfg Config) (*Engine, error) {
+// New validates cfg and returns an engine that is not yet running.
+func New(cfg Config) (*Engine, error) {
 	if cfg.Paths.ConfigDir == "" || cfg.Paths.StateDir == "" || cfg.Paths.RuntimeDir == "" {
 		return nil, errors.New("engine config: Paths must name the config, state and runtime directories")
 	}
@@ -184,12 +184,12 @@ func (e *Engine) Start(ctx context.Context) (err error) {
 	if err := e.listen(); err != nil {
 		return err
 	}
-	e.Mu.Lock()
+	e.mu.Lock()
 	e.started = e.cfg.Clock.Now()
 	for _, k := range e.keepers {
 		k.Start()
 	}
-	e.Mu.Unlock()
+	e.mu.Unlock()
 	e.wake = NewWakeDetector(e.cfg.Clock, 0, 0, e.woke)
 	e.scheduleReload()
 	return nil
@@ -215,12 +215,12 @@ func (e *Engine) load() error {
 			return err
 		}
 	}
-	e.Settings = settings
+	e.settings = settings
 	if e.cfg.ProxyAddr == "" {
 		e.cfg.ProxyAddr = ProxyAddrFor(settings.Prefs)
 	}
 	if e.cfg.OAuth.ClientMetadataURL == "" && settings.Prefs.ClientMetadataURL != "" {
-		// The settings name the Client ID Metadata Document; the flag, when given, won in NewEngine.
+		// The settings name the Client ID Metadata Document; the flag, when given, won in New.
 		if e.oauth, err = newOAuthClient(e.cfg, settings.Prefs.ClientMetadataURL); err != nil {
 			return err
 		}
@@ -304,10 +304,10 @@ func (e *Engine) woke(slept time.Duration) {
 const staggerStep = 500 * time.Millisecond
 
 func (e *Engine) keeperList() []*Keeper {
-	e.Mu.Lock()
-	defer e.Mu.Unlock()
+	e.mu.Lock()
+	defer e.mu.Unlock()
 	out := make([]*Keeper, 0, len(e.keepers))
-	for _, s := range e.Settings.Servers {
+	for _, s := range e.settings.Servers {
 		if k := e.keepers[s.Name]; k != nil {
 			out = append(out, k)
 		}
@@ -342,7 +342,7 @@ func (e *Engine) close() error {
 		e.reloadTimer.Stop()
 	}
 	e.reloadMu.Unlock()
-	e.Mu.Lock()
+	e.mu.Lock()
 	e.closing = true // an Add still running must not start a keeper this Close would miss
 	servers := e.servers
 	e.servers = nil
@@ -350,7 +350,7 @@ func (e *Engine) close() error {
 	for _, k := range e.keepers {
 		keepers = append(keepers, k)
 	}
-	e.Mu.Unlock()
+	e.mu.Unlock()
 	// Listeners first, so no request meets a closing keeper; long-lived SSE streams never go idle, so
 	// they are cut after the grace period.
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)

@@ -32,9 +32,9 @@ func (e *Engine) Health() Health {
 	now := e.cfg.Clock.Now()
 	h := Health{Status: "ok", Version: e.cfg.Version, ProxyURL: e.ProxyURL(), Config: e.ConfigFile(), Servers: []ServerHealth{},
 		Temporary: e.cfg.Temporary}
-	e.Mu.Lock()
+	e.mu.Lock()
 	h.Uptime = now.Sub(e.started).Seconds()
-	e.Mu.Unlock()
+	e.mu.Unlock()
 	for _, st := range e.Snapshot().Servers {
 		sh := ServerHealth{Name: st.Name, State: "healthy", NoExpiry: st.NoExpiry, Quirks: st.Quirks, Warnings: st.Warnings}
 		if !st.Expiry.IsZero() {

@@ -31,8 +31,8 @@ func (e *Engine) listen() error {
 			return err
 		}
 	}
-	e.Mu.Lock()
-	defer e.Mu.Unlock()
+	e.mu.Lock()
+	defer e.mu.Unlock()
 	e.proxy = proxy
 	serve := func(l net.Listener, h http.Handler) {
 		srv := &http.Server{Handler: h, ReadHeaderTimeout: 10 * time.Second}
@@ -50,8 +50,8 @@ func (e *Engine) listen() error {
 
 // ProxyURL is the base URL of the MCP proxy, e.g. http://127.0.0.1:47615, or "" without a proxy.
 func (e *Engine) ProxyURL() string {
-	e.Mu.Lock()
-	defer e.Mu.Unlock()
+	e.mu.Lock()
+	defer e.mu.Unlock()
 	if e.proxy == nil {
 		return ""
 	}

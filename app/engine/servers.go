@@ -29,12 +29,12 @@ type Snapshot struct {
 // Snapshot returns the current state.
 func (e *Engine) Snapshot() Snapshot {
 	s := Snapshot{Time: e.cfg.Clock.Now(), ProxyURL: e.ProxyURL(), Leases: e.busy.Leases(), Servers: []ServerStatus{}}
-	e.Mu.Lock()
+	e.mu.Lock()
 	urls := map[string]string{}
-	for _, srv := range e.Settings.Servers {
+	for _, srv := range e.settings.Servers {
 		urls[srv.Name] = srv.URL
 	}
-	e.Mu.Unlock()
+	e.mu.Unlock()
 	for _, k := range e.keeperList() {
 		st := k.Status()
 		st.URL = urls[st.Name]
@@ -53,8 +53,8 @@ func (e *Engine) Subscribe() (Snapshot, <-chan Event, func()) {
 func (e *Engine) Busy() *Busy { return e.busy }
 
 func (e *Engine) Keeper(name string) (*Keeper, error) {
-	e.Mu.Lock()
-	defer e.Mu.Unlock()
+	e.mu.Lock()
+	defer e.mu.Unlock()
 	k := e.keepers[name]
 	if k == nil {
 		return nil, fmt.Errorf("%q: %w", name, ErrUnknownServer)
@@ -64,9 +64,9 @@ func (e *Engine) Keeper(name string) (*Keeper, error) {
 
 // Server returns the settings of server name.
 func (e *Engine) Server(name string) (keychain.Server, error) {
-	e.Mu.Lock()
-	defer e.Mu.Unlock()
-	for _, s := range e.Settings.Servers {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	for _, s := range e.settings.Servers {
 		if s.Name == name {
 			return s, nil
 		}
@@ -90,15 +90,6 @@ func (e *Engine) Refresh(ctx context.Context, name, reason string) error {
 		return err
 	}
 	return k.ForceRefresh(ctx, reason)
-}
-
-// Rejected reports that the server refused token (a 401 through the proxy); see Keeper.Rejected.
-func (e *Engine) Rejected(ctx context.Context, name, token string) error {
-	k, err := e.Keeper(name)
-	if err != nil {
-		return err
-	}
-	return k.Rejected(ctx, token)
 }
 
 // Probe says what the server at url needs (OAuth sign-in, a static token, nothing).
@@ -138,21 +129,21 @@ func (e *Engine) Remove(ctx context.Context, name string) error {
 	if err := e.store.Delete(name); err != nil && !errors.Is(err, keychain.ErrNotFound) {
 		return fmt.Errorf("%s: delete credentials: %w", name, err)
 	}
-	e.Mu.Lock()
-	next := e.Settings
+	e.mu.Lock()
+	next := e.settings
 	next.Servers = []keychain.Server{}
-	for _, s := range e.Settings.Servers {
+	for _, s := range e.settings.Servers {
 		if s.Name != name {
 			next.Servers = append(next.Servers, s)
 		}
 	}
 	if err := e.conf.Save(next); err != nil {
-		e.Mu.Unlock()
+		e.mu.Unlock()
 		return fmt.Errorf("%s: save settings: %w", name, err)
 	}
-	e.Settings = next
+	e.settings = next
 	delete(e.keepers, name)
-	e.Mu.Unlock()
+	e.mu.Unlock()
 	e.publish(Event{Kind: EventRemoved, Server: name, Trigger: "user", Outcome: "ok"})
 	return rerr
 }

@@ -109,18 +109,18 @@ func (e *Engine) Add(ctx context.Context, req AddRequest) error {
 			req.Name, err)
 	}
 	// Reserve the name for the whole add, so two adds of one name cannot both sign in and save.
-	e.Mu.Lock()
+	e.mu.Lock()
 	_, exists := e.keepers[req.Name]
 	if exists || e.adding[req.Name] {
-		e.Mu.Unlock()
+		e.mu.Unlock()
 		return fmt.Errorf("%q: %w", req.Name, ErrServerExists)
 	}
 	e.adding[req.Name] = true
-	e.Mu.Unlock()
+	e.mu.Unlock()
 	defer func() {
-		e.Mu.Lock()
+		e.mu.Lock()
 		delete(e.adding, req.Name)
-		e.Mu.Unlock()
+		e.mu.Unlock()
 	}()
 	var (
 		tok oauth.Token
@@ -162,31 +162,31 @@ func (e *Engine) save(srv keychain.Server, tok oauth.Token, g oauth.Grant) error
 	if _, err := e.store.Put(srv.Name, ToRecord(tok, g)); err != nil {
 		return fmt.Errorf("%s: save credentials: %w", srv.Name, err)
 	}
-	e.Mu.Lock()
-	next := e.Settings
-	next.Servers = append(append([]keychain.Server(nil), e.Settings.Servers...), srv)
+	e.mu.Lock()
+	next := e.settings
+	next.Servers = append(append([]keychain.Server(nil), e.settings.Servers...), srv)
 	if err := e.conf.Save(next); err != nil {
-		e.Mu.Unlock()
+		e.mu.Unlock()
 		// Leave nothing half-added: drop the credentials and tell the AS we are done with them.
 		derr := e.store.Delete(srv.Name)
 		return errors.Join(fmt.Errorf("%s: save settings: %w", srv.Name, err), derr, e.revoke(context.Background(), tok, g))
 	}
-	e.Settings = next
-	e.Mu.Unlock()
+	e.settings = next
+	e.mu.Unlock()
 	k, err := e.newKeeper(srv)
 	if err != nil {
 		return err
 	}
-	e.Mu.Lock()
+	e.mu.Lock()
 	if e.closing {
 		// The engine is closing (quit, or a hand-over to the app): a keeper started now would never be
 		// closed and would refresh next to the new owner. The record is saved; the next owner loads it.
-		e.Mu.Unlock()
+		e.mu.Unlock()
 		k.Close()
 		return fmt.Errorf("%s: %w", srv.Name, errClosed)
 	}
 	e.keepers[srv.Name] = k
-	e.Mu.Unlock()
+	e.mu.Unlock()
 	k.Start()
 	e.publish(Event{Kind: EventAdded, Server: srv.Name, Trigger: "user", Outcome: "ok", Scopes: tok.Scopes, Expiry: tok.Expiry,
 		Quirks: g.Quirks, Message: quirkSummary(g)})

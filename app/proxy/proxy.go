@@ -20,7 +20,7 @@ import (
 // forwarding and the retry, proxy_errors.go for what a caller sees when no token can be had.
 //
 // Loopback security (MCP "Security Best Practices", local servers): the listener is bound to a loopback
-// IP (NewEngine refuses anything else); a Host that is not the proxy's own loopback name is refused
+// IP (engine.New refuses anything else); a Host that is not the proxy's own loopback name is refused
 // (DNS rebinding); a request with a non-loopback Origin is refused (web pages); and every caller must
 // present the per-install access key, compared in constant time, so that other local users and pages
 // cannot spend the user's tokens. The key is accepted, in this order, as the first path segment, as the
@@ -36,7 +36,7 @@ const maxRequestBody = 16 << 20
 
 // proxy serves the MCP routes. Safe for concurrent use.
 type proxy struct {
-	e   *engine.Engine
+	e   Engine
 	key []byte // the access key
 
 	// transport is shared by every server: keep-alive connections per upstream, no proxy from the
@@ -49,17 +49,20 @@ type proxy struct {
 	copyBufs  sync.Pool
 }
 
-// proxyFrontEnd opens the proxy's loopback listener on the engine's proxy address; the engine serves
-// it until Close (see Config.Proxy).
+// FrontEnd opens the proxy's loopback listener on the engine's proxy address; the engine serves it
+// until Close (an engine.FrontEnd, see engine.Config.Proxy).
 func FrontEnd(e *engine.Engine) (net.Listener, http.Handler, error) {
 	l, err := net.Listen("tcp", e.ProxyAddr())
 	if err != nil {
 		return nil, nil, fmt.Errorf("proxy: listen on %s: %w (set another port with --proxy-addr)", e.ProxyAddr(), err)
 	}
-	return l, newProxy(e), nil
+	return l, New(Of(e)), nil
 }
 
-func newProxy(e *engine.Engine) *proxy {
+// New returns the proxy's handler over e.
+func New(e Engine) http.Handler { return newProxy(e) }
+
+func newProxy(e Engine) *proxy {
 	return &proxy{
 		e:   e,
 		key: []byte(e.ProxyKey()),

@@ -146,7 +146,7 @@ func CallIDs(body []byte) (ids []json.RawMessage, batch bool) {
 
 // authFailure builds the error for a server whose keeper could not hand out a token (err is what
 // Token or Rejected returned). The keeper's state, not the error's text, picks the subtype.
-func authFailure(k *engine.Keeper, err error) rpcError {
+func authFailure(k Upstream, err error) rpcError {
 	st := k.Status()
 	name := st.Name
 	signIn := fmt.Sprintf("Open authkeeper and click “Sign in again” for %s, or run `authkeeper login %s`; the agent's next call then works without a restart.", name, name)
@@ -170,7 +170,7 @@ func authFailure(k *engine.Keeper, err error) rpcError {
 				d.Subtype, msg = SubtypeCredentialExpired, "the credentials expired and the authorization server refused to renew them"
 			}
 		}
-		if scopes := k.Grant().Scopes; st.Cause == engine.CauseStepUp {
+		if scopes := k.Scopes(); st.Cause == engine.CauseStepUp {
 			d.Scopes = scopes
 			msg = "the server needs more scope than was granted"
 			d.Action = fmt.Sprintf("Open authkeeper and click “Sign in again” for %s to grant %s, or run `authkeeper login %s`; the agent's next call then works without a restart.", name, strings.Join(scopes, " "), name)

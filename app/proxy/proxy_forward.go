@@ -11,7 +11,6 @@ import (
 	"strconv"
 	"strings"
 
-	"github.com/authkeeper/authkeeper/app/engine"
 	"github.com/authkeeper/authkeeper/oauth"
 )
 
@@ -47,20 +46,19 @@ func (p *proxy) forward(w http.ResponseWriter, r *http.Request, name string) {
 	// for inspecting the response and returned to the pool when this request ends.
 	body := bytes.Clone(buf.Bytes())
 	buf.Reset()
-	k, kerr := p.e.Keeper(name)
-	srv, serr := p.e.Server(name)
-	if kerr != nil || serr != nil {
+	k, err := p.e.Upstream(name)
+	if err != nil {
 		answer(w, r, body, rpcError{Code: CodeProxyError, status: http.StatusNotFound,
 			Message: "authkeeper: no server named " + name + " is configured",
 			Data:    ErrorData{Type: "not_configured", Server: name, Action: "add it with `authkeeper add URL --name " + name + "`"}})
 		return
 	}
-	target, err := p.target(srv.URL)
+	target, err := p.target(k.URL())
 	if err != nil {
 		answer(w, r, body, proxyFailure(name, "bad_url", "the server URL cannot be used", "fix the server's URL in authkeeper", http.StatusBadGateway, false))
 		return
 	}
-	if res := k.Grant().Resource; res != "" && !sameOrigin(res, target) {
+	if res := k.Resource(); res != "" && !sameOrigin(res, target) {
 		// The tokens were issued for another origin (the settings' URL was edited after sign-in): a
 		// server's token never goes to a host it was not issued for.
 		answer(w, r, body, proxyFailure(name, "resource_mismatch", "the server's URL is not the one its tokens were issued for",
@@ -78,7 +76,7 @@ func (p *proxy) forward(w http.ResponseWriter, r *http.Request, name string) {
 	if r.Method == http.MethodPost {
 		// A tool call in flight keeps the server busy (scheduled refreshes wait); a GET stream does not,
 		// or an open stream would hold refreshes back until their hard deadline, every time.
-		defer p.e.Busy().Acquire(name)()
+		defer k.Busy()()
 	}
 	hdr := outboundHeader(r.Header)
 	ctx := r.Context()
@@ -141,7 +139,7 @@ func (p *proxy) forward(w http.ResponseWriter, r *http.Request, name string) {
 			return
 		}
 	}
-	if resp.StatusCode == http.StatusForbidden && p.stepUp(k, resp) {
+	if resp.StatusCode == http.StatusForbidden && k.StepUp(resp.StatusCode, resp.Header) {
 		resp.Body.Close()
 		p.authError(w, r, body, k, nil)
 		return
@@ -271,27 +269,8 @@ func RPCAuthError(body []byte) bool {
 	return false
 }
 
-// stepUp handles a 403 insufficient-scope challenge (MCP authorization, "Scope challenge handling"):
-// the keeper is told to sign in with the union of scopes, and true means the caller gets an
-// auth_failure. An upgrade the AS refused before (the union adds nothing to what was granted or
-// already requested) is not asked for again: the server's 403 goes back unchanged, unless a step-up
-// already waits for the user.
-func (p *proxy) stepUp(k *engine.Keeper, resp *http.Response) bool {
-	tok, g := k.Credentials()
-	granted := append(append([]string(nil), tok.Scopes...), g.Scopes...)
-	scopes, err := p.e.StepUpScopes(resp.StatusCode, resp.Header, granted)
-	switch {
-	case errors.Is(err, oauth.ErrNotStepUp):
-		return false
-	case err != nil:
-		return k.Status().State == engine.StateNeedsSignIn
-	}
-	k.StepUp(scopes)
-	return true
-}
-
 // authError answers with the structured auth_failure; a caller that went away gets nothing.
-func (p *proxy) authError(w http.ResponseWriter, r *http.Request, body []byte, k *engine.Keeper, err error) {
+func (p *proxy) authError(w http.ResponseWriter, r *http.Request, body []byte, k Upstream, err error) {
 	if r.Context().Err() != nil {
 		return
 	}

@@ -82,7 +82,7 @@ func newEnv(t *testing.T) *env {
 	as := testbed.NewAuthServer(t, testbed.AuthServerOptions{})
 	browser := testbed.NewBrowser(t, testbed.BrowserOptions{})
 	paths, childEnv := homeDirs(t)
-	eng, err := engine.NewEngine(engine.Config{Paths: paths, ProxyAddr: "127.0.0.1:0", Opener: browser})
+	eng, err := engine.New(engine.Config{Paths: paths, ProxyAddr: "127.0.0.1:0", Opener: browser})
 	if err != nil {
 		t.Fatal(err)
 	}

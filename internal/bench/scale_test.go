@@ -55,7 +55,7 @@ func TestSchedulerScaleBenchmark(t *testing.T) {
 	before := heap()
 	goroutines := runtime.NumGoroutine()
 	t0 := time.Now()
-	eng, err := engine.NewEngine(engine.Config{Paths: paths, ProxyAddr: "127.0.0.1:0", Store: store})
+	eng, err := engine.New(engine.Config{Paths: paths, ProxyAddr: "127.0.0.1:0", Store: store})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -91,7 +91,7 @@ func TestSchedulerScaleBenchmark(t *testing.T) {
 }
 
 type scaleResult struct {
-	start           time.Duration // NewEngine + Start: load, create keepers, plan every refresh, listen
+	start           time.Duration // engine.New + Start: load, create keepers, plan every refresh, listen
 	heap, heapAfter uint64        // live heap the engine holds, after Start and after the idle window
 	goroutines      int           // goroutines the engine added
 	first, last     time.Duration // the earliest and latest planned refresh, from the start

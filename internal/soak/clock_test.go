@@ -60,7 +60,7 @@ func clockJump(t *testing.T, c *caseResult) {
 	t.Cleanup(func() { os.RemoveAll(rt) })
 	clock := &jumpClock{}
 	browser := testbed.NewBrowser(t, testbed.BrowserOptions{})
-	eng, err := engine.NewEngine(engine.Config{
+	eng, err := engine.New(engine.Config{
 		Paths:     engine.Paths{ConfigDir: filepath.Join(home, "config"), StateDir: filepath.Join(home, "state"), RuntimeDir: rt},
 		ProxyAddr: "127.0.0.1:0", Opener: browser, Clock: clock, Proxy: proxy.FrontEnd, Control: control.FrontEnd,
 	})
