@@ -11,7 +11,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/authkeeper/authkeeper/app/control"
 	"github.com/authkeeper/authkeeper/app/engine"
+	"github.com/authkeeper/authkeeper/app/proxy"
 	"github.com/authkeeper/authkeeper/internal/testbed"
 )
 
@@ -93,7 +95,7 @@ func TestFootprintBenchmark(t *testing.T) {
 // configuration and the keyring now hold n signed-in servers for the next process with paths.
 func signInServers(t *testing.T, paths engine.Paths, as *testbed.AuthServer, n int) {
 	t.Helper()
-	eng, err := engine.New(engine.Config{Paths: paths, ProxyAddr: "127.0.0.1:0", Opener: testbed.NewBrowser(t, testbed.BrowserOptions{})})
+	eng, err := engine.New(engine.Config{Paths: paths, ProxyAddr: "127.0.0.1:0", Opener: testbed.NewBrowser(t, testbed.BrowserOptions{}), Proxy: proxy.FrontEnd, Control: control.FrontEnd})
 	if err != nil {
 		t.Fatal(err)
 	}

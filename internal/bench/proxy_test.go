@@ -15,7 +15,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/authkeeper/authkeeper/app/control"
 	"github.com/authkeeper/authkeeper/app/engine"
+	"github.com/authkeeper/authkeeper/app/proxy"
 	"github.com/authkeeper/authkeeper/internal/testbed"
 	"github.com/modelcontextprotocol/go-sdk/mcp"
 )
@@ -82,7 +84,7 @@ func newEnv(t *testing.T) *env {
 	as := testbed.NewAuthServer(t, testbed.AuthServerOptions{})
 	browser := testbed.NewBrowser(t, testbed.BrowserOptions{})
 	paths, childEnv := homeDirs(t)
-	eng, err := engine.New(engine.Config{Paths: paths, ProxyAddr: "127.0.0.1:0", Opener: browser})
+	eng, err := engine.New(engine.Config{Paths: paths, ProxyAddr: "127.0.0.1:0", Opener: browser, Proxy: proxy.FrontEnd, Control: control.FrontEnd})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -9,7 +9,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/authkeeper/authkeeper/app/control"
 	"github.com/authkeeper/authkeeper/app/engine"
+	"github.com/authkeeper/authkeeper/app/proxy"
 	"github.com/authkeeper/authkeeper/keychain"
 )
 
@@ -55,7 +57,7 @@ func TestSchedulerScaleBenchmark(t *testing.T) {
 	before := heap()
 	goroutines := runtime.NumGoroutine()
 	t0 := time.Now()
-	eng, err := engine.New(engine.Config{Paths: paths, ProxyAddr: "127.0.0.1:0", Store: store})
+	eng, err := engine.New(engine.Config{Paths: paths, ProxyAddr: "127.0.0.1:0", Store: store, Proxy: proxy.FrontEnd, Control: control.FrontEnd})
 	if err != nil {
 		t.Fatal(err)
 	}
