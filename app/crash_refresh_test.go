@@ -178,7 +178,7 @@ func TestEngineNeverResendsARefreshTokenWhoseAnswerTimedOut(t *testing.T) {
 		t.Fatal("a refresh held past the request timeout succeeded")
 	}
 	ev := waitEvent(t, events, engine.EventNeedsSignIn, 5*time.Second)
-	if ev.Outcome != string(engine.CauseRefreshInterrupted) {
+	if ev.Outcome != engine.Outcome(engine.CauseRefreshInterrupted) {
 		t.Errorf("needs_sign_in outcome %q, want %q", ev.Outcome, engine.CauseRefreshInterrupted)
 	}
 	deadline := time.Now().Add(20 * time.Second)

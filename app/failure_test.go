@@ -262,7 +262,7 @@ func TestTemporaryOwnerRefusesToHandOverAnUnsavedPair(t *testing.T) {
 		t.Fatalf("warning %q, want the unsaved pair", ev.Message)
 	}
 	var re *control.RemoteError
-	if err := r.Handover(context.Background()); !errors.As(err, &re) || re.Status != http.StatusConflict || re.Code != "unsaved" {
+	if err := r.Handover(context.Background()); !errors.As(err, &re) || re.Status != http.StatusConflict || re.Code != control.CodeUnsaved {
 		t.Fatalf("hand-over with an unsaved pair: %v, want 409 unsaved", err)
 	}
 	if _, err := engine.AcquireOwner(b.paths); !errors.Is(err, engine.ErrNotOwner) {

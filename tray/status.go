@@ -30,16 +30,16 @@ func statusRows(s engine.Snapshot, now time.Time) [][]string {
 		}
 		last := "never"
 		if !st.Last.At.IsZero() {
-			last = span(now.Sub(st.Last.At)) + " ago, " + st.Last.Trigger
-			if st.Last.Outcome != "" && st.Last.Outcome != "ok" {
-				last += ": " + st.Last.Outcome
+			last = span(now.Sub(st.Last.At)) + " ago, " + string(st.Last.Trigger)
+			if st.Last.Outcome != "" && st.Last.Outcome != engine.OutcomeOK {
+				last += ": " + string(st.Last.Outcome)
 			}
 		}
 		next := "—"
 		if !st.Next.IsZero() {
 			next = "in " + span(max(st.Next.Sub(now), 0))
 			if st.NextTrigger != "" {
-				next += " (" + st.NextTrigger + ")"
+				next += " (" + string(st.NextTrigger) + ")"
 			}
 		}
 		deferred := "no"
@@ -72,8 +72,8 @@ func eventLine(ev engine.Event) string {
 	if ev.Trigger != "" {
 		fmt.Fprintf(&b, " (%s)", ev.Trigger)
 	}
-	if ev.Outcome != "" && ev.Outcome != "ok" {
-		b.WriteString(": " + ev.Outcome)
+	if ev.Outcome != "" && ev.Outcome != engine.OutcomeOK {
+		b.WriteString(": " + string(ev.Outcome))
 	}
 	if ev.Message != "" {
 		b.WriteString(" — " + ev.Message)

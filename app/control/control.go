@@ -21,12 +21,6 @@ import (
 // the CLI, the stdio bridge, the headers helper and a second tray launch reach the owner through it.
 // It hands out tokens, so it is never on TCP.
 
-// controlError is the body of every failed control call. Code lets clients branch.
-type controlError struct {
-	Error string `json:"error"`
-	Code  string `json:"code"` // unknown_server | exists | needs_sign_in | bad_request | failed
-}
-
 // ProxyInfo is what GET /v1/proxy returns: where the owner's proxy listens and its access key.
 type ProxyInfo struct {
 	URL string `json:"url"`
@@ -74,30 +68,26 @@ func controlHandler(e *engine.Engine) http.Handler {
 	})
 	mux.HandleFunc("POST /v1/handover", func(w http.ResponseWriter, r *http.Request) {
 		if !e.Temporary() {
-			writeJSON(w, http.StatusConflict, controlError{Error: "this authkeeper is the app, not a temporary owner", Code: "not_temporary"})
+			writeJSON(w, http.StatusConflict, errorBody{Error: "this authkeeper is the app, not a temporary owner", Code: CodeNotTemporary})
 			return
 		}
 		for _, st := range e.Snapshot().Servers {
 			if st.Unsaved {
 				// Its newest refresh token is only in this process: the next owner would load the one the AS
 				// already rotated away, and replaying it revokes the grant. The app asks again.
-				writeJSON(w, http.StatusConflict, controlError{Error: st.Name + "'s newest token is not saved to the keychain yet (is the keychain locked?)", Code: "unsaved"})
+				writeJSON(w, http.StatusConflict, errorBody{Error: st.Name + "'s newest token is not saved to the keychain yet (is the keychain locked?)", Code: CodeUnsaved})
 				return
 			}
 		}
-		writeJSON(w, http.StatusOK, map[string]string{"status": "handing over"})
+		writeJSON(w, http.StatusOK, Accepted{Status: "handing over"})
 		// After the answer: closing the engine shuts this server down, which waits for this request.
 		go e.Handover()
 	})
 	mux.HandleFunc("POST /v1/ui/show", func(w http.ResponseWriter, r *http.Request) {
-		writeJSON(w, http.StatusOK, map[string]bool{"shown": e.Show()})
+		writeJSON(w, http.StatusOK, Shown{Shown: e.Show()})
 	})
 	mux.HandleFunc("POST /v1/busy", func(w http.ResponseWriter, r *http.Request) {
-		var req struct {
-			ID    string  `json:"id"`
-			Label string  `json:"label"`
-			TTL   float64 `json:"ttl_seconds"`
-		}
+		var req BusyRequest
 		if !decode(w, r, &req) {
 			return
 		}
@@ -109,7 +99,7 @@ func controlHandler(e *engine.Engine) http.Handler {
 		writeJSON(w, http.StatusOK, l)
 	})
 	mux.HandleFunc("DELETE /v1/busy/{id}", func(w http.ResponseWriter, r *http.Request) {
-		writeJSON(w, http.StatusOK, map[string]bool{"ended": e.Busy().End(r.PathValue("id"))})
+		writeJSON(w, http.StatusOK, BusyEnded{Ended: e.Busy().End(r.PathValue("id"))})
 	})
 	mux.HandleFunc("GET /v1/servers/{name}/token", func(w http.ResponseWriter, r *http.Request) {
 		tok, err := e.Token(r.Context(), r.PathValue("name"))
@@ -164,7 +154,7 @@ type StreamLine struct {
 	// hand if it does not.
 	SignInURL string        `json:"sign_in_url,omitempty"`
 	Done      bool          `json:"done,omitempty"`
-	Error     *controlError `json:"error,omitempty"`
+	Error     *errorBody `json:"error,omitempty"`
 }
 
 // DeviceCode is what the user needs to complete a device sign-in elsewhere.
@@ -214,7 +204,7 @@ func stream(w http.ResponseWriter, run func(progress) error) {
 
 func decode(w http.ResponseWriter, r *http.Request, v any) bool {
 	if err := json.NewDecoder(io.LimitReader(r.Body, 1<<20)).Decode(v); err != nil && !errors.Is(err, io.EOF) {
-		writeJSON(w, http.StatusBadRequest, controlError{Error: "bad request body: " + err.Error(), Code: "bad_request"})
+		writeJSON(w, http.StatusBadRequest, errorBody{Error: "bad request body: " + err.Error(), Code: CodeBadRequest})
 		return false
 	}
 	return true
@@ -225,26 +215,26 @@ func reply(w http.ResponseWriter, err error) {
 		writeErr(w, err)
 		return
 	}
-	writeJSON(w, http.StatusOK, map[string]bool{"ok": true})
+	writeJSON(w, http.StatusOK, Accepted{OK: true})
 }
 
 // classifyErr maps an engine error onto an HTTP status and a code clients branch on.
-func classifyErr(err error) (int, controlError) {
-	ce := controlError{Error: err.Error(), Code: "failed"}
+func classifyErr(err error) (int, errorBody) {
+	ce := errorBody{Error: err.Error(), Code: CodeFailed}
 	status := http.StatusBadGateway
 	switch {
 	case errors.Is(err, engine.ErrUnknownServer):
-		status, ce.Code = http.StatusNotFound, "unknown_server"
+		status, ce.Code = http.StatusNotFound, CodeUnknownServer
 	case errors.Is(err, engine.ErrServerExists):
-		status, ce.Code = http.StatusConflict, "exists"
+		status, ce.Code = http.StatusConflict, CodeExists
 	case errors.Is(err, engine.ErrNothingToRefresh):
-		status, ce.Code = http.StatusConflict, "nothing_to_refresh"
+		status, ce.Code = http.StatusConflict, CodeNothingToRefresh
 	case errors.Is(err, engine.ErrNeedsSignIn), errors.Is(err, oauth.ErrReauthRequired):
-		status, ce.Code = http.StatusUnauthorized, "needs_sign_in"
+		status, ce.Code = http.StatusUnauthorized, CodeNeedsSignIn
 	case errors.Is(err, keychain.ErrUnavailable), errors.Is(err, keychain.ErrLocked):
-		status, ce.Code = http.StatusServiceUnavailable, "keychain"
+		status, ce.Code = http.StatusServiceUnavailable, CodeKeychain
 	case errors.Is(err, context.Canceled), errors.Is(err, context.DeadlineExceeded):
-		status, ce.Code = http.StatusGatewayTimeout, "timeout"
+		status, ce.Code = http.StatusGatewayTimeout, CodeTimeout
 	}
 	return status, ce
 }

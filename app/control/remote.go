@@ -31,11 +31,10 @@ func NewRemote(sock string) *Remote {
 	}}}
 }
 
-// RemoteError is a failed control call. Code is one of unknown_server, exists, needs_sign_in,
-// keychain, timeout, bad_request, failed.
+// RemoteError is a failed control call; Code says what went wrong (see the Code constants).
 type RemoteError struct {
 	Status  int
-	Code    string
+	Code    Code
 	Message string
 }
 
@@ -45,11 +44,11 @@ func (e *RemoteError) Error() string { return e.Message }
 func (e *RemoteError) Is(target error) bool {
 	switch target {
 	case engine.ErrNeedsSignIn:
-		return e.Code == "needs_sign_in"
+		return e.Code == CodeNeedsSignIn
 	case engine.ErrUnknownServer:
-		return e.Code == "unknown_server"
+		return e.Code == CodeUnknownServer
 	case engine.ErrServerExists:
-		return e.Code == "exists"
+		return e.Code == CodeExists
 	}
 	return false
 }
@@ -80,9 +79,9 @@ func (r *Remote) do(ctx context.Context, method, path string, body, out any) err
 		return fmt.Errorf("control API: %w", err)
 	}
 	if resp.StatusCode != http.StatusOK {
-		var ce controlError
+		var ce errorBody
 		if json.Unmarshal(data, &ce) != nil || ce.Error == "" {
-			ce = controlError{Error: fmt.Sprintf("control API: HTTP %d", resp.StatusCode), Code: "failed"}
+			ce = errorBody{Error: fmt.Sprintf("control API: HTTP %d", resp.StatusCode), Code: CodeFailed}
 		}
 		return &RemoteError{Status: resp.StatusCode, Code: ce.Code, Message: ce.Error}
 	}
@@ -120,9 +119,7 @@ func (r *Remote) Handover(ctx context.Context) error {
 
 // Show asks the owner to show its status window and reports whether it has one (a tray).
 func (r *Remote) Show(ctx context.Context) (bool, error) {
-	var out struct {
-		Shown bool `json:"shown"`
-	}
+	var out Shown
 	return out.Shown, r.do(ctx, http.MethodPost, "/v1/ui/show", nil, &out)
 }
 
@@ -135,15 +132,13 @@ func (r *Remote) Token(ctx context.Context, name string) (TokenResponse, error) 
 // BusyStart takes or renews a busy lease.
 func (r *Remote) BusyStart(ctx context.Context, id, label string, ttl time.Duration) (engine.Lease, error) {
 	var l engine.Lease
-	body := map[string]any{"id": id, "label": label, "ttl_seconds": ttl.Seconds()}
+	body := BusyRequest{ID: id, Label: label, TTL: ttl.Seconds()}
 	return l, r.do(ctx, http.MethodPost, "/v1/busy", body, &l)
 }
 
 // BusyEnd releases a busy lease and reports whether it was held.
 func (r *Remote) BusyEnd(ctx context.Context, id string) (bool, error) {
-	var out struct {
-		Ended bool `json:"ended"`
-	}
+	var out BusyEnded
 	return out.Ended, r.do(ctx, http.MethodDelete, "/v1/busy/"+url.PathEscape(id), nil, &out)
 }
 
@@ -197,7 +192,7 @@ func (r *Remote) stream(ctx context.Context, path string, body any, p SignInProg
 	}
 	defer resp.Body.Close()
 	if resp.StatusCode != http.StatusOK {
-		var ce controlError
+		var ce errorBody
 		_ = json.NewDecoder(io.LimitReader(resp.Body, 1<<20)).Decode(&ce)
 		return &RemoteError{Status: resp.StatusCode, Code: ce.Code, Message: ce.Error}
 	}

@@ -296,7 +296,7 @@ func (e *Engine) woke(slept time.Duration) {
 	for i, k := range e.keeperList() {
 		k.Reevaluate(time.Duration(i) * staggerStep)
 	}
-	e.publish(Event{Kind: EventWarning, Trigger: "wake", Message: fmt.Sprintf("woke after %s; re-planned every refresh", slept.Round(time.Second))})
+	e.publish(Event{Kind: EventWarning, Trigger: TriggerWake, Message: fmt.Sprintf("woke after %s; re-planned every refresh", slept.Round(time.Second))})
 }
 
 // staggerStep spaces refreshes that come due together (idle after a busy turn, wake from sleep), so

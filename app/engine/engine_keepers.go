@@ -16,7 +16,7 @@ func (e *Engine) newKeeper(s keychain.Server) (*Keeper, error) {
 		// Keep the server listed, degraded: the engine reads the keychain again until it answers, so
 		// unlocking it is enough — no sign-in, no restart.
 		rec, unreadable = keychain.Record{}, err
-		e.publish(Event{Kind: EventWarning, Server: s.Name, Trigger: "load", Outcome: "error",
+		e.publish(Event{Kind: EventWarning, Server: s.Name, Trigger: TriggerLoad, Outcome: OutcomeError,
 			Message: "cannot read credentials: " + err.Error()})
 	}
 	policy := e.cfg.Policy

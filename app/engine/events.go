@@ -32,8 +32,8 @@ type Event struct {
 	Time    time.Time `json:"time"`
 	Kind    EventKind `json:"kind"`
 	Server  string    `json:"server,omitempty"`
-	Trigger string    `json:"trigger,omitempty"` // schedule | deadline | forced | proxy-401 | wake | user | idle
-	Outcome string    `json:"outcome,omitempty"` // ok | error class
+	Trigger Trigger   `json:"trigger,omitempty"`
+	Outcome Outcome   `json:"outcome,omitempty"`
 	Scopes  []string  `json:"scopes,omitempty"`
 	Expiry  time.Time `json:"expiry,omitzero"`
 	// Quirks are the spec deviations a sign-in tolerated (see oauth.Quirk); names only, never values.

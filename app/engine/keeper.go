@@ -66,8 +66,8 @@ type KeeperConfig struct {
 // LastRefresh records the outcome of the latest refresh attempt.
 type LastRefresh struct {
 	At      time.Time `json:"at,omitzero"`
-	Trigger string    `json:"trigger,omitempty"`
-	Outcome string    `json:"outcome,omitempty"` // "ok" or the error class
+	Trigger Trigger   `json:"trigger,omitempty"`
+	Outcome Outcome   `json:"outcome,omitempty"`
 	Error   string    `json:"error,omitempty"`
 }
 
@@ -84,7 +84,7 @@ type ServerStatus struct {
 	Scopes      []string    `json:"scopes,omitempty"`
 	Last        LastRefresh `json:"last_refresh"`
 	Next        time.Time   `json:"next_refresh,omitzero"`
-	NextTrigger string      `json:"next_trigger,omitempty"`
+	NextTrigger Trigger     `json:"next_trigger,omitempty"`
 	Deferred    bool        `json:"deferred"`
 	Message     string      `json:"message,omitempty"`
 	// Auth is how the server is authenticated: "oauth" (refreshed by authkeeper), "static-token" (a
@@ -117,7 +117,7 @@ type Keeper struct {
 	cause     Cause // why the state is what it is, for code to branch on; message has the words
 	plan      Plan
 	next      time.Time // when the timer fires
-	trigger   string    // why it fires: schedule | deadline | retry | idle | wake
+	trigger   Trigger   // why it fires: schedule, deadline, retry, idle or wake
 	timer     Timer
 	gen       uint64 // bumped whenever the timer is re-armed; stale timers check it
 	attempt   int    // consecutive transient failures
@@ -211,10 +211,14 @@ func (k *Keeper) Close() {
 	f := k.flight
 	k.mu.Unlock()
 	if f != nil {
+		// Bounded by the injected clock, like every other wait of the keeper's.
+		expired := make(chan struct{})
+		t := k.cfg.Clock.AfterFunc(k.cfg.RefreshTimeout+5*time.Second, func() { close(expired) })
 		select {
 		case <-f.done:
-		case <-time.After(k.cfg.RefreshTimeout + 5*time.Second):
+		case <-expired:
 		}
+		t.Stop()
 	}
 	k.saveMu.Lock()
 	defer k.saveMu.Unlock()
@@ -229,7 +233,7 @@ func (k *Keeper) Close() {
 			k.mu.Unlock()
 			return
 		}
-		k.emit(Event{Kind: EventWarning, Trigger: "shutdown", Outcome: "error",
+		k.emit(Event{Kind: EventWarning, Trigger: TriggerShutdown, Outcome: OutcomeError,
 			Message: "the newest token could not be saved before exit; the next start will ask for a sign-in: " + err.Error()})
 	}
 }

@@ -62,7 +62,7 @@ func (k *Keeper) announceLoadedLocked() Event {
 		return Event{}
 	}
 	k.announced = true
-	return Event{Kind: EventNeedsSignIn, Trigger: "load", Outcome: string(CauseRefreshInterrupted), Message: k.message}
+	return Event{Kind: EventNeedsSignIn, Trigger: TriggerLoad, Outcome: Outcome(CauseRefreshInterrupted), Message: k.message}
 }
 
 // ErrCredentialsUnreadable means the server's stored credentials could not be read: the keychain is
@@ -117,7 +117,7 @@ func (k *Keeper) Restore(s stored) bool {
 	k.planLocked()
 	ev := k.announceLoadedLocked()
 	k.mu.Unlock()
-	k.emit(Event{Kind: EventRecovered, Trigger: "keychain", Outcome: "ok", Message: "read its credentials from the keychain"})
+	k.emit(Event{Kind: EventRecovered, Trigger: TriggerKeychain, Outcome: OutcomeOK, Message: "read its credentials from the keychain"})
 	if ev.Kind != "" {
 		k.emit(ev)
 	}

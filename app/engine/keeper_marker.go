@@ -34,7 +34,7 @@ var errReplaced = errors.New("the grant was replaced before the refresh was sent
 // the stored pair is already stale (Unsaved): its refresh token was spent by an earlier refresh of this
 // process, so holding this one back protects nothing; and for a grant seen not to rotate, which is
 // refreshed as usual after a crash whatever the record says (see interruptedLocked).
-func (k *Keeper) recordStart(f *flight, trigger string, started time.Time, g oauth.Grant, rt string, prev State) bool {
+func (k *Keeper) recordStart(f *flight, trigger Trigger, started time.Time, g oauth.Grant, rt string, prev State) bool {
 	if rt == "" {
 		return true // nothing a replay could burn: a client_credentials grant has no refresh token
 	}
@@ -78,13 +78,13 @@ func (k *Keeper) deadlineLocked() time.Time {
 
 // notRecorded degrades the server after the keychain refused to record a refresh's start: the current
 // pair serves, and the refresh is retried with backoff, at the latest at deadline.
-func (k *Keeper) notRecorded(f *flight, trigger string, err error, deadline time.Time, prev State) {
+func (k *Keeper) notRecorded(f *flight, trigger Trigger, err error, deadline time.Time, prev State) {
 	k.mu.Lock()
 	now := k.cfg.Clock.Now()
 	k.flight = nil
 	err = fmt.Errorf("the keychain did not save that a refresh is starting, so none was sent (the current token "+
 		"serves; the refresh is retried, at the latest shortly before the token expires): %w", err)
-	k.last = LastRefresh{At: now, Trigger: trigger, Outcome: outcomeKeychain, Error: err.Error()}
+	k.last = LastRefresh{At: now, Trigger: trigger, Outcome: OutcomeKeychain, Error: err.Error()}
 	f.err = err
 	if f.epoch != k.epoch {
 		if k.state == StateRefreshing {
@@ -102,11 +102,11 @@ func (k *Keeper) notRecorded(f *flight, trigger string, err error, deadline time
 	k.attempt++
 	k.state, k.message, k.cause = StateDegraded, err.Error(), CauseRefreshNotRecorded
 	if !k.closed {
-		k.armLocked(at, "retry")
+		k.armLocked(at, TriggerRetry)
 	}
 	var ev Event
 	if prev != StateDegraded {
-		ev = Event{Kind: EventDegraded, Trigger: trigger, Outcome: outcomeKeychain, Message: err.Error(), Expiry: k.tok.Expiry}
+		ev = Event{Kind: EventDegraded, Trigger: trigger, Outcome: OutcomeKeychain, Message: err.Error(), Expiry: k.tok.Expiry}
 	}
 	close(f.done)
 	k.mu.Unlock()
@@ -115,8 +115,6 @@ func (k *Keeper) notRecorded(f *flight, trigger string, err error, deadline time
 	}
 }
 
-// outcomeKeychain is LastRefresh.Outcome when the keychain, not the AS, stopped a refresh.
-const outcomeKeychain = "keychain"
 
 // clearMarker saves the current pair without RefreshStarted after a refresh failed in a way that
 // shows its refresh token unspent; if the keychain refuses, the save is retried like any unsaved pair.
@@ -174,13 +172,13 @@ func gatewayStatus(s int) bool {
 // until it expires, and one needs-sign-in is announced. A refresh forced by the server's 401 leaves
 // the server revoked instead, as any refresh that fails there: its token was refused. Caller holds k.mu;
 // it returns the event to emit after unlocking.
-func (k *Keeper) unansweredLocked(trigger string, err error) Event {
+func (k *Keeper) unansweredLocked(trigger Trigger, err error) Event {
 	k.state, k.cause = StateNeedsSignIn, CauseRefreshInterrupted
 	k.message = "a refresh got no answer (" + err.Error() + "), so the authorization server may have replaced " +
 		"the refresh token already; sending it again could make the server revoke the whole grant, so it is not " +
 		"sent: sign in again (the current access token serves until it expires)"
 	kind := EventNeedsSignIn
-	if trigger == "proxy-401" {
+	if trigger == TriggerProxy401 {
 		k.state, kind = StateRevoked, EventRevoked
 	}
 	k.stopTimerLocked()
@@ -188,7 +186,7 @@ func (k *Keeper) unansweredLocked(trigger string, err error) Event {
 		return Event{}
 	}
 	k.announced = true
-	return Event{Kind: kind, Trigger: trigger, Outcome: string(CauseRefreshInterrupted), Message: k.message}
+	return Event{Kind: kind, Trigger: trigger, Outcome: Outcome(CauseRefreshInterrupted), Message: k.message}
 }
 
 // recordLocked is the keychain record of the current pair, with the refresh start the keychain is to
@@ -216,5 +214,5 @@ func (k *Keeper) tokenRefusedLocked() Event {
 		return Event{}
 	}
 	k.announced = true
-	return Event{Kind: EventNeedsSignIn, Trigger: "proxy-401", Outcome: string(CauseTokenRefused), Message: k.message}
+	return Event{Kind: EventNeedsSignIn, Trigger: TriggerProxy401, Outcome: Outcome(CauseTokenRefused), Message: k.message}
 }

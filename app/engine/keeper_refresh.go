@@ -11,7 +11,7 @@ import (
 )
 
 // startLocked returns the refresh in flight, starting one if there is none. Caller holds k.mu.
-func (k *Keeper) startLocked(trigger string) *flight {
+func (k *Keeper) startLocked(trigger Trigger) *flight {
 	if k.flight != nil {
 		return k.flight
 	}
@@ -26,7 +26,7 @@ func (k *Keeper) startLocked(trigger string) *flight {
 
 // refresh runs one refresh-token grant (or, for a client_credentials grant, asks for a new token with
 // the client's credentials) on a context of its own, then persists and adopts the result.
-func (k *Keeper) refresh(f *flight, trigger string, g oauth.Grant, rt string, prev State) {
+func (k *Keeper) refresh(f *flight, trigger Trigger, g oauth.Grant, rt string, prev State) {
 	var (
 		tok oauth.Token
 		err error
@@ -91,7 +91,7 @@ func (k *Keeper) refresh(f *flight, trigger string, g oauth.Grant, rt string, pr
 	now := k.cfg.Clock.Now()
 	k.tok, k.grant, k.issued, k.marker = tok, g, started, time.Time{} // the save above cleared the marker
 	k.state, k.message, k.cause, k.attempt, k.lastErr, k.announced = StateFresh, "", CauseNone, 0, nil, false
-	k.last = LastRefresh{At: now, Trigger: trigger, Outcome: "ok"}
+	k.last = LastRefresh{At: now, Trigger: trigger, Outcome: OutcomeOK}
 	k.unsaved = perr != nil
 	if !k.closed {
 		k.planLocked()
@@ -104,31 +104,31 @@ func (k *Keeper) refresh(f *flight, trigger string, g oauth.Grant, rt string, pr
 	k.saveMu.Unlock()
 
 	kind := EventRefreshed
-	if trigger == "deadline" {
+	if trigger == TriggerDeadline {
 		kind = EventDeadlineRefresh
 	}
-	k.emit(Event{Kind: kind, Trigger: trigger, Outcome: "ok", Scopes: tok.Scopes, Expiry: tok.Expiry})
+	k.emit(Event{Kind: kind, Trigger: trigger, Outcome: OutcomeOK, Scopes: tok.Scopes, Expiry: tok.Expiry})
 	if prev == StateDegraded {
-		k.emit(Event{Kind: EventRecovered, Trigger: trigger, Outcome: "ok", Expiry: tok.Expiry})
+		k.emit(Event{Kind: EventRecovered, Trigger: trigger, Outcome: OutcomeOK, Expiry: tok.Expiry})
 	}
 	if perr != nil {
-		k.emit(Event{Kind: EventWarning, Trigger: "persist", Outcome: "error",
+		k.emit(Event{Kind: EventWarning, Trigger: TriggerPersist, Outcome: OutcomeError,
 			Message: "could not save the new token to the keychain; it is kept in memory and the save is retried: " + perr.Error()})
 	}
 }
 
 // fail records a failed refresh and decides what comes next: from spent (the refresh token may have
 // been spent by a refresh whose answer was lost), else from the error's class.
-func (k *Keeper) fail(f *flight, trigger string, err error, prev State, spent bool) {
+func (k *Keeper) fail(f *flight, trigger Trigger, err error, prev State, spent bool) {
 	if answered(err) {
 		// The AS answered (or the request never left): the stored refresh token was not spent, so the
 		// start the refresh recorded is cleared again. Without an answer it stays: it may be spent.
 		k.clearMarker(f.epoch)
 	}
-	class := "error"
+	class := OutcomeError
 	var oe *oauth.Error
 	if errors.As(err, &oe) {
-		class = oe.Class.String()
+		class = outcomeOf(oe.Class)
 	}
 	k.mu.Lock()
 	now := k.cfg.Clock.Now()
@@ -164,7 +164,7 @@ func (k *Keeper) fail(f *flight, trigger string, err error, prev State, spent bo
 		k.attempt++
 		k.state, k.message, k.cause = StateDegraded, err.Error(), CauseRefreshFailing
 		if !k.closed {
-			k.armLocked(now.Add(delay), "retry")
+			k.armLocked(now.Add(delay), TriggerRetry)
 		}
 		if prev != StateDegraded {
 			ev = Event{Kind: EventDegraded, Trigger: trigger, Outcome: class, Message: err.Error(), Expiry: k.tok.Expiry}
@@ -185,7 +185,7 @@ func (k *Keeper) fail(f *flight, trigger string, err error, prev State, spent bo
 			k.message = "the previous refresh was interrupted and the authorization server may have rotated the token already; " + k.message
 		}
 		kind := EventNeedsSignIn
-		if trigger == "proxy-401" && k.cause != CauseClientRefused {
+		if trigger == TriggerProxy401 && k.cause != CauseClientRefused {
 			k.state, k.cause, kind = StateRevoked, CauseServerRefused, EventRevoked
 		}
 		k.stopTimerLocked()
@@ -219,7 +219,7 @@ func (k *Keeper) Adopt(tok oauth.Token, g oauth.Grant) error {
 	k.unreadable = nil // the sign-in's pair replaces whatever the keychain held
 	k.tok, k.grant, k.issued, k.marker = tok, g, now, time.Time{}
 	k.state, k.message, k.cause, k.attempt, k.lastErr, k.announced = StateFresh, "", CauseNone, 0, nil, false
-	k.last = LastRefresh{At: now, Trigger: "sign-in", Outcome: "ok"}
+	k.last = LastRefresh{At: now, Trigger: TriggerSignIn, Outcome: OutcomeOK}
 	k.unsaved = perr != nil
 	if !k.closed {
 		k.planLocked()
@@ -228,7 +228,7 @@ func (k *Keeper) Adopt(tok oauth.Token, g oauth.Grant) error {
 		}
 	}
 	k.mu.Unlock()
-	k.emit(Event{Kind: EventSignedIn, Trigger: "user", Outcome: "ok", Scopes: tok.Scopes, Expiry: tok.Expiry,
+	k.emit(Event{Kind: EventSignedIn, Trigger: TriggerUser, Outcome: OutcomeOK, Scopes: tok.Scopes, Expiry: tok.Expiry,
 		Quirks: g.Quirks, Message: quirkSummary(g)})
 	return perr
 }
@@ -315,7 +315,7 @@ func (k *Keeper) reregistered(epoch uint64, g oauth.Grant) {
 	rec := k.recordLocked()
 	k.mu.Unlock()
 	if _, err := k.cfg.Store.Put(k.cfg.Name, rec); err != nil {
-		k.emit(Event{Kind: EventWarning, Trigger: "persist", Outcome: "error",
+		k.emit(Event{Kind: EventWarning, Trigger: TriggerPersist, Outcome: OutcomeError,
 			Message: "could not save the new client registration: " + err.Error()})
 	}
 }

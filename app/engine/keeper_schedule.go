@@ -31,17 +31,17 @@ func (k *Keeper) planLocked() {
 	at := k.plan.At
 	// A token that arrives already (nearly) expired — clock skew, a misbehaving AS — must not turn the
 	// scheduler into a tight loop against the AS: scheduled refreshes keep a floor between them.
-	if floor := k.last.At.Add(MinRefreshGap); k.last.Outcome == "ok" && at.Before(floor) {
+	if floor := k.last.At.Add(MinRefreshGap); k.last.Outcome == OutcomeOK && at.Before(floor) {
 		at = floor
 	}
-	k.armLocked(at, "schedule")
+	k.armLocked(at, TriggerSchedule)
 }
 
 // minRefreshGap is the least time between a successful refresh and the next scheduled one.
 const MinRefreshGap = 2 * time.Second
 
 // armLocked (re)arms the keeper's one timer for at. Caller holds k.mu.
-func (k *Keeper) armLocked(at time.Time, trigger string) {
+func (k *Keeper) armLocked(at time.Time, trigger Trigger) {
 	k.stopTimerLocked()
 	k.next, k.trigger = at, trigger
 	gen := k.gen
@@ -80,7 +80,7 @@ func (k *Keeper) due(gen uint64) {
 		if now.Before(k.plan.Deadline) {
 			first := k.state != StateDeferred
 			k.state = StateDeferred
-			k.armLocked(k.plan.Deadline, "deadline")
+			k.armLocked(k.plan.Deadline, TriggerDeadline)
 			expiry := k.tok.Expiry
 			k.mu.Unlock()
 			if first {
@@ -88,7 +88,7 @@ func (k *Keeper) due(gen uint64) {
 			}
 			return
 		}
-		trigger = "deadline"
+		trigger = TriggerDeadline
 	}
 	k.startLocked(trigger)
 	k.mu.Unlock()
@@ -103,7 +103,7 @@ func (k *Keeper) Resume(delay time.Duration) bool {
 	if k.state != StateDeferred || k.flight != nil || k.closed || k.cfg.Busy.Active(k.cfg.Name) {
 		return false
 	}
-	k.armLocked(k.cfg.Clock.Now().Add(delay), "idle")
+	k.armLocked(k.cfg.Clock.Now().Add(delay), TriggerIdle)
 	return true
 }
 
@@ -119,8 +119,8 @@ func (k *Keeper) Reevaluate(delay time.Duration) {
 	now := k.cfg.Clock.Now()
 	if !k.next.After(now) {
 		trigger := k.trigger
-		if trigger == "schedule" {
-			trigger = "wake"
+		if trigger == TriggerSchedule {
+			trigger = TriggerWake
 		}
 		k.armLocked(now.Add(delay), trigger)
 		return

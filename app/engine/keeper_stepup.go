@@ -28,7 +28,7 @@ func (k *Keeper) StepUp(scopes []string) bool {
 	k.announced = true
 	msg := k.message
 	k.mu.Unlock()
-	k.emit(Event{Kind: EventNeedsSignIn, Trigger: "step-up", Outcome: "insufficient_scope", Scopes: scopes, Message: msg})
+	k.emit(Event{Kind: EventNeedsSignIn, Trigger: TriggerStepUp, Outcome: OutcomeInsufficientScope, Scopes: scopes, Message: msg})
 	return true
 }
 
@@ -56,6 +56,6 @@ func (k *Keeper) RefusedAfterRefresh(token string) {
 	k.announced = true
 	k.mu.Unlock()
 	if announce {
-		k.emit(Event{Kind: EventRevoked, Trigger: "proxy-401", Outcome: "refused", Message: "the server refused a freshly refreshed token"})
+		k.emit(Event{Kind: EventRevoked, Trigger: TriggerProxy401, Outcome: OutcomeRefused, Message: "the server refused a freshly refreshed token"})
 	}
 }

@@ -54,7 +54,7 @@ func (k *Keeper) Token(ctx context.Context) (string, error) {
 		k.mu.Unlock()
 		return t, nil
 	}
-	f := k.startLocked("expiring")
+	f := k.startLocked(TriggerExpiring)
 	k.mu.Unlock()
 	if err := wait(ctx, f); err != nil {
 		// The refresh failed, but a token inside the skew is still better than none.
@@ -76,7 +76,7 @@ func (k *Keeper) Token(ctx context.Context) (string, error) {
 // ForceRefresh refreshes now, or joins the refresh already in flight: fifty concurrent callers cause
 // one token request. It returns when that refresh has finished (or ctx ends). A grant the AS declared
 // dead is not refreshed again (its refresh token would only be replayed): sign in instead.
-func (k *Keeper) ForceRefresh(ctx context.Context, reason string) error {
+func (k *Keeper) ForceRefresh(ctx context.Context, reason Trigger) error {
 	k.mu.Lock()
 	switch {
 	case k.closed:
@@ -124,7 +124,7 @@ func (k *Keeper) Rejected(ctx context.Context, token string) error {
 			k.state, k.message, k.cause = StateRevoked, "the server refused the static token", CauseServerRefused
 			if !k.announced {
 				k.announced = true
-				ev = Event{Kind: EventRevoked, Trigger: "proxy-401", Outcome: "refused", Message: k.message}
+				ev = Event{Kind: EventRevoked, Trigger: TriggerProxy401, Outcome: OutcomeRefused, Message: k.message}
 			}
 		}
 		err := k.stateErrLocked()
@@ -163,7 +163,7 @@ func (k *Keeper) Rejected(ctx context.Context, token string) error {
 	}
 	// A server that refuses every new token (a wrong audience, say) costs one refresh: the proxy's
 	// replay with the new token is refused too and RefusedAfterRefresh marks the server revoked.
-	f := k.startLocked("proxy-401")
+	f := k.startLocked(TriggerProxy401)
 	k.mu.Unlock()
 	return wait(ctx, f)
 }

@@ -9,6 +9,8 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+
+	"github.com/authkeeper/authkeeper/keychain"
 )
 
 // The proxy spends the user's tokens, so local callers must present a per-install access key: other
@@ -39,19 +41,7 @@ func LoadProxyKey(dir string) (string, error) {
 	key := hex.EncodeToString(b)
 	// Written to a temp file and linked into place, so a crash never leaves a half-written key and two
 	// first starts cannot both win.
-	f, err := os.CreateTemp(dir, ".proxy.key-*")
-	if err != nil {
-		return "", fmt.Errorf("proxy key: %w", err)
-	}
-	defer os.Remove(f.Name())
-	if _, err := f.WriteString(key + "\n"); err != nil {
-		f.Close()
-		return "", fmt.Errorf("proxy key: %w", err)
-	}
-	if err := errors.Join(f.Chmod(0o600), f.Sync(), f.Close()); err != nil {
-		return "", fmt.Errorf("proxy key: %w", err)
-	}
-	if err := os.Link(f.Name(), path); errors.Is(err, os.ErrExist) {
+	if err := keychain.CreateFileAtomic(path, []byte(key+"\n"), 0o600); errors.Is(err, os.ErrExist) {
 		return LoadProxyKey(dir) // another process made it first
 	} else if err != nil {
 		return "", fmt.Errorf("proxy key: %w", err)

@@ -84,7 +84,7 @@ func (e *Engine) Token(ctx context.Context, name string) (string, error) {
 }
 
 // Refresh forces a refresh of server name now.
-func (e *Engine) Refresh(ctx context.Context, name, reason string) error {
+func (e *Engine) Refresh(ctx context.Context, name string, reason Trigger) error {
 	k, err := e.Keeper(name)
 	if err != nil {
 		return err
@@ -144,7 +144,7 @@ func (e *Engine) Remove(ctx context.Context, name string) error {
 	e.settings = next
 	delete(e.keepers, name)
 	e.mu.Unlock()
-	e.publish(Event{Kind: EventRemoved, Server: name, Trigger: "user", Outcome: "ok"})
+	e.publish(Event{Kind: EventRemoved, Server: name, Trigger: TriggerUser, Outcome: OutcomeOK})
 	return rerr
 }
 

@@ -188,7 +188,7 @@ func (e *Engine) save(srv keychain.Server, tok oauth.Token, g oauth.Grant) error
 	e.keepers[srv.Name] = k
 	e.mu.Unlock()
 	k.Start()
-	e.publish(Event{Kind: EventAdded, Server: srv.Name, Trigger: "user", Outcome: "ok", Scopes: tok.Scopes, Expiry: tok.Expiry,
+	e.publish(Event{Kind: EventAdded, Server: srv.Name, Trigger: TriggerUser, Outcome: OutcomeOK, Scopes: tok.Scopes, Expiry: tok.Expiry,
 		Quirks: g.Quirks, Message: quirkSummary(g)})
 	return nil
 }

@@ -38,7 +38,7 @@ func (k *Keeper) unmanagedTokenLocked() (string, error) {
 func (k *Keeper) planUnmanagedLocked() {
 	k.stopTimerLocked()
 	if k.grant.Registration == RegistrationStaticToken && !k.tok.Expiry.IsZero() {
-		k.armLocked(k.tok.Expiry, "expiry")
+		k.armLocked(k.tok.Expiry, TriggerExpiry)
 	}
 }
 
@@ -51,7 +51,7 @@ func (k *Keeper) staticExpiredLocked() Event {
 		return Event{}
 	}
 	k.announced = true
-	return Event{Kind: EventNeedsSignIn, Trigger: "expiry", Outcome: "expired", Message: k.message}
+	return Event{Kind: EventNeedsSignIn, Trigger: TriggerExpiry, Outcome: OutcomeExpired, Message: k.message}
 }
 
 // authKindLocked names how the server is authenticated, for views. Caller holds k.mu.
@@ -97,7 +97,7 @@ func (k *Keeper) AuthRequired(wwwAuthenticate []string) bool {
 	rec, msg := k.recordLocked(), k.message
 	k.mu.Unlock()
 	k.saveOrRetry(rec)
-	k.emit(Event{Kind: EventNeedsSignIn, Trigger: "proxy-401", Outcome: string(CauseAuthRequired), Message: msg})
+	k.emit(Event{Kind: EventNeedsSignIn, Trigger: TriggerProxy401, Outcome: Outcome(CauseAuthRequired), Message: msg})
 	return true
 }
 

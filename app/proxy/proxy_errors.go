@@ -164,11 +164,8 @@ func authFailure(k Upstream, err error) rpcError {
 		msg = "the server refused the credentials and they could not be renewed"
 	case engine.StateNeedsSignIn:
 		d.Subtype, msg = SubtypeSignInRequired, "sign-in required"
-		switch st.Last.Outcome {
-		case oauth.ClassReauth.String(), oauth.ClassClientInvalid.String(), oauth.ClassMisconfigured.String():
-			if st.Last.Trigger != "sign-in" {
-				d.Subtype, msg = SubtypeCredentialExpired, "the credentials expired and the authorization server refused to renew them"
-			}
+		if st.Last.Outcome.ASRefused() && st.Last.Trigger != engine.TriggerSignIn {
+			d.Subtype, msg = SubtypeCredentialExpired, "the credentials expired and the authorization server refused to renew them"
 		}
 		if scopes := k.Scopes(); st.Cause == engine.CauseStepUp {
 			d.Scopes = scopes
