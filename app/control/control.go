@@ -152,8 +152,8 @@ type StreamLine struct {
 	Device *DeviceCode `json:"device,omitempty"`
 	// SignInURL is the authorization URL the browser is being asked to open, for the user to open by
 	// hand if it does not.
-	SignInURL string        `json:"sign_in_url,omitempty"`
-	Done      bool          `json:"done,omitempty"`
+	SignInURL string     `json:"sign_in_url,omitempty"`
+	Done      bool       `json:"done,omitempty"`
 	Error     *errorBody `json:"error,omitempty"`
 }
 

@@ -115,7 +115,6 @@ func (k *Keeper) notRecorded(f *flight, trigger Trigger, err error, deadline tim
 	}
 }
 
-
 // clearMarker saves the current pair without RefreshStarted after a refresh failed in a way that
 // shows its refresh token unspent; if the keychain refuses, the save is retried like any unsaved pair.
 func (k *Keeper) clearMarker(epoch uint64) {

@@ -96,4 +96,5 @@ func (u upstream) StepUp(status int, h http.Header) bool {
 	u.Keeper.StepUp(scopes)
 	return true
 }
+
 var _ Upstream = upstream{}
