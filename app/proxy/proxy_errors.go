@@ -38,11 +38,21 @@ const (
 	SubtypeKeychainUnavailable = "keychain_unavailable" // the keychain is locked or does not answer; retryable
 )
 
-// errorData is the `data` member of the proxy's JSON-RPC errors: what an agent may branch on and what
+// Subtypes of a proxy_error.
+const (
+	SubtypeUpstreamUnreachable = "upstream_unreachable" // the MCP server cannot be reached; retryable
+	SubtypeUpstreamRedirect    = "upstream_redirect"    // the server redirects; credentials never follow
+	SubtypeBadURL              = "bad_url"              // the configured URL is not an http(s) URL
+	SubtypeResourceMismatch    = "resource_mismatch"    // the URL is not the origin the tokens were issued for
+	SubtypeInsecureURL         = "insecure_url"         // plain http to another host: no credential is sent
+	SubtypeBodyTooLarge        = "body_too_large"       // the request body exceeds the proxy's limit
+)
+
+// ErrorData is the `data` member of the proxy's JSON-RPC errors: what an agent may branch on and what
 // the human should do.
 type ErrorData struct {
 	Type       string   `json:"type"`              // auth_failure | access_denied | not_configured | proxy_error
-	Subtype    string   `json:"subtype,omitempty"` // see the Subtype constants; proxy_error: upstream_unreachable | upstream_redirect | bad_url | resource_mismatch | insecure_url | body_too_large
+	Subtype    string   `json:"subtype,omitempty"` // see the Subtype constants
 	Retryable  bool     `json:"retryable"`         // the same call may succeed later without the user
 	RetryAfter int      `json:"retry_after_seconds,omitempty"`
 	Server     string   `json:"server,omitempty"`
@@ -196,8 +206,17 @@ func authFailure(k Upstream, err error) rpcError {
 	return rpcError{Code: CodeAuthFailure, Message: "authkeeper: " + name + ": " + msg, Data: d, status: http.StatusServiceUnavailable}
 }
 
-// proxyFailure builds a proxy_error for server name.
-func proxyFailure(name, subtype, msg, action string, status int, retryable bool) rpcError {
-	return rpcError{Code: CodeProxyError, Message: "authkeeper: " + name + ": " + msg, status: status,
-		Data: ErrorData{Type: "proxy_error", Subtype: subtype, Retryable: retryable, Server: name, Action: action}}
+// proxyFailure is a proxy_error for one server: the proxy could not forward the call.
+type proxyFailure struct {
+	Server    string
+	Subtype   string // one of the proxy_error Subtype constants
+	Message   string // what went wrong, for the agent's log
+	Action    string // the one thing that fixes it, for the human
+	Status    int    // the HTTP status of an answer that carries no JSON-RPC call
+	Retryable bool   // the same call may succeed later without the user
+}
+
+func (f proxyFailure) rpc() rpcError {
+	return rpcError{Code: CodeProxyError, Message: "authkeeper: " + f.Server + ": " + f.Message, status: f.Status,
+		Data: ErrorData{Type: "proxy_error", Subtype: f.Subtype, Retryable: f.Retryable, Server: f.Server, Action: f.Action}}
 }

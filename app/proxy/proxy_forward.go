@@ -36,8 +36,8 @@ func (p *proxy) forward(w http.ResponseWriter, r *http.Request, name string) {
 			return // the client went away mid-body
 		}
 		if buf.Len() > maxRequestBody {
-			answer(w, r, nil, proxyFailure(name, "body_too_large", "the request body exceeds "+strconv.Itoa(maxRequestBody>>20)+" MiB",
-				"send a smaller request", http.StatusRequestEntityTooLarge, false))
+			answer(w, r, nil, proxyFailure{Server: name, Subtype: SubtypeBodyTooLarge, Status: http.StatusRequestEntityTooLarge,
+				Message: "the request body exceeds " + strconv.Itoa(maxRequestBody>>20) + " MiB", Action: "send a smaller request"}.rpc())
 			return
 		}
 	}
@@ -55,22 +55,25 @@ func (p *proxy) forward(w http.ResponseWriter, r *http.Request, name string) {
 	}
 	target, err := p.target(k.URL())
 	if err != nil {
-		answer(w, r, body, proxyFailure(name, "bad_url", "the server URL cannot be used", "fix the server's URL in authkeeper", http.StatusBadGateway, false))
+		answer(w, r, body, proxyFailure{Server: name, Subtype: SubtypeBadURL, Status: http.StatusBadGateway,
+			Message: "the server URL cannot be used", Action: "fix the server's URL in authkeeper"}.rpc())
 		return
 	}
 	if res := k.Resource(); res != "" && !sameOrigin(res, target) {
 		// The tokens were issued for another origin (the settings' URL was edited after sign-in): a
 		// server's token never goes to a host it was not issued for.
-		answer(w, r, body, proxyFailure(name, "resource_mismatch", "the server's URL is not the one its tokens were issued for",
-			"sign in to "+name+" again (`authkeeper login "+name+"`) or fix its URL", http.StatusBadGateway, false))
+		answer(w, r, body, proxyFailure{Server: name, Subtype: SubtypeResourceMismatch, Status: http.StatusBadGateway,
+			Message: "the server's URL is not the one its tokens were issued for",
+			Action:  "sign in to " + name + " again (`authkeeper login " + name + "`) or fix its URL"}.rpc())
 		return
 	}
 	if !k.NoAuth() && oauth.CheckURL(target.String()) != nil {
 		// A server with credentials whose URL is plain http to another host (a hand-edited config: add
 		// refuses it): the token would cross the network in clear text, so nothing is sent.
-		answer(w, r, body, proxyFailure(name, "insecure_url", "the server's URL is plain http to another host, and authkeeper "+
-			"sends credentials only over https (plain http only to this machine)",
-			"change the server's URL to https, or remove it and add it again", http.StatusBadGateway, false))
+		answer(w, r, body, proxyFailure{Server: name, Subtype: SubtypeInsecureURL, Status: http.StatusBadGateway,
+			Message: "the server's URL is plain http to another host, and authkeeper sends credentials only over https " +
+				"(plain http only to this machine)",
+			Action: "change the server's URL to https, or remove it and add it again"}.rpc())
 		return
 	}
 	if r.Method == http.MethodPost {
@@ -150,8 +153,9 @@ func (p *proxy) forward(w http.ResponseWriter, r *http.Request, name string) {
 		if u, err := target.Parse(loc); err == nil {
 			loc = u.Scheme + "://" + u.Host + u.Path // never echo a query: it may carry a credential
 		}
-		answer(w, r, body, proxyFailure(name, "upstream_redirect", "the server redirects to "+loc+"; authkeeper does not follow redirects with credentials",
-			"if the server moved, remove it and add it again with its new URL", http.StatusBadGateway, false))
+		answer(w, r, body, proxyFailure{Server: name, Subtype: SubtypeUpstreamRedirect, Status: http.StatusBadGateway,
+			Message: "the server redirects to " + loc + "; authkeeper does not follow redirects with credentials",
+			Action:  "if the server moved, remove it and add it again with its new URL"}.rpc())
 		return
 	}
 	p.copyResponse(w, resp, inspected)
@@ -287,8 +291,9 @@ func (p *proxy) unreachable(w http.ResponseWriter, r *http.Request, body []byte,
 	if errors.As(err, &ue) {
 		err = ue.Err
 	}
-	answer(w, r, body, proxyFailure(name, "upstream_unreachable", "cannot reach "+target.Scheme+"://"+target.Host+": "+err.Error(),
-		"check the network connection and that the server is up; the call can be retried", http.StatusBadGateway, true))
+	answer(w, r, body, proxyFailure{Server: name, Subtype: SubtypeUpstreamUnreachable, Status: http.StatusBadGateway, Retryable: true,
+		Message: "cannot reach " + target.Scheme + "://" + target.Host + ": " + err.Error(),
+		Action:  "check the network connection and that the server is up; the call can be retried"}.rpc())
 }
 
 // sameOrigin reports whether rawResource and target share scheme, host and port.

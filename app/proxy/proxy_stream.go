@@ -10,6 +10,20 @@ import (
 // hopHeaders are connection-level (RFC 9110 §7.6.1) and never forwarded in either direction.
 var hopHeaders = []string{"Connection", "Keep-Alive", "Proxy-Connection", "Te", "Trailer", "Transfer-Encoding", "Upgrade"}
 
+// dropHopHeaders deletes from h the hop-by-hop headers and every header the Connection values name.
+func dropHopHeaders(h http.Header, connection []string) {
+	for _, c := range connection {
+		for f := range strings.SplitSeq(c, ",") {
+			if f = strings.TrimSpace(f); f != "" {
+				h.Del(f)
+			}
+		}
+	}
+	for _, k := range hopHeaders {
+		delete(h, k)
+	}
+}
+
 // dropInbound are the caller's headers that stay at the proxy: its credentials (the access key, any
 // Authorization of its own, cookies), what is about the local page (Origin, Referer), what the
 // transport sets itself, and forwarding metadata that would reveal or spoof the local side.
@@ -20,16 +34,7 @@ var dropInbound = []string{"Authorization", ProxyKeyHeader, "Cookie", "Origin", 
 // Mcp-Session-Id, MCP-Protocol-Version, Last-Event-ID, Accept, Content-Type, the MCP method headers —
 // passes through unchanged.
 func outboundHeader(h http.Header) http.Header {
-	for _, c := range h["Connection"] {
-		for f := range strings.SplitSeq(c, ",") {
-			if f = strings.TrimSpace(f); f != "" {
-				h.Del(f)
-			}
-		}
-	}
-	for _, k := range hopHeaders {
-		delete(h, k)
-	}
+	dropHopHeaders(h, h["Connection"])
 	for _, k := range dropInbound {
 		delete(h, k)
 	}
@@ -45,16 +50,7 @@ func (p *proxy) copyResponse(w http.ResponseWriter, resp *http.Response, read []
 	for k, vv := range resp.Header {
 		h[k] = vv
 	}
-	for _, c := range resp.Header["Connection"] {
-		for f := range strings.SplitSeq(c, ",") {
-			if f = strings.TrimSpace(f); f != "" {
-				h.Del(f)
-			}
-		}
-	}
-	for _, k := range hopHeaders {
-		delete(h, k)
-	}
+	dropHopHeaders(h, resp.Header["Connection"])
 	delete(h, "Set-Cookie")
 	if resp.ContentLength >= 0 {
 		h["Content-Length"] = []string{strconv.FormatInt(resp.ContentLength, 10)}
