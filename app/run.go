@@ -1,6 +1,7 @@
-// Package app is authkeeper's engine and command line. The engine owns every credential, keeps the
-// tokens fresh, and serves the MCP proxy and the control API; the command line drives it. Nothing here
-// knows about a GUI toolkit: the tray is passed in as a UI by main.
+// Package app is authkeeper's command line and wiring: Run parses the command, starts the engine
+// (app/engine) with the proxy (app/proxy) and the control API (app/control) as its front ends, or
+// reaches the running owner through the control API. Nothing here knows about a GUI toolkit: the tray
+// is passed in as a UI by main.
 package app
 
 import (

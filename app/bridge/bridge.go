@@ -1,3 +1,6 @@
+// Package bridge is the stdio bridge for MCP clients that only speak stdio: it relays messages to the
+// owner's proxy, reopening an upstream session that ended without the client noticing, and never sends
+// a call twice that the old owner may have forwarded.
 package bridge
 
 import (

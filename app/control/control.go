@@ -1,3 +1,6 @@
+// Package control is the control API — HTTP over a unix socket only the user can open — and its
+// client, Remote: the CLI, the stdio bridge, the headers helper and a second tray launch reach the
+// process that owns the credentials through it.
 package control
 
 import (
@@ -33,7 +36,7 @@ type TokenResponse struct {
 	Expiry      time.Time `json:"expiry,omitzero"`
 }
 
-// controlFrontEnd opens the control API's unix socket, private to the user, and returns its handler;
+// FrontEnd opens the control API's unix socket, private to the user, and returns its handler;
 // the engine serves it until Close (see Config.Control). The engine holds the owner lock when it calls
 // this, so a socket file left behind belongs to a dead owner and is removed.
 func FrontEnd(e *engine.Engine) (net.Listener, http.Handler, error) {
@@ -250,7 +253,7 @@ func writeJSON(w http.ResponseWriter, status int, v any) {
 	_ = json.NewEncoder(w).Encode(v)
 }
 
-// addBody is the body of POST /v1/servers (see cmdAdd). Secrets only ever travel in it.
+// AddBody is the body of POST /v1/servers (see cmdAdd). Secrets only ever travel in it.
 type AddBody struct {
 	Name              string            `json:"name"`
 	URL               string            `json:"url"`
@@ -274,7 +277,7 @@ type AddBody struct {
 	IDToken          string `json:"id_token"` // the user's ID token from the IdP
 }
 
-// loginBody is the body of POST /v1/servers/{name}/login (see cmdLogin).
+// LoginBody is the body of POST /v1/servers/{name}/login (see cmdLogin).
 type LoginBody struct {
 	Device  bool   `json:"device"`
 	IDToken string `json:"id_token,omitempty"` // a new ID token, for a cross-app access server

@@ -30,7 +30,7 @@ const (
 // Busy is the set of busy leases plus, per server, the number of proxy requests in flight. Safe for
 // concurrent use. onChange is called (outside the lock) after every change of the leases (leases true)
 // and whenever a server's last in-flight request completes (leases false) — not per request, so a
-// busy proxy does not flood the tray.
+// Busy proxy does not flood the tray.
 type Busy struct {
 	clock    Clock
 	onChange func(leases bool)

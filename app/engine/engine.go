@@ -1,3 +1,8 @@
+// Package engine is authkeeper's core: the owner lock, paths and settings, one keeper per server
+// (single-flight refresh, persist before adopt, the refresh-start marker), the refresh plan, busy
+// leases, wake detection, the event hub and the audit log, and static tokens. It imports none of its
+// front ends: the proxy's and the control API's listeners are handed to it as FrontEnd functions by
+// package app, and the tray is a view over its Snapshot and Subscribe.
 package engine
 
 import (
@@ -101,7 +106,7 @@ type Engine struct {
 	lastReload   atomic.Int64 // when the last reload started, Unix nanoseconds
 }
 
-// proxyAddrFor is the proxy's address when no flag or environment variable names one: the settings'
+// ProxyAddrFor is the proxy's address when no flag or environment variable names one: the settings'
 // proxy_port on 127.0.0.1, else DefaultProxyAddr. Agents' configs name it, so it must stay put.
 func ProxyAddrFor(p keychain.Prefs) string {
 	if p.ProxyPort != 0 {
@@ -110,7 +115,7 @@ func ProxyAddrFor(p keychain.Prefs) string {
 	return DefaultProxyAddr
 }
 
-// keychainRetry is how often credentials that could not be read are tried again.
+// KeychainRetry is how often credentials that could not be read are tried again.
 const KeychainRetry = 15 * time.Second
 
 // New validates cfg and returns an engine that is not yet running.
@@ -322,7 +327,7 @@ func (e *Engine) Close() error {
 	return e.closeErr
 }
 
-// handover ends a temporary owner's engine so that the app can own: OnHandover first (so that the
+// Handover ends a temporary owner's engine so that the app can own: OnHandover first (so that the
 // process looks for the app, not for a new engine of its own, once its proxy is gone), then everything
 // Close does — refreshes in flight finish and are saved, then the owner lock is released.
 func (e *Engine) Handover() {

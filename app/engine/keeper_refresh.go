@@ -255,7 +255,7 @@ func (k *Keeper) emit(e Event) {
 	k.cfg.Emit(e)
 }
 
-// toRecord converts a token pair and its grant into the keychain's record.
+// ToRecord converts a token pair and its grant into the keychain's record.
 func ToRecord(tok oauth.Token, g oauth.Grant) keychain.Record {
 	return keychain.Record{
 		AccessToken:  tok.AccessToken,

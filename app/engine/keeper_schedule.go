@@ -37,7 +37,7 @@ func (k *Keeper) planLocked() {
 	k.armLocked(at, TriggerSchedule)
 }
 
-// minRefreshGap is the least time between a successful refresh and the next scheduled one.
+// MinRefreshGap is the least time between a successful refresh and the next scheduled one.
 const MinRefreshGap = 2 * time.Second
 
 // armLocked (re)arms the keeper's one timer for at. Caller holds k.mu.

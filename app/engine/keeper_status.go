@@ -35,7 +35,7 @@ type Warning struct {
 	Message string      `json:"message"`
 }
 
-// warningsOf derives the warnings shown for grant g from its quirks. Issuer quirks name both issuers,
+// WarningsOf derives the warnings shown for grant g from its quirks. Issuer quirks name both issuers,
 // so that the user can judge whether the mismatch is expected.
 func WarningsOf(g oauth.Grant) []Warning {
 	var out []Warning

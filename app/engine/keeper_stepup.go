@@ -32,7 +32,7 @@ func (k *Keeper) StepUp(scopes []string) bool {
 	return true
 }
 
-// refused reports whether the server refused the current token and the refresh after it failed
+// Refused reports whether the server refused the current token and the refresh after it failed
 // (revoked), or refused a token that cannot be renewed: the locally unexpired token is dead, and only
 // a sign-in helps.
 func (k *Keeper) Refused() bool {

@@ -10,12 +10,12 @@ import (
 	"github.com/authkeeper/authkeeper/keychain"
 )
 
-// ownerLockPath is the machine-wide owner lock. It lives in the config directory, not the runtime
+// OwnerLockPath is the machine-wide owner lock. It lives in the config directory, not the runtime
 // directory: XDG_RUNTIME_DIR is missing in cron jobs, `sudo -u` and some SSH sessions, and a lock that
 // moved with it would let two processes own — and refresh — the same rotating grant.
 func OwnerLockPath(p Paths) string { return filepath.Join(p.ConfigDir, "owner.lock") }
 
-// acquireOwner takes the owner lock without waiting and records the control socket's path in it, so
+// AcquireOwner takes the owner lock without waiting and records the control socket's path in it, so
 // processes whose runtime directory differs still find the owner. Exactly one process holds the lock:
 // that process runs the engine and is the only one that ever refreshes a grant; every other process
 // talks to it over the control API. The OS releases the lock when its holder dies, so the next process
@@ -39,7 +39,7 @@ func AcquireOwner(p Paths) (*keychain.FileLock, error) {
 	return l, nil
 }
 
-// ownerSocket is the control socket of the running owner: the path it recorded in the lock file, or
+// OwnerSocket is the control socket of the running owner: the path it recorded in the lock file, or
 // this process's own default when none is recorded.
 func OwnerSocket(p Paths) string {
 	data, err := os.ReadFile(OwnerLockPath(p))

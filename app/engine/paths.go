@@ -7,8 +7,9 @@ import (
 	"runtime"
 )
 
-// Paths are the directories authkeeper uses. Non-secret settings live in ConfigDir, the audit log in
-// StateDir, and the owner lock and control socket in RuntimeDir. No token is ever written to any of
+// Paths are the directories authkeeper uses. Non-secret settings and the owner lock live in ConfigDir
+// (the lock must be machine-wide, see owner.go), the audit log in StateDir, and the control socket in
+// RuntimeDir. No token is ever written to any of
 // them unless the user explicitly chose the file credential store.
 type Paths struct {
 	ConfigDir  string // default: os.UserConfigDir()/authkeeper
@@ -45,7 +46,7 @@ func DefaultPaths(getenv func(string) string) (Paths, error) {
 	return p, nil
 }
 
-// ensure creates every directory with mode 0700: they hold the control socket and the audit log,
+// Ensure creates every directory with mode 0700: they hold the control socket and the audit log,
 // which other local users must not reach.
 func (p Paths) Ensure() error {
 	for _, d := range []string{p.ConfigDir, p.StateDir, p.RuntimeDir} {

@@ -34,7 +34,7 @@ func (e *Engine) SetShowHandler(f func()) {
 	e.showUI = f
 }
 
-// show runs the show handler, reporting whether there was one.
+// Show runs the show handler, reporting whether there was one.
 func (e *Engine) Show() bool {
 	e.mu.Lock()
 	f := e.showUI

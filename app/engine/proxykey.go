@@ -17,7 +17,7 @@ import (
 // users on the machine and web pages (DNS rebinding, cross-origin requests) cannot read it. It is not
 // an OAuth token; it lives in a 0600 file in the 0700 config directory and only gates the loopback proxy.
 
-// loadProxyKey reads the access key, creating a random 256-bit key on first use.
+// LoadProxyKey reads the access key, creating a random 256-bit key on first use.
 func LoadProxyKey(dir string) (string, error) {
 	path := filepath.Join(dir, "proxy.key")
 	if fi, err := os.Stat(path); err == nil && fi.Mode().Perm()&0o077 != 0 {

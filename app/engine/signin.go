@@ -63,12 +63,12 @@ type SignInRequest struct {
 	idp *oauth.EnterpriseIdP
 }
 
-// errNeedsIDToken: a cross-app access sign-in was asked for without the user's ID token. Nothing can
+// ErrNeedsIDToken: a cross-app access sign-in was asked for without the user's ID token. Nothing can
 // stand in for it: authkeeper does not sign in to the identity provider itself.
 var ErrNeedsIDToken = errors.New("cross-app access needs a new ID token from your identity provider: " +
 	"run `authkeeper login NAME --id-token-stdin` (or with $AUTHKEEPER_IDP_ID_TOKEN)")
 
-// settingsFor is the settings entry req creates.
+// SettingsFor is the settings entry req creates.
 func (req AddRequest) SettingsFor() (keychain.Server, error) {
 	srv := keychain.Server{Name: req.Name, URL: req.URL, Scopes: slices.Clone(req.Scopes), Params: req.Params,
 		AssumePKCE: req.AssumePKCE}

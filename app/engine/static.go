@@ -11,10 +11,10 @@ import (
 // Servers that do not use OAuth sign-in are marked in their grant's registration method, so that the
 // keeper neither plans refreshes nor asks the AS for anything.
 const (
-	// registrationStaticToken: the user pasted a token or API key, optionally with an expiry date. It
+	// RegistrationStaticToken: the user pasted a token or API key, optionally with an expiry date. It
 	// serves until then; afterwards the server needs a new token from the user.
 	RegistrationStaticToken oauth.RegistrationMethod = "static-token"
-	// registrationNoAuth: the server needs no credentials; the proxy forwards without Authorization.
+	// RegistrationNoAuth: the server needs no credentials; the proxy forwards without Authorization.
 	RegistrationNoAuth oauth.RegistrationMethod = "no-auth"
 )
 
@@ -65,7 +65,7 @@ func (k *Keeper) authKindLocked() string {
 	return "oauth"
 }
 
-// noAuth reports whether the server was saved as needing no credentials.
+// NoAuth reports whether the server was saved as needing no credentials.
 func (k *Keeper) NoAuth() bool {
 	k.mu.Lock()
 	defer k.mu.Unlock()

@@ -1,3 +1,7 @@
+// Package proxy is the loopback MCP proxy agents call: one route per configured server, a fresh token
+// on every request, one replay after a rejected token, and JSON-RPC errors that say what to do when no
+// token can be had (see docs/proxy.md). It reaches the engine only through the Engine interface it
+// declares.
 package proxy
 
 import (

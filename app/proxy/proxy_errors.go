@@ -126,7 +126,7 @@ func writeRPC(w http.ResponseWriter, status int, e rpcError, v any) {
 	_, _ = w.Write(data)
 }
 
-// callIDs returns the ids of the JSON-RPC calls in body (a message or a batch); notifications and
+// CallIDs returns the ids of the JSON-RPC calls in body (a message or a batch); notifications and
 // responses have none. Only error paths parse bodies.
 func CallIDs(body []byte) (ids []json.RawMessage, batch bool) {
 	type head struct {

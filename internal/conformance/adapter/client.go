@@ -82,8 +82,7 @@ func acceptDefaults(context.Context, *mcp.ElicitRequest) (*mcp.ElicitResult, err
 	return &mcp.ElicitResult{Action: "accept", Content: map[string]any{}}, nil
 }
 
-// authFailureCode is the JSON-RPC error code of authkeeper's auth_failure errors (README, "How the
-// proxy behaves").
+// authFailureCode is the JSON-RPC error code of authkeeper's auth_failure errors (docs/proxy.md).
 const authFailureCode = -32050
 
 // errorData returns the data of a JSON-RPC error (authkeeper's auth_failure says why), or "".
