@@ -18,7 +18,7 @@ const (
 	RegistrationNoAuth oauth.RegistrationMethod = "no-auth"
 )
 
-// unmanaged reports whether the keeper's grant is a static token or no auth at all. Caller holds k.mu.
+// unmanagedLocked reports whether the keeper's grant is a static token or no auth at all. Caller holds k.mu.
 func (k *Keeper) unmanagedLocked() bool {
 	return k.grant.Registration == RegistrationStaticToken || k.grant.Registration == RegistrationNoAuth
 }
@@ -42,7 +42,7 @@ func (k *Keeper) planUnmanagedLocked() {
 	}
 }
 
-// staticExpired ends a static token's life: the user must paste a new one. Caller holds k.mu; it
+// staticExpiredLocked ends a static token's life: the user must paste a new one. Caller holds k.mu; it
 // returns the event to emit after unlocking.
 func (k *Keeper) staticExpiredLocked() Event {
 	k.stopTimerLocked()
