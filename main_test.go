@@ -2,6 +2,7 @@ package main
 
 import (
 	"bufio"
+	"github.com/authkeeper/authkeeper/internal/e2e"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -11,25 +12,11 @@ import (
 	"time"
 )
 
-// binary returns the authkeeper binary under test: $AUTHKEEPER_BIN (what `make test` built) or a fresh
-// build into a temp dir.
-func binary(t *testing.T) string {
-	t.Helper()
-	if b := os.Getenv("AUTHKEEPER_BIN"); b != "" {
-		return b
-	}
-	b := filepath.Join(t.TempDir(), "authkeeper")
-	if out, err := exec.Command("go", "build", "-o", b, ".").CombinedOutput(); err != nil {
-		t.Fatalf("go build: %v\n%s", err, out)
-	}
-	return b
-}
-
 // TestMakeRunWithoutDisplayStartsHeadlessEngine runs the binary exactly as `make run` does on a machine
 // with no display: it must say so in one line, print its addresses, answer `status`, and exit cleanly
 // on SIGTERM.
 func TestMakeRunWithoutDisplayStartsHeadlessEngine(t *testing.T) {
-	bin := binary(t)
+	bin := e2e.MustBinary(t)
 	home := t.TempDir()
 	rt, err := os.MkdirTemp("/tmp", "akrt")
 	if err != nil {

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"github.com/authkeeper/authkeeper/internal/e2e"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -15,7 +16,7 @@ import (
 // the owner lock and serves; the other refuses to start a second refresher. Other processes — here a
 // CLI taking a busy lease — are then served by the one owner over the control API.
 func TestTwoProcessesStartedAtOnceShareOneOwner(t *testing.T) {
-	bin := binary(t)
+	bin := e2e.MustBinary(t)
 	testbed.StartKeyring(t)
 	home := t.TempDir()
 	rt, err := os.MkdirTemp("/tmp", "akrt")

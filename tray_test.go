@@ -3,6 +3,7 @@ package main
 import (
 	"bufio"
 	"context"
+	"github.com/authkeeper/authkeeper/internal/e2e"
 	"image"
 	"image/png"
 	"os"
@@ -35,7 +36,7 @@ type trayDesktop struct {
 
 func newTrayDesktop(t *testing.T) *trayDesktop {
 	t.Helper()
-	td := &trayDesktop{bin: binary(t), display: testbed.NewDisplay(t)}
+	td := &trayDesktop{bin: e2e.MustBinary(t), display: testbed.NewDisplay(t)}
 	td.watcher = testbed.NewWatcher(t, td.display.Bus)
 	testbed.KeyringOn(t, td.display.Bus)
 	td.as = testbed.NewAuthServer(t, testbed.AuthServerOptions{})

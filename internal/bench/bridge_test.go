@@ -2,6 +2,7 @@ package bench
 
 import (
 	"context"
+	"github.com/authkeeper/authkeeper/internal/e2e"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -25,7 +26,7 @@ func TestBridgeBenchmark(t *testing.T) {
 	if out == "" {
 		rounds, slice, warm = 1, 200*time.Millisecond, 100*time.Millisecond
 	}
-	bin := binary(t) // before anything else: building needs the real HOME's caches
+	bin := e2e.MustBinary(t) // before anything else: building needs the real HOME's caches
 	node := testbed.NodeDir(t)
 	e := newEnv(t)
 	const mode = "sse"

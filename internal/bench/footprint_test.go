@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"github.com/authkeeper/authkeeper/internal/e2e"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -32,7 +33,7 @@ func TestFootprintBenchmark(t *testing.T) {
 	if out == "" {
 		settle, window = time.Second, 2*time.Second
 	}
-	bin := binary(t)
+	bin := e2e.MustBinary(t)
 	display := testbed.NewDisplay(t) // first: it sets DISPLAY and DBUS_SESSION_BUS_ADDRESS for the test
 	watcher := testbed.NewWatcher(t, display.Bus)
 	testbed.KeyringOn(t, display.Bus)

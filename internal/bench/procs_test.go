@@ -3,7 +3,6 @@ package bench
 import (
 	"fmt"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -13,20 +12,6 @@ import (
 
 	"github.com/authkeeper/authkeeper/app/engine"
 )
-
-// binary returns the real authkeeper binary: $AUTHKEEPER_BIN (what `make bench` built, without the race
-// detector) or a fresh build of the module's main package.
-func binary(t *testing.T) string {
-	t.Helper()
-	if b := os.Getenv("AUTHKEEPER_BIN"); b != "" {
-		return b
-	}
-	bin := filepath.Join(t.TempDir(), "authkeeper")
-	if out, err := exec.Command("go", "build", "-o", bin, "github.com/authkeeper/authkeeper").CombinedOutput(); err != nil {
-		t.Fatalf("go build: %v\n%s", err, out)
-	}
-	return bin
-}
 
 // homeDirs makes a private HOME and XDG directories and returns the engine paths a child authkeeper
 // process derives from them (app.DefaultPaths), with the environment that makes it do so: an engine

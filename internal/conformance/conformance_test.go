@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"github.com/authkeeper/authkeeper/internal/e2e"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -100,7 +101,7 @@ func (r suiteRun) problems() []string {
 // mode). It fails as a whole when fewer than all the scenarios ran (see suiteRun.problems).
 func TestConformanceClientScenarios(t *testing.T) {
 	node, suite := suiteRuntime(t)
-	bin := binary(t)
+	bin := e2e.MustBinary(t)
 	adapter := buildAdapter(t)
 	out := t.TempDir()
 	if strings.ContainsAny(adapter, " \t") {

@@ -46,20 +46,6 @@ func missing(t *testing.T, format string, args ...any) {
 	t.Skipf("prerequisite missing: "+format, args...)
 }
 
-// binary returns the authkeeper binary under test: $AUTHKEEPER_BIN (what `make test` built) or a fresh
-// build of the module's main package.
-func binary(t *testing.T) string {
-	t.Helper()
-	if b := os.Getenv("AUTHKEEPER_BIN"); b != "" {
-		return b
-	}
-	bin := filepath.Join(t.TempDir(), "authkeeper")
-	if out, err := exec.Command("go", "build", "-o", bin, "github.com/authkeeper/authkeeper").CombinedOutput(); err != nil {
-		t.Fatalf("go build authkeeper: %v\n%s", err, out)
-	}
-	return bin
-}
-
 // buildAdapter builds the client the suite runs for each scenario.
 func buildAdapter(t *testing.T) string {
 	t.Helper()

@@ -46,6 +46,17 @@ var Binary = sync.OnceValues(func() (string, error) {
 	return bin, nil
 })
 
+// MustBinary is Binary for a test, which it fails when the build does. Without $AUTHKEEPER_BIN, call it
+// before the test moves HOME: the go command finds its module and build caches there.
+func MustBinary(t testing.TB) string {
+	t.Helper()
+	bin, err := Binary()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return bin
+}
+
 // Options configures NewInstall. The zero value is a keychain-backed installation.
 type Options struct {
 	// ServeArgs are added to `authkeeper serve` (e.g. --client-metadata-url). Default none.
