@@ -93,6 +93,7 @@ fuzz:
 lint:
 	@out=$$(gofmt -l $$(find . -name '*.go' -not -path '*/node_modules/*')); \
 	  if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
+	$(GO) mod tidy -diff
 	$(GO) vet ./...
 	$(GO) tool staticcheck ./...
 

@@ -1,7 +1,6 @@
 package app
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -60,8 +59,9 @@ func cmdClients(_ context.Context, args []string, e env) error {
 	}
 	merged, err := clients.MergeServers(old, target.Section, entries)
 	if err != nil {
+		snip, _ := target.Snippet(setup, names) // Entries succeeded above, so this does too
 		return fmt.Errorf("clients: %s is not plain JSON (%v; comments are not supported), so authkeeper leaves it alone; add this to it by hand:\n%s",
-			path, err, snippet(target.Section, entries))
+			path, err, snip)
 	}
 	if *dry {
 		fmt.Fprintf(e.stdout, "Would write %s:\n%s", path, merged)
@@ -142,7 +142,7 @@ func loadClientSetup(e env, addr string, names []string) (clients.ClientSetup, [
 // printClients prints every client's snippet and where it goes.
 func printClients(e env, setup clients.ClientSetup, dirs clients.UserDirs, names []string) error {
 	for i, t := range clients.ClientTargets {
-		entries, err := t.Entries(setup, names)
+		snip, err := t.Snippet(setup, names)
 		if err != nil {
 			return err
 		}
@@ -156,16 +156,7 @@ func printClients(e env, setup clients.ClientSetup, dirs clients.UserDirs, names
 					n, setup.Endpoint(n), proxy.ProxyKeyHeader, setup.Key)
 			}
 		}
-		fmt.Fprint(e.stdout, snippet(t.Section, entries))
+		fmt.Fprint(e.stdout, snip)
 	}
 	return nil
-}
-
-// snippet renders {section: {entries}}.
-func snippet(section string, entries []clients.Member) string {
-	var inner, out bytes.Buffer
-	if clients.WriteObject(&inner, entries, "") != nil || clients.WriteObject(&out, []clients.Member{{Key: section, Value: inner.Bytes()}}, "") != nil {
-		return ""
-	}
-	return out.String() + "\n"
 }

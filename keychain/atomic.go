@@ -5,12 +5,29 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"runtime"
 )
 
-// writeFileAtomic replaces path with data so that a reader, or the file after a crash, holds either
-// the old content or the new, never a mix: write a temp file in the same directory, fsync it, rename it
-// over path, fsync the directory (without that the rename itself may not survive a power cut).
-func writeFileAtomic(path string, data []byte, perm os.FileMode) (err error) {
+// WriteFileAtomic replaces path with data so that a reader, or the file after a crash, holds either
+// the old content or the new, never a mix: write a temp file in the same directory with mode perm
+// (exactly, whatever the umask), fsync it, rename it over path, fsync the directory (without that the
+// rename itself may not survive a power cut). The directory must exist. On error path is unchanged
+// and the temp file is removed.
+func WriteFileAtomic(path string, data []byte, perm os.FileMode) error {
+	return writeAtomic(path, data, perm, false)
+}
+
+// CreateFileAtomic is WriteFileAtomic for a file that must not exist yet: the synced temp file is
+// hard-linked to path instead of renamed over it, so of two concurrent creators exactly one wins, and
+// the other gets an error that satisfies errors.Is(err, fs.ErrExist) with path untouched. Like
+// WriteFileAtomic it never leaves a half-written file at path.
+func CreateFileAtomic(path string, data []byte, perm os.FileMode) error {
+	return writeAtomic(path, data, perm, true)
+}
+
+// writeAtomic is the one implementation of both writers; exclusive places the temp file with a hard
+// link (fails if path exists) instead of a rename (replaces path).
+func writeAtomic(path string, data []byte, perm os.FileMode, exclusive bool) (err error) {
 	dir := filepath.Dir(path)
 	f, err := os.CreateTemp(dir, "."+filepath.Base(path)+".tmp-*")
 	if err != nil {
@@ -19,7 +36,10 @@ func writeFileAtomic(path string, data []byte, perm os.FileMode) (err error) {
 	tmp := f.Name()
 	defer func() {
 		if err != nil {
-			err = errors.Join(err, os.Remove(tmp))
+			// Gone already if it was renamed into place before the directory sync failed.
+			if rerr := os.Remove(tmp); rerr != nil && !errors.Is(rerr, os.ErrNotExist) {
+				err = errors.Join(err, rerr)
+			}
 		}
 	}()
 	if err := f.Chmod(perm); err != nil {
@@ -34,14 +54,26 @@ func writeFileAtomic(path string, data []byte, perm os.FileMode) (err error) {
 	if err := f.Close(); err != nil {
 		return err
 	}
-	if err := os.Rename(tmp, path); err != nil {
+	if exclusive {
+		if err := os.Link(tmp, path); err != nil {
+			return err
+		}
+		// The temp name is now a second name of path: drop it before the directory sync, so that both
+		// changes are made durable together. Failing that leaves a stray extra
+		// name of the new file (same content and mode), never a wrong path.
+		_ = os.Remove(tmp)
+	} else if err := os.Rename(tmp, path); err != nil {
 		return err
 	}
 	return syncDir(dir)
 }
 
-// syncDir fsyncs a directory so a rename in it is durable.
+// syncDir fsyncs a directory so a rename in it is durable. Windows has no directory fsync (a directory
+// handle cannot be flushed; NTFS journals the rename itself), so there it does nothing.
 func syncDir(dir string) error {
+	if runtime.GOOS == "windows" {
+		return nil
+	}
 	d, err := os.Open(dir)
 	if err != nil {
 		return err

@@ -289,7 +289,7 @@ func (c *ConfigFile) Save(s Settings) error {
 	if err != nil {
 		return fmt.Errorf("config: %w", err)
 	}
-	if err := writeFileAtomic(c.Path(), append(js, '\n'), 0o600); err != nil {
+	if err := WriteFileAtomic(c.Path(), append(js, '\n'), 0o600); err != nil {
 		return fmt.Errorf("config: %w", err)
 	}
 	return nil

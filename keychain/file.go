@@ -137,7 +137,7 @@ func (s *FileStore) update(change func(*fileContent) error) (err error) {
 	if err != nil {
 		return err
 	}
-	return writeFileAtomic(s.path, js, 0o600)
+	return WriteFileAtomic(s.path, js, 0o600)
 }
 
 // load reads the file; a missing one is empty. A file others can read is refused rather than used, and

@@ -10,7 +10,9 @@ import (
 
 	"fyne.io/fyne/v2"
 
+	"github.com/authkeeper/authkeeper/app/control"
 	"github.com/authkeeper/authkeeper/app/engine"
+	"github.com/authkeeper/authkeeper/app/proxy"
 	"github.com/authkeeper/authkeeper/internal/testbed"
 	"github.com/authkeeper/authkeeper/oauth"
 )
@@ -85,7 +87,8 @@ func newBench(t *testing.T, opener oauth.Opener) *bench {
 	}
 	t.Cleanup(func() { os.RemoveAll(rt) })
 	paths := engine.Paths{ConfigDir: filepath.Join(home, "config"), StateDir: filepath.Join(home, "state"), RuntimeDir: rt}
-	eng, err := engine.NewEngine(engine.Config{Paths: paths, ProxyAddr: "127.0.0.1:0", StoreKind: "file", Opener: opener})
+	eng, err := engine.New(engine.Config{Paths: paths, ProxyAddr: "127.0.0.1:0", StoreKind: "file", Opener: opener,
+		Proxy: proxy.FrontEnd, Control: control.FrontEnd})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -2,11 +2,11 @@ package tray
 
 import (
 	"context"
-	"encoding/json"
 	"time"
 
 	"fyne.io/fyne/v2"
 
+	"github.com/authkeeper/authkeeper/app/clients"
 	"github.com/authkeeper/authkeeper/keychain"
 )
 
@@ -52,7 +52,7 @@ func (u *ui) do(it item) {
 	case actCopyProxy:
 		u.gui(func() { u.a.Clipboard().SetContent(u.eng.ProxyEndpoint(it.Server)) })
 	case actCopyConfig:
-		u.gui(func() { u.a.Clipboard().SetContent(clientConfig(it.Server, u.eng.ProxyEndpoint(it.Server))) })
+		u.gui(func() { u.a.Clipboard().SetContent(clientConfig(it.Server, u.eng.ProxyURL(), u.eng.ProxyKey())) })
 	case actRemove:
 		u.gui(func() { u.confirmRemove(it.Server) })
 	case actBusy:
@@ -95,9 +95,21 @@ func (u *ui) toggleBusy() {
 	}
 }
 
-// clientConfig is an MCP client configuration entry that points an agent at the proxy for server name.
-func clientConfig(name, endpoint string) string {
-	cfg := map[string]any{"mcpServers": map[string]any{name: map[string]string{"type": "http", "url": endpoint}}}
-	b, _ := json.MarshalIndent(cfg, "", "  ") // maps of strings always encode
-	return string(b)
+// clientConfig is the MCP client config that points an agent at the proxy for server name: the
+// proxy's URL for it, the access key in the X-Authkeeper-Key header (never in the URL), in the shape
+// `authkeeper clients` prints for Claude Code, an mcpServers entry most agents read. "" while the
+// proxy has no URL (it is not listening).
+func clientConfig(name, proxyURL, key string) string {
+	t, ok := clients.ClientTargetByID(clientConfigTarget)
+	if proxyURL == "" || !ok {
+		return ""
+	}
+	s, err := t.Snippet(clients.ClientSetup{ProxyURL: proxyURL, Key: key}, []string{name})
+	if err != nil {
+		return ""
+	}
+	return s
 }
+
+// clientConfigTarget is the client whose entry shape the tray copies.
+const clientConfigTarget = "claude-code"

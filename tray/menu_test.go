@@ -1,6 +1,9 @@
 package tray
 
 import (
+	"context"
+	"path/filepath"
+	"strings"
 	"testing"
 
 	"fyne.io/fyne/v2"
@@ -8,6 +11,8 @@ import (
 	"fyne.io/fyne/v2/test"
 	"fyne.io/fyne/v2/widget"
 
+	"github.com/authkeeper/authkeeper/app/engine"
+	"github.com/authkeeper/authkeeper/app/proxy"
 	"github.com/authkeeper/authkeeper/keychain"
 )
 
@@ -57,4 +62,39 @@ func TestFyneMenuMirrorsTheModelAndClicksCarryTheirServer(t *testing.T) {
 	w := test.NewTempWindow(t, container.NewHBox(container.NewVBox(top), container.NewVBox(widget.NewLabel(""), widget.NewLabel(""), widget.NewLabel(""), sub)))
 	w.Resize(fyne.NewSize(720, 520))
 	capture(t, w.Canvas(), "tray-menu.png")
+}
+
+// TestCopyClientConfigCopiesTheKeyInAHeader clicks "Copy client config" for a server of an engine
+// whose proxy listens: the clipboard holds the proxy's URL for it, and the engine's access key only in
+// the header.
+func TestCopyClientConfigCopiesTheKeyInAHeader(t *testing.T) {
+	home := t.TempDir()
+	paths := engine.Paths{ConfigDir: filepath.Join(home, "config"), StateDir: filepath.Join(home, "state"), RuntimeDir: home}
+	eng, err := engine.New(engine.Config{Paths: paths, ProxyAddr: "127.0.0.1:0", StoreKind: "file", Proxy: proxy.FrontEnd})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	if err := eng.Start(ctx); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { eng.Close() })
+	if eng.ProxyURL() == "" {
+		t.Fatal("the engine's proxy is not listening")
+	}
+	a := test.NewTempApp(t)
+	l := newUILoop()
+	u := newUI(ctx, a, eng, options{Post: l.post, Steps: l.step})
+	t.Cleanup(u.close)
+
+	u.do(item{Action: actCopyConfig, Server: "bench"})
+	got := a.Clipboard().Content()
+	key := eng.ProxyKey()
+	if len(key) < 32 {
+		t.Fatalf("engine proxy key %q", key)
+	}
+	checkKeyInHeader(t, got, "bench", eng.ProxyURL()+"/mcp/bench", key)
+	if n := strings.Count(got, key); n != 1 {
+		t.Errorf("the key appears %d times in the copied config, want once (the header):\n%s", n, got)
+	}
 }

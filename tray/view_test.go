@@ -1,13 +1,16 @@
 package tray
 
 import (
+	"encoding/json"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/google/go-cmp/cmp"
 
+	"github.com/authkeeper/authkeeper/app/clients"
 	"github.com/authkeeper/authkeeper/app/engine"
+	"github.com/authkeeper/authkeeper/app/proxy"
 	"github.com/authkeeper/authkeeper/keychain"
 )
 
@@ -178,18 +181,60 @@ func TestNamesListsThreeThenCountsTheRest(t *testing.T) {
 	}
 }
 
-func TestClientConfigPointsAtTheProxyEndpoint(t *testing.T) {
-	got := clientConfig("gh", "http://127.0.0.1:47615/KEY/mcp/gh")
+// TestClientConfigPutsTheKeyInTheHeaderNotTheURL: the copied config is what `authkeeper clients`
+// prints for Claude Code, the key in the X-Authkeeper-Key header and nowhere in the URL.
+func TestClientConfigPutsTheKeyInTheHeaderNotTheURL(t *testing.T) {
+	const key = "0123456789abcdef0123456789abcdef"
+	got := clientConfig("gh", "http://127.0.0.1:47615", key)
 	want := `{
   "mcpServers": {
     "gh": {
       "type": "http",
-      "url": "http://127.0.0.1:47615/KEY/mcp/gh"
+      "url": "http://127.0.0.1:47615/mcp/gh",
+      "headers": {
+        "X-Authkeeper-Key": "0123456789abcdef0123456789abcdef"
+      }
     }
   }
-}`
+}
+`
 	if diff := cmp.Diff(want, got); diff != "" {
 		t.Errorf("config (-want +got):\n%s", diff)
+	}
+	checkKeyInHeader(t, got, "gh", "http://127.0.0.1:47615/mcp/gh", key)
+
+	target, _ := clients.ClientTargetByID("claude-code")
+	cli, err := target.Snippet(clients.ClientSetup{ProxyURL: "http://127.0.0.1:47615", Key: key}, []string{"gh"})
+	if err != nil || cli != got {
+		t.Errorf("tray and `authkeeper clients` disagree: tray\n%s\nclients (err %v)\n%s", got, err, cli)
+	}
+	if got := clientConfig("gh", "", key); got != "" {
+		t.Errorf("config without a proxy URL = %q, want none", got)
+	}
+}
+
+// checkKeyInHeader checks that config is {"mcpServers": {name: ...}} with url wantURL, which holds no
+// key, and the key in the proxy's key header.
+func checkKeyInHeader(t *testing.T, config, name, wantURL, key string) {
+	t.Helper()
+	var cfg struct {
+		MCPServers map[string]struct {
+			URL     string            `json:"url"`
+			Headers map[string]string `json:"headers"`
+		} `json:"mcpServers"`
+	}
+	if err := json.Unmarshal([]byte(config), &cfg); err != nil {
+		t.Fatalf("config is not JSON: %v\n%s", err, config)
+	}
+	e, ok := cfg.MCPServers[name]
+	if !ok {
+		t.Fatalf("config has no mcpServers entry %q:\n%s", name, config)
+	}
+	if e.URL != wantURL || strings.Contains(e.URL, key) {
+		t.Errorf("url = %q, want %q (without the key)", e.URL, wantURL)
+	}
+	if got := e.Headers[proxy.ProxyKeyHeader]; got != key {
+		t.Errorf("header %s = %q, want the proxy key %q", proxy.ProxyKeyHeader, got, key)
 	}
 }
 

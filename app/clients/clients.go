@@ -1,3 +1,5 @@
+// Package clients reads and writes the agents' MCP config files (Claude Code, Claude Desktop, Cursor,
+// VS Code, …): the entry that points an agent at the proxy, merged without touching anything else.
 package clients
 
 import (
@@ -137,6 +139,25 @@ func (t ClientTarget) Entries(s ClientSetup, names []string) ([]Member, error) {
 		out = append(out, Member{n, bytes.TrimSpace(buf.Bytes())})
 	}
 	return out, nil
+}
+
+// Snippet renders the target's config holding the entries for names, {section: {name: entry, ...}}
+// and a newline: what `authkeeper clients` prints for the target and the tray's "Copy client config"
+// copies, for the user to paste into the client's file.
+func (t ClientTarget) Snippet(s ClientSetup, names []string) (string, error) {
+	entries, err := t.Entries(s, names)
+	if err != nil {
+		return "", err
+	}
+	var inner, out bytes.Buffer
+	if err := WriteObject(&inner, entries, ""); err != nil {
+		return "", err
+	}
+	if err := WriteObject(&out, []Member{{Key: t.Section, Value: inner.Bytes()}}, ""); err != nil {
+		return "", err
+	}
+	out.WriteByte('\n')
+	return out.String(), nil
 }
 
 // userDirs are the directories client configs live in, read from the command's environment so that

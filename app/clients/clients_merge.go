@@ -9,6 +9,8 @@ import (
 	"os"
 	"path/filepath"
 	"time"
+
+	"github.com/authkeeper/authkeeper/keychain"
 )
 
 // Client config files belong to the user and to other programs, so writing one follows three rules:
@@ -127,10 +129,11 @@ func MergeServers(doc []byte, section string, entries []Member) ([]byte, error) 
 	return out.Bytes(), nil
 }
 
-// writeFileAtomic replaces path with data: a copy of the old file goes to path.authkeeper-backup-TIME
-// (returned; "" when there was no file), the new content to a temporary file in the same directory,
-// synced and renamed over the old one. A symlinked config is written through the link. New files and
-// directories are private: the content holds the proxy's access key.
+// WriteFileAtomic replaces path with data: a copy of the old file goes to path.authkeeper-backup-TIME
+// (returned; "" when there was no file), the new content through keychain.WriteFileAtomic (temporary
+// file in the same directory, synced, renamed over the old one, directory synced). A symlinked config
+// is written through the link. New files and directories are private: the content holds the proxy's
+// access key.
 func WriteFileAtomic(path string, data []byte, now time.Time) (backup string, err error) {
 	if real, err := filepath.EvalSymlinks(path); err == nil {
 		path = real
@@ -145,12 +148,13 @@ func WriteFileAtomic(path string, data []byte, now time.Time) (backup string, er
 		}
 		// The file will hold the proxy's access key: never readable by other users, whatever it was.
 		mode = fi.Mode().Perm() &^ 0o077
+		// The backup is created, never overwritten: an earlier backup of the same second is kept.
 		stamp := path + ".authkeeper-backup-" + now.UTC().Format("20060102T150405Z")
 		backup = stamp
-		err = writeNew(backup, old, mode)
+		err = keychain.CreateFileAtomic(backup, old, mode)
 		for i := 2; errors.Is(err, os.ErrExist) && i < 100; i++ { // two writes within a second
 			backup = fmt.Sprintf("%s-%d", stamp, i)
-			err = writeNew(backup, old, mode)
+			err = keychain.CreateFileAtomic(backup, old, mode)
 		}
 		if err != nil {
 			return "", fmt.Errorf("back up %s: %w", path, err)
@@ -162,50 +166,8 @@ func WriteFileAtomic(path string, data []byte, now time.Time) (backup string, er
 	default:
 		return "", err
 	}
-	dir := filepath.Dir(path)
-	tmp, err := os.CreateTemp(dir, "."+filepath.Base(path)+".tmp-*")
-	if err != nil {
+	if err := keychain.WriteFileAtomic(path, data, mode); err != nil {
 		return "", err
-	}
-	defer os.Remove(tmp.Name()) // a no-op after the rename
-	if err := tmp.Chmod(mode); err != nil {
-		tmp.Close()
-		return "", err
-	}
-	if _, err := tmp.Write(data); err != nil {
-		tmp.Close()
-		return "", err
-	}
-	if err := tmp.Sync(); err != nil {
-		tmp.Close()
-		return "", err
-	}
-	if err := tmp.Close(); err != nil {
-		return "", err
-	}
-	if err := os.Rename(tmp.Name(), path); err != nil {
-		return "", err
-	}
-	if d, err := os.Open(dir); err == nil {
-		_ = d.Sync() // make the rename durable where the OS allows
-		d.Close()
 	}
 	return backup, nil
-}
-
-// writeNew creates path (which must not exist) with data.
-func writeNew(path string, data []byte, mode os.FileMode) error {
-	f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_EXCL, mode)
-	if err != nil {
-		return err
-	}
-	if _, err := f.Write(data); err != nil {
-		f.Close()
-		return err
-	}
-	if err := f.Sync(); err != nil {
-		f.Close()
-		return err
-	}
-	return f.Close()
 }
