@@ -125,3 +125,18 @@ func (s *tokenSet) list() []string {
 	}
 	return out
 }
+
+// runCLIWith runs the command line in process with stdin and extra environment variables.
+func runCLIWith(t *testing.T, stdin string, vars map[string]string, args ...string) (code int, stdout, stderr string) {
+	t.Helper()
+	var out, errb bytes.Buffer
+	getenv := func(k string) string {
+		if v, ok := vars[k]; ok {
+			return v
+		}
+		return os.Getenv(k)
+	}
+	code = run(context.Background(), append([]string{"authkeeper"}, args...),
+		env{stdout: &out, stderr: &errb, stdin: strings.NewReader(stdin), getenv: getenv})
+	return code, out.String(), errb.String()
+}

@@ -26,11 +26,15 @@ type directServer struct {
 	mu       sync.Mutex
 	requests []http.Header
 	sessions map[string]bool // Mcp-Session-Id values seen
+
+	// slowCalls receives one value each time a call of the slow tool starts running on the server.
+	slowCalls chan struct{}
 }
 
 func newDirectServer(t *testing.T) *directServer {
 	t.Helper()
-	d := &directServer{server: mcp.NewServer(&mcp.Implementation{Name: "direct", Version: "1"}, nil), sessions: map[string]bool{}}
+	d := &directServer{server: mcp.NewServer(&mcp.Implementation{Name: "direct", Version: "1"}, nil), sessions: map[string]bool{},
+		slowCalls: make(chan struct{}, 1)}
 	type echoIn struct {
 		Text string `json:"text"`
 	}
@@ -41,6 +45,10 @@ func newDirectServer(t *testing.T) *directServer {
 		MS int `json:"ms"`
 	}
 	mcp.AddTool(d.server, &mcp.Tool{Name: "slow"}, func(ctx context.Context, _ *mcp.CallToolRequest, in slowIn) (*mcp.CallToolResult, any, error) {
+		select {
+		case d.slowCalls <- struct{}{}:
+		default: // nobody is waiting for this one
+		}
 		select {
 		case <-time.After(time.Duration(in.MS) * time.Millisecond):
 		case <-ctx.Done():
@@ -147,7 +155,13 @@ func TestBridgeReopensAnEndedSessionWithoutTheClientNoticing(t *testing.T) {
 		_, err := cs.CallTool(ctx, &mcp.CallToolParams{Name: "slow", Arguments: map[string]any{"ms": 2000}})
 		slow <- err
 	}()
-	time.Sleep(300 * time.Millisecond) // let the slow call reach the server
+	select { // the slow call is running on the server: its session can end under it
+	case <-d.slowCalls:
+	case err := <-slow:
+		t.Fatalf("the slow call ended before it reached the server: %v\nbridge log:\n%s", err, log)
+	case <-time.After(10 * time.Second):
+		t.Fatalf("the slow call did not reach the server\nbridge log:\n%s", log)
+	}
 	ended := time.Now()
 	d.endSessions()
 	select {

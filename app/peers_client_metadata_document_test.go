@@ -68,10 +68,3 @@ func TestClientMetadataURLComesFromTheSettingsUnlessTheFlagNamesOne(t *testing.T
 		t.Error("the AS never fetched a client metadata document")
 	}
 }
-
-func TestEngineNewRefusesAClientMetadataURLThatIsNotHTTPS(t *testing.T) {
-	_, err := newEngine(engine.Config{Paths: tempPaths(t), OAuth: oauth.Config{ClientMetadataURL: "http://example.com/cimd.json"}})
-	if err == nil {
-		t.Error("an http client metadata URL was accepted")
-	}
-}

@@ -17,25 +17,6 @@ import (
 	"github.com/authkeeper/authkeeper/internal/testbed"
 )
 
-// waitEvent waits for an event of kind for server "bench" on ch and returns it.
-func waitEvent(t *testing.T, ch <-chan engine.Event, kind engine.EventKind, timeout time.Duration) engine.Event {
-	t.Helper()
-	deadline := time.After(timeout)
-	for {
-		select {
-		case ev, ok := <-ch:
-			if !ok {
-				t.Fatalf("event stream closed while waiting for %s", kind)
-			}
-			if ev.Kind == kind {
-				return ev
-			}
-		case <-deadline:
-			t.Fatalf("no %s event within %v", kind, timeout)
-		}
-	}
-}
-
 // TestEngineServesTheValidTokenWhileTheASIsDownAndRecovers: with the AS unreachable at refresh time the
 // server is "degraded", the current token keeps serving, and the first retry after the AS returns
 // recovers without any human.
@@ -94,7 +75,22 @@ func TestEngineAfterTheASForgetsItsClientAsksForOneSignIn(t *testing.T) {
 	oldClient := k.Grant().ClientID
 	b.as.Restart(t)
 	waitEvent(t, ch, engine.EventNeedsSignIn, 20*time.Second)
-	// The access token already issued still works at the server until it expires; then only a sign-in helps.
+	// engineRequests counts what the engine asks of the AS: every request but the MCP server's own
+	// (its JWKS and introspection).
+	engineRequests := func() int {
+		n := 0
+		for endpoint, c := range b.as.Stats(t).Requests {
+			if endpoint != "jwks" && endpoint != "introspection" {
+				n += c
+			}
+		}
+		return n
+	}
+	asked := engineRequests()
+	// The access token already issued still works at the server until it expires; then only a sign-in
+	// helps. This sleep stays: it waits for the real expiry of the token the real AS issued, against
+	// the engine's real clock, and nothing marks that moment — a server that needs a sign-in has no
+	// timer armed and emits no event when its token runs out.
 	exp := b.eng.Snapshot().Servers[0].Expiry
 	time.Sleep(time.Until(exp) + 100*time.Millisecond)
 	if _, err := b.eng.Token(context.Background(), "bench"); !errors.Is(err, engine.ErrNeedsSignIn) {
@@ -104,8 +100,15 @@ func TestEngineAfterTheASForgetsItsClientAsksForOneSignIn(t *testing.T) {
 	if newClient == "" || newClient == oldClient {
 		t.Errorf("client after re-registration %q (was %q): want a new registration", newClient, oldClient)
 	}
-	// No retry loop and no second announcement while waiting for the user.
-	time.Sleep(5 * time.Second)
+	// No retry loop and no second announcement while waiting for the user: nothing is planned (every
+	// retry the keeper makes is its one timer, which the status shows as Next), the AS got no request
+	// since the needs-sign-in (the wait for the expiry included), and needs-sign-in was announced once.
+	if st := b.eng.Snapshot().Servers[0]; st.State != engine.StateNeedsSignIn || !st.Next.IsZero() {
+		t.Errorf("status %s, next %s at %v: want needs-sign-in with nothing planned", st.State, st.NextTrigger, st.Next)
+	}
+	if n := engineRequests() - asked; n != 0 {
+		t.Errorf("%d requests to the AS while the server waited for a sign-in, want none", n)
+	}
 	for len(ch) > 0 {
 		if ev := <-ch; ev.Kind == engine.EventNeedsSignIn {
 			t.Error("needs-sign-in announced twice in one episode")
@@ -209,23 +212,33 @@ func TestEngineStartedOnALockedKeychainRecoversWhenItIsUnlocked(t *testing.T) {
 	refreshes := b.as.TokenRequests(t, "refresh_token")
 
 	b.keyring.Unlock(t)
-	deadline := time.Now().Add(10 * time.Second)
-	var tok string
-	for {
-		// Each call asks the engine to read the keychain again (at most once a second).
-		if tok, err = eng.Token(context.Background(), "bench"); err == nil {
-			break
+	// A call for the token has the engine read the keychain again in the background, unless it read it
+	// less than a second ago (the calls above may have had it do so); the read that finds the record
+	// ends with a recovered event. So: ask, wait for that event, and ask again each second without it.
+	ask := func() { _, _ = eng.Token(context.Background(), "bench") } // fails until the read is done
+	ask()
+	again := time.NewTicker(time.Second)
+	defer again.Stop()
+	deadline := time.After(10 * time.Second)
+	var recovered engine.Event
+	for recovered.Kind != engine.EventRecovered {
+		select {
+		case ev, ok := <-ch:
+			if !ok {
+				t.Fatal("event stream closed while waiting for the keychain to be read again")
+			}
+			recovered = ev
+		case <-again.C:
+			ask()
+		case <-deadline:
+			t.Fatal("the engine did not read the keychain again within 10s of the unlock")
 		}
-		if time.Now().After(deadline) {
-			t.Fatalf("still no token 10s after the unlock: %v", err)
-		}
-		time.Sleep(100 * time.Millisecond)
 	}
-	if tok != stored {
-		t.Error("after the unlock the engine serves another token than the stored one")
+	if recovered.Trigger != "keychain" {
+		t.Errorf("recovered event %+v, want trigger keychain", recovered)
 	}
-	if ev := waitEvent(t, ch, engine.EventRecovered, 5*time.Second); ev.Trigger != "keychain" {
-		t.Errorf("recovered event %+v, want trigger keychain", ev)
+	if tok, err := eng.Token(context.Background(), "bench"); err != nil || tok != stored {
+		t.Errorf("after the unlock: %v (the stored token: %t); want the stored token", err, tok == stored)
 	}
 	if st := eng.Snapshot().Servers[0]; st.State != engine.StateFresh || st.Next.IsZero() {
 		t.Errorf("after the unlock: %s, next refresh %v; want fresh with a refresh planned", st.State, st.Next)

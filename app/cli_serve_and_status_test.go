@@ -15,9 +15,7 @@ import (
 	"time"
 
 	"github.com/authkeeper/authkeeper/app/control"
-	"github.com/authkeeper/authkeeper/app/engine"
 	"github.com/authkeeper/authkeeper/internal/testbed"
-	"github.com/authkeeper/authkeeper/keychain"
 )
 
 // isolate points every user directory at a fresh temp dir. The runtime dir is kept short because a
@@ -189,36 +187,6 @@ func TestSecondEngineRefusesToStart(t *testing.T) {
 	code := run(context.Background(), []string{"authkeeper", "serve"}, env{stdout: &out, stderr: &out, getenv: os.Getenv})
 	if code != 1 || !strings.Contains(out.String(), "another authkeeper is already running") {
 		t.Errorf("second serve: exit %d, output %q", code, out.String())
-	}
-}
-
-func TestEngineNewValidatesConfig(t *testing.T) {
-	paths := engine.Paths{ConfigDir: "c", StateDir: "s", RuntimeDir: "r"}
-	tests := []struct {
-		name    string
-		cfg     engine.Config
-		wantErr string
-	}{
-		{"missing paths", engine.Config{}, "Paths must name"},
-		{"non-loopback proxy", engine.Config{Paths: paths, ProxyAddr: "0.0.0.0:1234"}, "must be a loopback IP"},
-		{"hostname proxy", engine.Config{Paths: paths, ProxyAddr: "localhost:1234"}, "must be a loopback IP"},
-		{"malformed proxy", engine.Config{Paths: paths, ProxyAddr: "127.0.0.1"}, "proxy address"},
-		{"defaults", engine.Config{Paths: paths}, ""},
-	}
-	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			e, err := newEngine(tt.cfg)
-			if tt.wantErr == "" {
-				// The address is settled at Start, from the settings (see proxyAddrFor).
-				if err != nil || e.ProxyAddr() != "" || engine.ProxyAddrFor(keychain.DefaultSettings().Prefs) != engine.DefaultProxyAddr {
-					t.Fatalf("engine.New = %v, proxy %q", err, e.ProxyAddr())
-				}
-				return
-			}
-			if err == nil || !strings.Contains(err.Error(), tt.wantErr) {
-				t.Fatalf("engine.New error = %v, want it to mention %q", err, tt.wantErr)
-			}
-		})
 	}
 }
 

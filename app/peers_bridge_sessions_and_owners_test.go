@@ -25,6 +25,10 @@ import (
 	"github.com/modelcontextprotocol/go-sdk/mcp"
 )
 
+// The real authkeeper bridge under real MCP clients: one client session lives across token
+// rotations and across changes of owner (bridges started together, a bridge that owned handing over
+// to serve and back), and the proxy's auth failures reach the client intact.
+
 // tokenSampler collects every access token the owner hands out while a test runs, so that the test
 // can check none of them leaked into any output.
 func tokenSampler(t *testing.T, eng *engine.Engine) (stop func() []string) {

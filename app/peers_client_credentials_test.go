@@ -147,22 +147,3 @@ func TestClientCredentialsServerIsKeptFreshWithoutABrowser(t *testing.T) {
 		t.Errorf("%d needs_sign_in events for the refused client, want 1", n)
 	}
 }
-
-// waitEventFor waits for an event of kind for server on ch.
-func waitEventFor(t *testing.T, ch <-chan engine.Event, kind engine.EventKind, server string, timeout time.Duration) engine.Event {
-	t.Helper()
-	deadline := time.After(timeout)
-	for {
-		select {
-		case ev, ok := <-ch:
-			if !ok {
-				t.Fatalf("event stream closed while waiting for %s", kind)
-			}
-			if ev.Kind == kind && ev.Server == server {
-				return ev
-			}
-		case <-deadline:
-			t.Fatalf("no %s event for %s within %v", kind, server, timeout)
-		}
-	}
-}

@@ -97,24 +97,3 @@ func TestGitHubStyleTokenWithoutExpiryServesUntilRefusedThenAsksOnce(t *testing.
 		t.Errorf("call after signing in again: %q, %v", got, err)
 	}
 }
-
-// serverStatus returns server name's line of eng's snapshot.
-func serverStatus(t *testing.T, eng *engine.Engine, name string) engine.ServerStatus {
-	t.Helper()
-	for _, st := range eng.Snapshot().Servers {
-		if st.Name == name {
-			return st
-		}
-	}
-	t.Fatalf("no server %s", name)
-	return engine.ServerStatus{}
-}
-
-func hasQuirk(qs []oauth.Quirk, q oauth.Quirk) bool {
-	for _, x := range qs {
-		if x == q {
-			return true
-		}
-	}
-	return false
-}

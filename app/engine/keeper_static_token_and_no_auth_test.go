@@ -3,6 +3,7 @@ package engine
 import (
 	"context"
 	"errors"
+	"slices"
 	"testing"
 	"testing/synctest"
 	"time"
@@ -10,6 +11,10 @@ import (
 	"github.com/authkeeper/authkeeper/keychain"
 	"github.com/authkeeper/authkeeper/oauth"
 )
+
+// Servers the keeper does not refresh: a static token serves until its expiry (or a refusal) and
+// then asks once; a server without auth needs no token, until it demands one and becomes an OAuth
+// server.
 
 func newUnmanaged(t *testing.T, tok oauth.Token, reg oauth.RegistrationMethod) (*Keeper, *fakeAS, *events) {
 	t.Helper()
@@ -79,6 +84,45 @@ func TestNoAuthServerNeedsNoToken(t *testing.T) {
 		}
 		if st := k.Status(); st.State != StateFresh || as.Calls() != 0 {
 			t.Errorf("state %s, %d AS calls", st.State, as.Calls())
+		}
+	})
+}
+
+func TestNoAuthServerBecomesOAuthWhenItDemandsAToken(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		k, as, ev := newUnmanaged(t, oauth.Token{}, RegistrationNoAuth)
+		if !k.NoAuth() {
+			t.Fatal("not a no-auth server")
+		}
+		challenge := []string{`Bearer resource_metadata="https://x.example/.well-known/oauth-protected-resource/mcp", scope="mcp:read"`}
+		if !k.AuthRequired(challenge) || k.AuthRequired([]string{"Bearer"}) {
+			t.Fatal("AuthRequired should convert the server exactly once")
+		}
+		if got := k.Challenge(); !slices.Equal(got, challenge) {
+			t.Errorf("Challenge = %q, want the first 401's %q", got, challenge)
+		}
+		st := k.Status()
+		if st.Auth != "oauth" || st.State != StateNeedsSignIn || st.Cause != CauseAuthRequired {
+			t.Errorf("status %s %s/%s, want an oauth server that needs sign-in", st.Auth, st.State, st.Cause)
+		}
+		if _, err := k.Token(context.Background()); !errors.Is(err, ErrNeedsSignIn) {
+			t.Errorf("Token = %v, want ErrNeedsSignIn", err)
+		}
+		rec, err := k.cfg.Store.(*keychain.MemoryStore).Get("static")
+		if err != nil || rec.Binding.RegistrationMethod != "" || rec.Binding.Resource != "https://x.example/mcp" ||
+			!slices.Equal(rec.Challenge, challenge) {
+			t.Errorf("stored record %v, %v; want an OAuth binding for the server without tokens, with its challenge", rec, err)
+		}
+		// A sign-in keeps the challenge: signing in again after a logout may need it as much.
+		if err := k.Adopt(oauth.Token{AccessToken: "at", RefreshToken: "rt", Expiry: time.Now().Add(time.Hour)},
+			oauth.Grant{Resource: "https://x.example/mcp"}); err != nil {
+			t.Fatal(err)
+		}
+		if rec, _ := k.cfg.Store.(*keychain.MemoryStore).Get("static"); !slices.Equal(rec.Challenge, challenge) {
+			t.Errorf("after a sign-in the record's challenge is %q, want it kept", rec.Challenge)
+		}
+		if ev.count(EventNeedsSignIn) != 1 || as.Calls() != 0 {
+			t.Errorf("events %v, %d AS calls; want one needs_sign_in and nothing asked of an AS", ev.kinds(), as.Calls())
 		}
 	})
 }

@@ -1,14 +1,11 @@
 package app
 
 import (
-	"bufio"
 	"context"
-	"encoding/json"
 	"errors"
 	"net/http"
 	"os"
 	"os/exec"
-	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -28,37 +25,6 @@ func startServeProcess(t *testing.T, bin, name string, paths engine.Paths) (*tes
 	p := testbed.StartProcess(t, name, cmd)
 	p.WaitLine(t, "  control: ", 60*time.Second)
 	return p, control.NewRemote(engine.OwnerSocket(paths))
-}
-
-// auditEvents reads the audit log.
-func auditEvents(t *testing.T, paths engine.Paths) []engine.Event {
-	t.Helper()
-	f, err := os.Open(filepath.Join(paths.StateDir, "audit.jsonl"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer f.Close()
-	var out []engine.Event
-	sc := bufio.NewScanner(f)
-	for sc.Scan() {
-		var ev engine.Event
-		if json.Unmarshal(sc.Bytes(), &ev) == nil {
-			out = append(out, ev)
-		}
-	}
-	return out
-}
-
-// auditKinds counts the audit log's events of kind for server.
-func auditKinds(t *testing.T, paths engine.Paths, kind engine.EventKind, server string) int {
-	t.Helper()
-	n := 0
-	for _, ev := range auditEvents(t, paths) {
-		if ev.Kind == kind && ev.Server == server {
-			n++
-		}
-	}
-	return n
 }
 
 // TestSIGKILLMidRefreshNeverReplaysTheSpentRefreshToken runs the real binary as the owner, holds a

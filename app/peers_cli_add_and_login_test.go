@@ -1,10 +1,10 @@
 package app
 
 import (
-	"bytes"
 	"context"
+	"errors"
+	"fmt"
 	"net/url"
-	"os"
 	"slices"
 	"strings"
 	"testing"
@@ -13,22 +13,11 @@ import (
 	"github.com/authkeeper/authkeeper/app/engine"
 	"github.com/authkeeper/authkeeper/internal/testbed"
 	"github.com/authkeeper/authkeeper/keychain"
+	"github.com/authkeeper/authkeeper/oauth"
 )
 
-// runCLIWith runs the command line in process with stdin and extra environment variables.
-func runCLIWith(t *testing.T, stdin string, vars map[string]string, args ...string) (code int, stdout, stderr string) {
-	t.Helper()
-	var out, errb bytes.Buffer
-	getenv := func(k string) string {
-		if v, ok := vars[k]; ok {
-			return v
-		}
-		return os.Getenv(k)
-	}
-	code = run(context.Background(), append([]string{"authkeeper"}, args...),
-		env{stdout: &out, stderr: &errb, stdin: strings.NewReader(stdin), getenv: getenv})
-	return code, out.String(), errb.String()
-}
+// authkeeper add and login in process against the real peers: where a secret may come from (stdin
+// or the environment, never argv), what they print, and what they refuse to save.
 
 // TestAddTakesAStaticTokenFromStdinOrTheEnvironmentNeverFromArgv: `authkeeper add --token-stdin`
 // saves the token read from stdin (and AUTHKEEPER_TOKEN works the same) with its expiry; the token
@@ -122,5 +111,39 @@ func TestAddAndLoginPrintTheSignInURLOnlyOnceDiscoverySucceeded(t *testing.T) {
 	i := slices.IndexFunc(s.Servers, func(s keychain.Server) bool { return s.Name == "second" })
 	if i < 0 || !slices.Equal(s.Servers[i].Scopes, []string{"mcp:write"}) || s.Servers[i].Params["audience"] != "urn:bench" {
 		t.Errorf("settings %+v, want the extra scope and parameter kept", s.Servers)
+	}
+}
+
+// TestAddRefusesACredentialForAPlainHTTPServerOnAnotherHost: `authkeeper add http://… --token-stdin`
+// for another host fails and saves nothing, since the proxy would send the key in clear text; plain
+// http to this machine, and https anywhere, are accepted.
+func TestAddRefusesACredentialForAPlainHTTPServerOnAnotherHost(t *testing.T) {
+	b := newEnvBench(t, testbed.AuthServerOptions{})
+	code, out, errOut := runCLIWith(t, "secret-api-key\n", nil, "add", "http://mcp.example.com/mcp", "--name", "plain", "--token-stdin")
+	if code == 0 {
+		t.Fatalf("add of a static token for a plain-http remote URL succeeded:\n%s%s", out, errOut)
+	}
+	assertNoSecrets(t, "add output", out+errOut, "secret-api-key")
+	if _, err := b.eng.Token(context.Background(), "plain"); !errors.Is(err, engine.ErrUnknownServer) {
+		t.Errorf("Token of the refused server = %v, want ErrUnknownServer: nothing may be saved", err)
+	}
+	for i, tt := range []struct {
+		name, url string
+		insecure  bool
+	}{
+		{"plain http to another host", "http://mcp.example.com/mcp", true},
+		{"plain http to an IP of another host", "http://192.0.2.7:8080/mcp", true},
+		{"user info in the URL", "https://user:pw@mcp.example.com/mcp", true},
+		{"https", "https://mcp.example.com/mcp", false},
+		{"plain http to 127.0.0.1", "http://127.0.0.1:9/mcp", false},
+		{"plain http to localhost", "http://localhost:9/mcp", false},
+		{"plain http to ::1", "http://[::1]:9/mcp", false},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			err := b.eng.Add(context.Background(), engine.AddRequest{Name: fmt.Sprintf("key%d", i), URL: tt.url, StaticToken: "api-key"})
+			if got := errors.Is(err, oauth.ErrInsecureURL); got != tt.insecure {
+				t.Errorf("Add(%s) = %v; want refused as insecure: %t", tt.url, err, tt.insecure)
+			}
+		})
 	}
 }

@@ -6,8 +6,6 @@ import (
 	"encoding/base64"
 	"encoding/json"
 	"errors"
-	"fmt"
-	"io"
 	"os"
 	"path/filepath"
 	"strings"
@@ -20,51 +18,9 @@ import (
 	"github.com/authkeeper/authkeeper/keychain"
 )
 
-// tempPaths returns private directories for one engine; the runtime dir is short for the unix socket.
-func tempPaths(t *testing.T) engine.Paths {
-	t.Helper()
-	home := t.TempDir()
-	rt, err := os.MkdirTemp("/tmp", "akrt")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { os.RemoveAll(rt) })
-	return engine.Paths{ConfigDir: filepath.Join(home, "config"), StateDir: filepath.Join(home, "state"), RuntimeDir: rt}
-}
-
-// bench is an engine signed in to a real MCP server through the real AS, storing in the real keyring.
-type bench struct {
-	keyring *testbed.Keyring
-	as      *testbed.AuthServer
-	srv     *testbed.MCPServer
-	browser *testbed.Browser
-	eng     *engine.Engine
-	paths   engine.Paths
-}
-
-func newBench(t *testing.T, asOpts testbed.AuthServerOptions) *bench {
-	t.Helper()
-	kr := testbed.StartKeyring(t)
-	b := &bench{keyring: kr, as: testbed.NewAuthServer(t, asOpts), paths: tempPaths(t)}
-	b.srv = testbed.GoMCPServer(t, testbed.MCPServerOptions{Issuer: b.as.Issuer, RequiredScopes: []string{"mcp:read"}})
-	b.start(t)
-	return b
-}
-
-// start runs an engine on b.paths with a scripted browser, checks it came up without a warning (the
-// keyring works), and adds b.srv as server "bench" through a real sign-in.
-func (b *bench) start(t *testing.T) {
-	t.Helper()
-	b.browser = testbed.NewBrowser(t, testbed.BrowserOptions{})
-	eng := startEngine(t, engine.Config{Paths: b.paths, ProxyAddr: "127.0.0.1:0", Opener: b.browser})
-	if w := eng.Warning(); w != "" {
-		t.Fatalf("engine warning with a working keyring: %s", w)
-	}
-	if err := eng.Add(context.Background(), engine.AddRequest{Name: "bench", URL: b.srv.URL}); err != nil {
-		t.Fatalf("add: %v", err)
-	}
-	b.eng = eng
-}
+// The engine against the real AS and keyring: it keeps short-lived tokens fresh without replaying a
+// refresh token, keeps the keychain holding the pair it serves, leaves nothing behind when a sign-
+// in fails, and a restarted engine serves the stored token.
 
 // jwtExpiry reads the exp claim of a JWT access token (the test's own check, not the engine's); the
 // zero time when tok is not a readable JWT.
@@ -84,16 +40,6 @@ func jwtExpiry(tok string) time.Time {
 		return time.Time{}
 	}
 	return time.Unix(claims.Exp, 0)
-}
-
-func countPrefix(lines []string, prefix string) int {
-	n := 0
-	for _, l := range lines {
-		if strings.HasPrefix(l, prefix) {
-			n++
-		}
-	}
-	return n
 }
 
 // TestEngineKeepsTenSecondTokensFreshForTwoMinutes runs the engine against the real AS with a
@@ -266,75 +212,4 @@ func TestEngineRestartLoadsCredentialsFromTheKeychain(t *testing.T) {
 	if n := len(b.browser.Opened()); n != 1 {
 		t.Errorf("browser opened %d times, want 1 (no sign-in after restart)", n)
 	}
-}
-
-// TestProxyPortComesFromTheSettingsUnlessAFlagNamesOne: with no address given, the proxy listens on the
-// settings' proxy_port (what a tray started at login has to go on), and `authkeeper clients` prints
-// that address; an explicit address wins over the setting.
-func TestProxyPortComesFromTheSettingsUnlessAFlagNamesOne(t *testing.T) {
-	home := t.TempDir()
-	rt, err := os.MkdirTemp("/tmp", "akrt")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { os.RemoveAll(rt) })
-	vars := map[string]string{"HOME": home, "XDG_CONFIG_HOME": filepath.Join(home, ".config"),
-		"XDG_STATE_HOME": filepath.Join(home, ".state"), "XDG_RUNTIME_DIR": rt}
-	e := env{stdout: io.Discard, stderr: io.Discard, getenv: func(k string) string { return vars[k] }}
-	paths, err := engine.DefaultPaths(e.getenv)
-	if err != nil {
-		t.Fatal(err)
-	}
-	port := testbed.FreePort(t)
-	conf, err := keychain.NewConfigFile(paths.ConfigDir, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	s := keychain.DefaultSettings()
-	s.Prefs.ProxyPort = port
-	s.Servers = []keychain.Server{{Name: "bench", URL: "http://127.0.0.1:1/mcp"}}
-	if err := conf.Save(s); err != nil {
-		t.Fatal(err)
-	}
-	for _, tt := range []struct{ addr, want string }{
-		{"", fmt.Sprintf("http://127.0.0.1:%d", port)},
-		{"127.0.0.1:0", ""}, // an explicit address: any port but the setting's
-	} {
-		eng, err := newEngine(engine.Config{Paths: paths, ProxyAddr: tt.addr, StoreKind: "file"})
-		if err != nil {
-			t.Fatal(err)
-		}
-		if err := eng.Start(context.Background()); err != nil {
-			t.Fatal(err)
-		}
-		got := eng.ProxyURL()
-		eng.Close()
-		if tt.want != "" && got != tt.want {
-			t.Errorf("proxy address %q, want the setting's %q", got, tt.want)
-		}
-		if tt.want == "" && got == fmt.Sprintf("http://127.0.0.1:%d", port) {
-			t.Errorf("--proxy-addr %s: the proxy still took the setting's port", tt.addr)
-		}
-	}
-	setup, _, err := loadClientSetup(e, "", nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if want := fmt.Sprintf("http://127.0.0.1:%d", port); setup.ProxyURL != want {
-		t.Errorf("clients would point agents at %q, want %q", setup.ProxyURL, want)
-	}
-}
-
-// startEngine starts an engine with cfg and closes it when the test ends.
-func startEngine(t *testing.T, cfg engine.Config) *engine.Engine {
-	t.Helper()
-	eng, err := newEngine(cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := eng.Start(context.Background()); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { eng.Close() })
-	return eng
 }

@@ -3,16 +3,18 @@ package engine
 import (
 	"context"
 	"errors"
-	"slices"
 	"strings"
 	"testing"
 	"testing/synctest"
 	"time"
 
-	"github.com/authkeeper/authkeeper/keychain"
 	"github.com/authkeeper/authkeeper/oauth"
 	"github.com/google/go-cmp/cmp"
 )
+
+// Grants the keeper cannot refresh with a refresh token: a token without expiry (GitHub OAuth apps)
+// plans nothing and asks for one sign-in once refused; client credentials are fetched again before
+// expiry; a cross-app (jwt-bearer) grant without a refresh token needs the user once.
 
 func TestKeeperNoExpiryTokenPlansNothingAndARefusalAsksForSignInOnce(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
@@ -111,87 +113,52 @@ func TestKeeperClientCredentialsWithAnExpiredTokenFetchesOneAtOnce(t *testing.T)
 	})
 }
 
-func TestNoAuthServerBecomesOAuthWhenItDemandsAToken(t *testing.T) {
-	synctest.Test(t, func(t *testing.T) {
-		k, as, ev := newUnmanaged(t, oauth.Token{}, RegistrationNoAuth)
-		if !k.NoAuth() {
-			t.Fatal("not a no-auth server")
-		}
-		challenge := []string{`Bearer resource_metadata="https://x.example/.well-known/oauth-protected-resource/mcp", scope="mcp:read"`}
-		if !k.AuthRequired(challenge) || k.AuthRequired([]string{"Bearer"}) {
-			t.Fatal("AuthRequired should convert the server exactly once")
-		}
-		if got := k.Challenge(); !slices.Equal(got, challenge) {
-			t.Errorf("Challenge = %q, want the first 401's %q", got, challenge)
-		}
-		st := k.Status()
-		if st.Auth != "oauth" || st.State != StateNeedsSignIn || st.Cause != CauseAuthRequired {
-			t.Errorf("status %s %s/%s, want an oauth server that needs sign-in", st.Auth, st.State, st.Cause)
-		}
-		if _, err := k.Token(context.Background()); !errors.Is(err, ErrNeedsSignIn) {
-			t.Errorf("Token = %v, want ErrNeedsSignIn", err)
-		}
-		rec, err := k.cfg.Store.(*keychain.MemoryStore).Get("static")
-		if err != nil || rec.Binding.RegistrationMethod != "" || rec.Binding.Resource != "https://x.example/mcp" ||
-			!slices.Equal(rec.Challenge, challenge) {
-			t.Errorf("stored record %v, %v; want an OAuth binding for the server without tokens, with its challenge", rec, err)
-		}
-		// A sign-in keeps the challenge: signing in again after a logout may need it as much.
-		if err := k.Adopt(oauth.Token{AccessToken: "at", RefreshToken: "rt", Expiry: time.Now().Add(time.Hour)},
-			oauth.Grant{Resource: "https://x.example/mcp"}); err != nil {
-			t.Fatal(err)
-		}
-		if rec, _ := k.cfg.Store.(*keychain.MemoryStore).Get("static"); !slices.Equal(rec.Challenge, challenge) {
-			t.Errorf("after a sign-in the record's challenge is %q, want it kept", rec.Challenge)
-		}
-		if ev.count(EventNeedsSignIn) != 1 || as.Calls() != 0 {
-			t.Errorf("events %v, %d AS calls; want one needs_sign_in and nothing asked of an AS", ev.kinds(), as.Calls())
-		}
-	})
-}
-
-func TestWarningsNameEachToleratedQuirk(t *testing.T) {
-	g := oauth.Grant{Issuer: "https://auth.atlassian.com", AdvertisedIssuer: "https://mcp.atlassian.com",
-		Scopes: []string{"api://app/.default", "offline_access"},
-		Quirks: []oauth.Quirk{oauth.QuirkIssuerMismatch, oauth.QuirkPKCEAssumed, oauth.QuirkResourceOmitted,
-			oauth.QuirkScopeOnRefresh, oauth.QuirkNoExpiry}}
-	want := []Warning{
-		{oauth.QuirkIssuerMismatch, "The server names https://mcp.atlassian.com as its authorization server, but the one that answers there is https://auth.atlassian.com; the grant is bound to https://auth.atlassian.com."},
-		{oauth.QuirkPKCEAssumed, oauth.QuirkPKCEAssumed.Describe()},
-		{oauth.QuirkResourceOmitted, oauth.QuirkResourceOmitted.Describe()},
-		{oauth.QuirkScopeOnRefresh, "The authorization server needs the scopes on every refresh; authkeeper sends api://app/.default offline_access."},
-		{oauth.QuirkNoExpiry, oauth.QuirkNoExpiry.Describe()},
-	}
-	if diff := cmp.Diff(want, WarningsOf(g)); diff != "" {
-		t.Errorf("warnings (-want +got):\n%s", diff)
-	}
-	if got := quirkSummary(g); got != "tolerated: issuer-mismatch, pkce-assumed, resource-omitted, scope-on-refresh, no-expiry" {
-		t.Errorf("summary %q", got)
-	}
-	if WarningsOf(oauth.Grant{}) != nil || quirkSummary(oauth.Grant{}) != "" {
-		t.Error("a grant without quirks has warnings")
-	}
-}
-
-func TestSignInEventRecordsTheQuirksWithoutTokens(t *testing.T) {
-	synctest.Test(t, func(t *testing.T) {
-		r := newRig(t, time.Hour, SystemClock{})
-		g := r.k.Grant()
-		g.Quirks = []oauth.Quirk{oauth.QuirkPKCEAssumed, oauth.QuirkResourceOmitted}
-		if err := r.k.Adopt(oauth.Token{AccessToken: "at-secret", RefreshToken: "rt-secret", Expiry: time.Now().Add(time.Hour)}, g); err != nil {
-			t.Fatal(err)
-		}
-		var ev Event
-		for _, e := range r.ev.l {
-			if e.Kind == EventSignedIn {
-				ev = e
+// TestKeeperCrossAppGrantWithoutARefreshTokenNeedsTheUserOnce: a jwt-bearer grant has no refresh
+// token unless the AS issued one. Without one nothing is sent to the AS: the keeper announces one
+// needs-sign-in (naming the new ID token it takes) when the refresh would have been due, the token
+// serves until it expires, then is refused. With one, it is refreshed like any other grant.
+func TestKeeperCrossAppGrantWithoutARefreshTokenNeedsTheUserOnce(t *testing.T) {
+	g := oauth.Grant{Resource: "https://mcp.example/mcp", ClientID: "mcp-client", ClientSecret: "as-client-secret-0123", GrantType: oauth.GrantJWTBearer,
+		IdPTokenEndpoint: "https://idp.example/oauth2/token", IdPClientID: "idp-client", IdPClientSecret: "idp-client-secret-4567"}
+	t.Run("no refresh token", func(t *testing.T) {
+		synctest.Test(t, func(t *testing.T) {
+			r := newRigWith(t, time.Hour, SystemClock{}, oauth.Token{AccessToken: "at-0", Expiry: time.Now().Add(time.Hour)}, g, time.Time{})
+			time.Sleep(50 * time.Minute)
+			synctest.Wait()
+			st := r.k.Status()
+			if st.State != StateNeedsSignIn || !strings.Contains(st.Message, "new ID token") {
+				t.Errorf("status %s %q, want needs-sign-in naming a new ID token", st.State, st.Message)
 			}
-		}
-		if diff := cmp.Diff(g.Quirks, ev.Quirks); diff != "" {
-			t.Errorf("signed_in event quirks (-want +got):\n%s", diff)
-		}
-		if ev.Message != "tolerated: pkce-assumed, resource-omitted" {
-			t.Errorf("signed_in message %q", ev.Message)
-		}
+			if got, err := r.k.Token(context.Background()); err != nil || got != "at-0" {
+				t.Errorf("Token before expiry = %q, %v; want the current token", got, err)
+			}
+			time.Sleep(11 * time.Minute)
+			synctest.Wait()
+			if _, err := r.k.Token(context.Background()); !errors.Is(err, ErrNeedsSignIn) {
+				t.Errorf("Token after expiry = %v, want ErrNeedsSignIn", err)
+			}
+			time.Sleep(10 * time.Hour)
+			synctest.Wait()
+			if n := r.as.Calls(); n != 0 {
+				t.Errorf("%d token requests for a grant with nothing to renew it", n)
+			}
+			if n := r.ev.count(EventNeedsSignIn); n != 1 {
+				t.Errorf("%d needs_sign_in events, want 1", n)
+			}
+		})
+	})
+	t.Run("a refresh token", func(t *testing.T) {
+		synctest.Test(t, func(t *testing.T) {
+			tok := oauth.Token{AccessToken: "at-0", RefreshToken: "rt-0", Expiry: time.Now().Add(time.Hour)}
+			r := newRigWith(t, time.Hour, SystemClock{}, tok, g, time.Time{})
+			time.Sleep(50 * time.Minute)
+			synctest.Wait()
+			if got, err := r.k.Token(context.Background()); err != nil || got != "at-1" || r.as.Calls() != 1 {
+				t.Errorf("Token = %q, %v after %d refreshes; want at-1 after one", got, err, r.as.Calls())
+			}
+			if n := r.ev.count(EventNeedsSignIn); n != 0 {
+				t.Errorf("%d needs_sign_in events for a refreshable grant", n)
+			}
+		})
 	})
 }

@@ -90,3 +90,31 @@ func TestPolicyValidate(t *testing.T) {
 		})
 	}
 }
+
+func TestBackoffDelay(t *testing.T) {
+	var b Backoff
+	tests := []struct {
+		name       string
+		attempt    int
+		retryAfter time.Duration
+		r          float64
+		want       time.Duration
+	}{
+		{"first retry, no jitter", 0, 0, 0.5, 5 * time.Second},
+		{"first retry never below min", 0, 0, 0, 5 * time.Second},
+		{"third retry", 2, 0, 0.5, 20 * time.Second},
+		{"third retry jitter high", 2, 0, 1, 24 * time.Second},
+		{"capped at max", 20, 0, 0.5, 5 * time.Minute},
+		{"capped at max with jitter", 20, 0, 1, 5 * time.Minute},
+		{"retry-after honoured", 0, 90 * time.Second, 0.5, 90 * time.Second},
+		{"retry-after shorter than backoff", 3, time.Second, 0.5, 40 * time.Second},
+		{"absurd retry-after capped", 0, 48 * time.Hour, 0.5, time.Hour},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			if got := b.Delay(tt.attempt, tt.retryAfter, tt.r); got != tt.want {
+				t.Errorf("Delay = %v, want %v", got, tt.want)
+			}
+		})
+	}
+}

@@ -3,9 +3,6 @@ package app
 import (
 	"context"
 	"fmt"
-	"github.com/authkeeper/authkeeper/app/engine"
-	"github.com/authkeeper/authkeeper/app/proxy"
-	"github.com/authkeeper/authkeeper/keychain"
 	"os"
 	"path/filepath"
 	"slices"
@@ -13,6 +10,10 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/authkeeper/authkeeper/app/engine"
+	"github.com/authkeeper/authkeeper/app/proxy"
+	"github.com/authkeeper/authkeeper/keychain"
 
 	"github.com/authkeeper/authkeeper/internal/testbed"
 	"github.com/modelcontextprotocol/go-sdk/mcp"
