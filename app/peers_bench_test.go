@@ -44,11 +44,41 @@ type bench struct {
 	paths   engine.Paths
 }
 
-func newBench(t *testing.T, asOpts testbed.AuthServerOptions) *bench {
+// benchOptions picks the real peers of a bench and where its engine keeps its files.
+type benchOptions struct {
+	AS     testbed.AuthServerOptions
+	TS     bool     // the TypeScript SDK server instead of the Go SDK one
+	JSON   bool     // the server answers POSTs with application/json instead of SSE
+	Scopes []string // the server's required scopes; default mcp:read
+	// Home gives the test a private HOME and XDG directories and the engine their default paths, so
+	// that the command line (run) and the real binary find it; without it the engine gets private
+	// directories of its own. Find the binary (e2e.MustBinary) before: building needs the real HOME.
+	Home bool
+}
+
+// newBench starts the real peers opts names — the keyring, the AS, an MCP server — and an engine
+// signed in through a real sign-in to server "bench", serving the proxy on a free loopback port.
+// Opaque tokens make the server introspect every request, so a revoked token is refused at once.
+func newBench(t *testing.T, opts benchOptions) *bench {
 	t.Helper()
-	kr := testbed.StartKeyring(t)
-	b := &bench{keyring: kr, as: testbed.NewAuthServer(t, asOpts), paths: tempPaths(t)}
-	b.srv = testbed.GoMCPServer(t, testbed.MCPServerOptions{Issuer: b.as.Issuer, RequiredScopes: []string{"mcp:read"}})
+	b := &bench{keyring: testbed.StartKeyring(t), as: testbed.NewAuthServer(t, opts.AS)}
+	if opts.Home {
+		b.paths = privateHome(t)
+	} else {
+		b.paths = tempPaths(t)
+	}
+	mo := testbed.MCPServerOptions{Issuer: b.as.Issuer, JSONResponse: opts.JSON, RequiredScopes: opts.Scopes, Opaque: opts.AS.Opaque}
+	if mo.RequiredScopes == nil {
+		mo.RequiredScopes = []string{"mcp:read"}
+	}
+	if mo.Opaque {
+		mo.IntrospectionClientID, mo.IntrospectionClientSecret = b.as.IntrospectionClient()
+	}
+	if opts.TS {
+		b.srv = testbed.TSMCPServer(t, mo)
+	} else {
+		b.srv = testbed.GoMCPServer(t, mo)
+	}
 	b.start(t)
 	return b
 }

@@ -20,6 +20,7 @@ import (
 	"github.com/authkeeper/authkeeper/app/control"
 	"github.com/authkeeper/authkeeper/app/engine"
 	"github.com/authkeeper/authkeeper/app/proxy"
+	"github.com/authkeeper/authkeeper/internal/e2e"
 	"github.com/authkeeper/authkeeper/internal/testbed"
 	"github.com/modelcontextprotocol/go-sdk/jsonrpc"
 	"github.com/modelcontextprotocol/go-sdk/mcp"
@@ -69,8 +70,8 @@ func tokenSampler(t *testing.T, eng *engine.Engine) (stop func() []string) {
 // times, and the server sees at least five different tokens on that one session. Neither the client's
 // output nor the bridge's stderr contains a token or the proxy key.
 func TestBridgeTSClientCallsAcrossFiveRotationsInOneSession(t *testing.T) {
-	bin := authkeeperBinary(t) // before newEnvBench moves HOME
-	b := newEnvBench(t, testbed.AuthServerOptions{AccessTokenTTL: 3 * time.Second})
+	bin := e2e.MustBinary(t) // before newBench moves HOME
+	b := newBench(t, benchOptions{Home: true, AS: testbed.AuthServerOptions{AccessTokenTTL: 3 * time.Second}})
 	node := testbed.NodeDir(t)
 	before := b.as.TokenRequests(t, "refresh_token")
 	sample := tokenSampler(t, b.eng)
@@ -131,8 +132,8 @@ func ownerlessBench(t *testing.T) (bin string, b *bench, lock string) {
 	if runtime.GOOS != "linux" {
 		t.Skip("reads /proc/locks")
 	}
-	bin = authkeeperBinary(t) // before newEnvBench moves HOME
-	b = newEnvBench(t, testbed.AuthServerOptions{AccessTokenTTL: 3 * time.Second})
+	bin = e2e.MustBinary(t) // before newBench moves HOME
+	b = newBench(t, benchOptions{Home: true, AS: testbed.AuthServerOptions{AccessTokenTTL: 3 * time.Second}})
 	b.eng.Close()
 	return bin, b, engine.OwnerLockPath(b.paths)
 }
@@ -287,8 +288,8 @@ func TestBridgesStartedTogetherShareOneOwner(t *testing.T) {
 // the same session works again once the user signs in; a bridge for an unknown name exits 1 before speaking MCP, saying why on
 // stderr and writing nothing to stdout.
 func TestBridgeRelaysTheProxysAuthFailure(t *testing.T) {
-	bin := authkeeperBinary(t) // before newEnvBench moves HOME
-	b := newEnvBench(t, testbed.AuthServerOptions{})
+	bin := e2e.MustBinary(t) // before newBench moves HOME
+	b := newBench(t, benchOptions{Home: true})
 	stderr := &testbed.SyncBuffer{}
 	cmd := exec.Command(bin, "bridge", "bench")
 	cmd.Env, cmd.Stderr = os.Environ(), stderr

@@ -23,7 +23,7 @@ import (
 // saves the token read from stdin (and AUTHKEEPER_TOKEN works the same) with its expiry; the token
 // appears in no output and in no argument.
 func TestAddTakesAStaticTokenFromStdinOrTheEnvironmentNeverFromArgv(t *testing.T) {
-	b := newEnvBench(t, testbed.AuthServerOptions{})
+	b := newBench(t, benchOptions{Home: true})
 	const fromStdin, fromEnv = "api-key-from-stdin-0123", "api-key-from-env-4567"
 	code, out, errOut := runCLIWith(t, fromStdin+"\n", nil,
 		"add", "http://127.0.0.1:9/mcp", "--name", "keyed", "--token-stdin", "--token-expires", "2099-01-02")
@@ -60,7 +60,7 @@ func TestAddTakesAStaticTokenFromStdinOrTheEnvironmentNeverFromArgv(t *testing.T
 // one gets it with the authorization URL to open by hand, and the server's extra scopes and
 // parameters are on that URL — at `add` and again at `login` — and kept in the settings.
 func TestAddAndLoginPrintTheSignInURLOnlyOnceDiscoverySucceeded(t *testing.T) {
-	b := newEnvBench(t, testbed.AuthServerOptions{})
+	b := newBench(t, benchOptions{Home: true})
 	code, out, errOut := runCLIWith(t, "", nil, "add", "http://127.0.0.1:9/mcp", "--name", "down")
 	if code == 0 {
 		t.Fatalf("add of an unreachable server succeeded:\n%s", out)
@@ -118,7 +118,7 @@ func TestAddAndLoginPrintTheSignInURLOnlyOnceDiscoverySucceeded(t *testing.T) {
 // for another host fails and saves nothing, since the proxy would send the key in clear text; plain
 // http to this machine, and https anywhere, are accepted.
 func TestAddRefusesACredentialForAPlainHTTPServerOnAnotherHost(t *testing.T) {
-	b := newEnvBench(t, testbed.AuthServerOptions{})
+	b := newBench(t, benchOptions{Home: true})
 	code, out, errOut := runCLIWith(t, "secret-api-key\n", nil, "add", "http://mcp.example.com/mcp", "--name", "plain", "--token-stdin")
 	if code == 0 {
 		t.Fatalf("add of a static token for a plain-http remote URL succeeded:\n%s%s", out, errOut)

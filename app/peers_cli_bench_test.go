@@ -4,24 +4,18 @@ import (
 	"bytes"
 	"context"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
 
 	"github.com/authkeeper/authkeeper/app/engine"
-	"github.com/authkeeper/authkeeper/internal/testbed"
-	"github.com/authkeeper/authkeeper/keychain"
 )
 
-// newEnvBench is newBench with the engine's directories derived from this process's environment the
-// way DefaultPaths derives them, so that in-process commands (run) and child processes (the real
-// binary, given os.Environ()) find the same owner, config and keyring. It sets HOME, the XDG
-// directories and, through the keyring, DBUS_SESSION_BUS_ADDRESS with t.Setenv: not parallel.
-func newEnvBench(t *testing.T, asOpts testbed.AuthServerOptions) *bench {
+// privateHome points HOME and the XDG directories at private ones for the rest of the test (what the
+// command line and a child authkeeper read) and returns the engine paths they give.
+func privateHome(t *testing.T) engine.Paths {
 	t.Helper()
-	testbed.StartKeyring(t)
 	home := t.TempDir()
 	rt, err := os.MkdirTemp("/tmp", "akrt") // short: it holds the control socket
 	if err != nil {
@@ -37,15 +31,7 @@ func newEnvBench(t *testing.T, asOpts testbed.AuthServerOptions) *bench {
 	if err != nil {
 		t.Fatal(err)
 	}
-	b := &bench{as: testbed.NewAuthServer(t, asOpts), paths: paths}
-	mo := testbed.MCPServerOptions{Issuer: b.as.Issuer, RequiredScopes: []string{"mcp:read"}, Opaque: asOpts.Opaque}
-	if mo.Opaque {
-		// The server introspects every token, so a grant revoked at the AS is refused at once.
-		mo.IntrospectionClientID, mo.IntrospectionClientSecret = b.as.IntrospectionClient()
-	}
-	b.srv = testbed.GoMCPServer(t, mo)
-	b.start(t)
-	return b
+	return paths
 }
 
 // runCLI runs the command line in process with this process's environment and returns the exit code,
@@ -55,22 +41,6 @@ func runCLI(t *testing.T, args ...string) (code int, stdout, stderr string) {
 	var out, errb bytes.Buffer
 	code = run(context.Background(), append([]string{"authkeeper"}, args...), env{stdout: &out, stderr: &errb, getenv: os.Getenv})
 	return code, out.String(), errb.String()
-}
-
-// authkeeperBinary returns the real binary: $AUTHKEEPER_BIN (what `make test` built) or a fresh build
-// of the module's main package. Call it before newEnvBench: the go command finds its module and build
-// caches under HOME.
-func authkeeperBinary(t *testing.T) string {
-	t.Helper()
-	if b := os.Getenv("AUTHKEEPER_BIN"); b != "" {
-		return b
-	}
-	bin := filepath.Join(t.TempDir(), "authkeeper")
-	cmd := exec.Command("go", "build", "-o", bin, "github.com/authkeeper/authkeeper")
-	if out, err := cmd.CombinedOutput(); err != nil {
-		t.Fatalf("go build: %v\n%s", err, out)
-	}
-	return bin
 }
 
 // assertNoSecrets fails the test if any text contains one of the secrets (tokens, the proxy key).
@@ -92,14 +62,7 @@ type tokenSet struct {
 // addFromKeychain adds the access and refresh tokens the keychain holds for server "bench".
 func (s *tokenSet) addFromKeychain(t *testing.T) {
 	t.Helper()
-	ks, err := keychain.NewKeyringStore(keychain.KeyringConfig{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	rec, err := ks.Get("bench")
-	if err != nil {
-		t.Fatal(err)
-	}
+	rec := proxyRecord(t)
 	s.add(rec.AccessToken, rec.RefreshToken)
 }
 

@@ -60,10 +60,10 @@ func TestClientCredentialsServerIsKeptFreshWithoutABrowser(t *testing.T) {
 		t.Fatal(err)
 	}
 	const secret = "cc-secret-0123456789abcdef"
-	b := newEnvBench(t, testbed.AuthServerOptions{AccessTokenTTL: 6 * time.Second, StaticClients: []testbed.StaticClient{
+	b := newBench(t, benchOptions{Home: true, AS: testbed.AuthServerOptions{AccessTokenTTL: 6 * time.Second, StaticClients: []testbed.StaticClient{
 		{ID: "robot-secret", Secret: secret, GrantTypes: []string{testbed.GrantClientCredentials}},
 		{ID: "robot-key", JWKS: testbed.PublicJWKS(t, "k1", &key.PublicKey), GrantTypes: []string{testbed.GrantClientCredentials}},
-	}})
+	}}})
 	// The engine is the one a machine without a display runs: its browser never opens.
 	b.eng.Close()
 	browser := &noBrowser{}

@@ -21,7 +21,7 @@ import (
 // server is "degraded", the current token keeps serving, and the first retry after the AS returns
 // recovers without any human.
 func TestEngineServesTheValidTokenWhileTheASIsDownAndRecovers(t *testing.T) {
-	b := newBench(t, testbed.AuthServerOptions{AccessTokenTTL: 20 * time.Second})
+	b := newBench(t, benchOptions{AS: testbed.AuthServerOptions{AccessTokenTTL: 20 * time.Second}})
 	_, ch, cancel := b.eng.Subscribe()
 	defer cancel()
 	before, _ := b.eng.Token(context.Background(), "bench")
@@ -50,7 +50,7 @@ func TestEngineServesTheValidTokenWhileTheASIsDownAndRecovers(t *testing.T) {
 // TestEngineHonoursRetryAfterFromTheAS: a 429 with Retry-After: 8 at refresh time delays the retry by
 // at least eight seconds (longer than any backoff the engine would choose for a first retry).
 func TestEngineHonoursRetryAfterFromTheAS(t *testing.T) {
-	b := newBench(t, testbed.AuthServerOptions{AccessTokenTTL: 30 * time.Second})
+	b := newBench(t, benchOptions{AS: testbed.AuthServerOptions{AccessTokenTTL: 30 * time.Second}})
 	_, ch, cancel := b.eng.Subscribe()
 	defer cancel()
 	b.as.Fault(t, testbed.Fault{Endpoint: "token", Status: 429, RetryAfter: "8", Count: 1})
@@ -68,7 +68,7 @@ func TestEngineHonoursRetryAfterFromTheAS(t *testing.T) {
 // the grant. The next refresh fails with invalid_client; the engine re-registers, announces exactly one
 // needs-sign-in, and one scripted sign-in with the new client brings the server back.
 func TestEngineAfterTheASForgetsItsClientAsksForOneSignIn(t *testing.T) {
-	b := newBench(t, testbed.AuthServerOptions{AccessTokenTTL: 6 * time.Second})
+	b := newBench(t, benchOptions{AS: testbed.AuthServerOptions{AccessTokenTTL: 6 * time.Second}})
 	_, ch, cancel := b.eng.Subscribe()
 	defer cancel()
 	k, _ := b.eng.Keeper("bench")
@@ -134,7 +134,7 @@ func TestEngineAfterTheASForgetsItsClientAsksForOneSignIn(t *testing.T) {
 // succeeds, the new pair serves from memory, a warning says the save failed, and nothing is written
 // in plain text anywhere under the app's directories.
 func TestEngineKeepsServingFromMemoryWhenTheKeyringStops(t *testing.T) {
-	b := newBench(t, testbed.AuthServerOptions{AccessTokenTTL: 8 * time.Second})
+	b := newBench(t, benchOptions{AS: testbed.AuthServerOptions{AccessTokenTTL: 8 * time.Second}})
 	_, ch, cancel := b.eng.Subscribe()
 	defer cancel()
 	before, _ := b.eng.Token(context.Background(), "bench")
@@ -173,7 +173,7 @@ func TestEngineKeepsServingFromMemoryWhenTheKeyringStops(t *testing.T) {
 // unlocked, the next call has the engine read the keychain again: the stored grant serves, with no
 // sign-in, no restart and no token request while it was locked.
 func TestEngineStartedOnALockedKeychainRecoversWhenItIsUnlocked(t *testing.T) {
-	b := newBench(t, testbed.AuthServerOptions{AccessTokenTTL: time.Hour})
+	b := newBench(t, benchOptions{AS: testbed.AuthServerOptions{AccessTokenTTL: time.Hour}})
 	stored, err := b.eng.Token(context.Background(), "bench")
 	if err != nil {
 		t.Fatal(err)
@@ -256,7 +256,7 @@ func TestEngineStartedOnALockedKeychainRecoversWhenItIsUnlocked(t *testing.T) {
 // answers a hand-over with 409 "unsaved" and keeps owning: the next owner would load the refresh token
 // the AS already rotated away. (The hand-over itself is TestServeTakesOverFromABridgeThatOwned.)
 func TestTemporaryOwnerRefusesToHandOverAnUnsavedPair(t *testing.T) {
-	b := newBench(t, testbed.AuthServerOptions{AccessTokenTTL: 8 * time.Second})
+	b := newBench(t, benchOptions{AS: testbed.AuthServerOptions{AccessTokenTTL: 8 * time.Second}})
 	b.eng.Close()
 	start := func() *engine.Engine {
 		t.Helper()

@@ -50,7 +50,7 @@ func TestEngineKeepsTenSecondTokensFreshForTwoMinutes(t *testing.T) {
 	if testing.Short() {
 		t.Skip("two-minute run")
 	}
-	b := newBench(t, testbed.AuthServerOptions{AccessTokenTTL: 10 * time.Second})
+	b := newBench(t, benchOptions{AS: testbed.AuthServerOptions{AccessTokenTTL: 10 * time.Second}})
 	const run = 2 * time.Minute
 	deadline := time.Now().Add(run)
 	var (
@@ -165,7 +165,7 @@ func TestEngineKeepsTenSecondTokensFreshForTwoMinutes(t *testing.T) {
 // TestEngineAddThatFailsSignInLeavesNothingBehind: a refused consent leaves no settings entry and no
 // keychain record.
 func TestEngineAddThatFailsSignInLeavesNothingBehind(t *testing.T) {
-	b := newBench(t, testbed.AuthServerOptions{})
+	b := newBench(t, benchOptions{})
 	other := testbed.GoMCPServer(t, testbed.MCPServerOptions{Issuer: b.as.Issuer, RequiredScopes: []string{"mcp:read"}})
 	b.browser.SetOptions(testbed.BrowserOptions{Deny: true})
 	err := b.eng.Add(context.Background(), engine.AddRequest{Name: "denied", URL: other.URL})
@@ -188,7 +188,7 @@ func TestEngineAddThatFailsSignInLeavesNothingBehind(t *testing.T) {
 // TestEngineRestartLoadsCredentialsFromTheKeychain: a second engine (after the first closed) serves
 // the stored token without a sign-in, and the first's owner lock was released.
 func TestEngineRestartLoadsCredentialsFromTheKeychain(t *testing.T) {
-	b := newBench(t, testbed.AuthServerOptions{})
+	b := newBench(t, benchOptions{})
 	tok1, err := b.eng.Token(context.Background(), "bench")
 	if err != nil {
 		t.Fatal(err)

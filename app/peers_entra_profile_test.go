@@ -19,7 +19,7 @@ import (
 // offline_access --assume-pkce` signs in, three refreshes work, and status lists what was tolerated,
 // each as a warning; the sign-in's audit line names the quirks and no token.
 func TestEntraStyleServerSignsInWithTheUsersScopesAndShowsItsQuirks(t *testing.T) {
-	b := newEnvBench(t, testbed.AuthServerOptions{})
+	b := newBench(t, benchOptions{Home: true})
 	entra := testbed.NewAuthServer(t, testbed.AuthServerOptions{Profile: testbed.ProfileEntra, AccessTokenTTL: time.Hour})
 	srv := testbed.GoMCPServer(t, testbed.MCPServerOptions{Issuer: entra.Issuer, AdvertiseAS: entra.AdvertisedIssuer})
 	entra.SetResource(t, srv.URL)

@@ -6,8 +6,6 @@ import (
 	"net/http"
 	"strings"
 	"testing"
-
-	"github.com/authkeeper/authkeeper/internal/testbed"
 )
 
 // TestHeadersHelperPrintsABearerTheServerAccepts runs `authkeeper headers` the way Claude Code runs a
@@ -17,7 +15,7 @@ import (
 // the owner for a moment, printing nothing on stderr; a server that needs a sign-in exits 2 with one
 // line on stderr; and no stderr ever carries the token.
 func TestHeadersHelperPrintsABearerTheServerAccepts(t *testing.T) {
-	b := newEnvBench(t, testbed.AuthServerOptions{})
+	b := newBench(t, benchOptions{Home: true})
 	tok, err := b.eng.Token(context.Background(), "bench")
 	if err != nil {
 		t.Fatal(err)

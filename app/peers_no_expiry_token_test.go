@@ -22,7 +22,7 @@ import (
 // user is told once (one needs_sign_in, no "revoked"), and nothing asks the AS for a refresh. A
 // `login` brings calls back.
 func TestGitHubStyleTokenWithoutExpiryServesUntilRefusedThenAsksOnce(t *testing.T) {
-	b := newEnvBench(t, testbed.AuthServerOptions{})
+	b := newBench(t, benchOptions{Home: true})
 	gh := testbed.NewAuthServer(t, testbed.AuthServerOptions{Profile: testbed.ProfileGitHub})
 	id, secret := gh.IntrospectionClient()
 	srv := testbed.GoMCPServer(t, testbed.MCPServerOptions{Issuer: gh.Issuer, AdvertiseAS: gh.AdvertisedIssuer,

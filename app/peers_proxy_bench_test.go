@@ -7,7 +7,6 @@ import (
 	"io"
 	"net/http"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -18,38 +17,6 @@ import (
 	"github.com/modelcontextprotocol/go-sdk/jsonrpc"
 	"github.com/modelcontextprotocol/go-sdk/mcp"
 )
-
-// proxyBenchOptions picks the real peers of a proxy test.
-type proxyBenchOptions struct {
-	AS     testbed.AuthServerOptions
-	TS     bool     // the TypeScript SDK server instead of the Go SDK one
-	JSON   bool     // the server answers POSTs with application/json instead of SSE
-	Scopes []string // the server's required scopes; default mcp:read
-}
-
-// newProxyBench is newBench with the MCP server chosen by opts: an engine signed in through the real AS
-// (and the real keyring) to server "bench", serving the proxy on a free loopback port. Opaque tokens
-// make the server introspect every request, so a revoked token is refused at once.
-func newProxyBench(t *testing.T, opts proxyBenchOptions) *bench {
-	t.Helper()
-	testbed.StartKeyring(t)
-	b := &bench{as: testbed.NewAuthServer(t, opts.AS)}
-	mo := testbed.MCPServerOptions{Issuer: b.as.Issuer, JSONResponse: opts.JSON, RequiredScopes: opts.Scopes, Opaque: opts.AS.Opaque}
-	if mo.RequiredScopes == nil {
-		mo.RequiredScopes = []string{"mcp:read"}
-	}
-	if mo.Opaque {
-		mo.IntrospectionClientID, mo.IntrospectionClientSecret = b.as.IntrospectionClient()
-	}
-	if opts.TS {
-		b.srv = testbed.TSMCPServer(t, mo)
-	} else {
-		b.srv = testbed.GoMCPServer(t, mo)
-	}
-	b.paths = tempPaths(t)
-	b.start(t)
-	return b
-}
 
 // proxySession opens a Go SDK client session to server "bench" through the proxy.
 func (b *bench) proxySession(t *testing.T, opts *mcp.ClientOptions) *mcp.ClientSession {
@@ -124,39 +91,6 @@ func proxyRecord(t *testing.T) keychain.Record {
 		t.Fatal(err)
 	}
 	return rec
-}
-
-// proxySecrets collects every token the test has seen, to check that none leaks into what callers see.
-type proxySecrets struct {
-	mu   sync.Mutex
-	seen map[string]bool
-}
-
-func (s *proxySecrets) add(t *testing.T) {
-	t.Helper()
-	rec := proxyRecord(t)
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if s.seen == nil {
-		s.seen = map[string]bool{}
-	}
-	for _, v := range []string{rec.AccessToken, rec.RefreshToken} {
-		if v != "" {
-			s.seen[v] = true
-		}
-	}
-}
-
-// leak returns a description of the first token found in text, or "".
-func (s *proxySecrets) leak(text string) string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	for v := range s.seen {
-		if strings.Contains(text, v) {
-			return "a token"
-		}
-	}
-	return ""
 }
 
 // rebind stops b's engine and edits server "bench" as a user's hand edit or a moved server would — its

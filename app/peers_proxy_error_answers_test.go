@@ -29,7 +29,7 @@ import (
 // is refused too the server is marked revoked, the caller gets credential_revoked, and later calls
 // neither reach the server nor the AS until the user signs in.
 func TestProxyServerRefusingEvenAFreshTokenCostsOneRefreshThenRevoked(t *testing.T) {
-	b := newProxyBench(t, proxyBenchOptions{})
+	b := newBench(t, benchOptions{})
 	upstream, _ := url.Parse(b.srv.URL)
 	rp := httputil.NewSingleHostReverseProxy(upstream)
 	var refuse atomic.Bool
@@ -96,7 +96,7 @@ func TestProxyServerRefusingEvenAFreshTokenCostsOneRefreshThenRevoked(t *testing
 // sign_in_required error under its id, a batch gets one error per call, and a notification, a GET and
 // a DELETE get 503 with the error under id null — none of them reaches the server.
 func TestProxyAnswersEveryKindOfRequestWhenSignedOut(t *testing.T) {
-	b := newProxyBench(t, proxyBenchOptions{})
+	b := newBench(t, benchOptions{})
 	if err := b.eng.Logout(t.Context(), "bench"); err != nil {
 		t.Fatal(err)
 	}
@@ -157,7 +157,7 @@ func TestProxyPassesVersionNegotiation400sThroughWithoutRefreshing(t *testing.T)
 	for _, ts := range []bool{false, true} {
 		name := map[bool]string{false: "go", true: "ts"}[ts]
 		t.Run(name, func(t *testing.T) {
-			b := newProxyBench(t, proxyBenchOptions{TS: ts})
+			b := newBench(t, benchOptions{TS: ts})
 			tok, err := b.eng.Token(context.Background(), "bench")
 			if err != nil {
 				t.Fatal(err)
@@ -188,7 +188,7 @@ func TestProxyPassesVersionNegotiation400sThroughWithoutRefreshing(t *testing.T)
 // TestProxyAnswersAnUnknownServerWithAJSONRPCError: a call for a server that is not configured fails
 // with the call's id and a reason, and a GET gets 404.
 func TestProxyAnswersAnUnknownServerWithAJSONRPCError(t *testing.T) {
-	b := newProxyBench(t, proxyBenchOptions{})
+	b := newBench(t, benchOptions{})
 	u := strings.Replace(b.eng.ProxyEndpoint("bench"), "/mcp/bench", "/mcp/"+url.PathEscape("nope"), 1)
 	status, _, body := proxyPost(t, u, nil, proxyInitBody)
 	var r proxy.RPCResponse

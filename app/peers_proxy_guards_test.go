@@ -29,7 +29,7 @@ import (
 // key in the path, in X-Authkeeper-Key or as a bearer token is accepted, a loopback Origin and
 // "localhost" as Host are fine, and the caller's own Authorization header never reaches the server.
 func TestProxyRefusesForeignHostOriginAndMissingOrWrongKey(t *testing.T) {
-	b := newProxyBench(t, proxyBenchOptions{})
+	b := newBench(t, benchOptions{})
 	base := b.eng.ProxyURL()
 	_, port, _ := net.SplitHostPort(strings.TrimPrefix(base, "http://"))
 	key := b.eng.ProxyKey()
@@ -88,7 +88,7 @@ func TestProxyRefusesForeignHostOriginAndMissingOrWrongKey(t *testing.T) {
 // another origin, the proxy does not follow it (the token would go to that origin): the caller gets a
 // proxy_error naming the redirect, and the other origin never sees a request.
 func TestProxyRefusesToFollowACrossOriginRedirect(t *testing.T) {
-	b := newProxyBench(t, proxyBenchOptions{})
+	b := newBench(t, benchOptions{})
 	var hits atomic.Int32
 	redirector := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		hits.Add(1)
@@ -134,7 +134,7 @@ func TestProxyRefusesToFollowACrossOriginRedirect(t *testing.T) {
 // origin the tokens were issued for (the settings were edited after sign-in), the proxy refuses with
 // resource_mismatch and the other host receives nothing — no request, no token.
 func TestProxyNeverSendsATokenToAnotherOriginThanItsGrant(t *testing.T) {
-	b := newProxyBench(t, proxyBenchOptions{})
+	b := newBench(t, benchOptions{})
 	var hits atomic.Int32
 	other := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { hits.Add(1) }))
 	t.Cleanup(other.Close)

@@ -36,7 +36,7 @@ func TestProxyKeepsOneSessionAcrossFiveRotations(t *testing.T) {
 			if testing.Short() && v.name != "go-sse" {
 				t.Skip("one variant in -short")
 			}
-			b := newProxyBench(t, proxyBenchOptions{AS: testbed.AuthServerOptions{AccessTokenTTL: 3 * time.Second}, TS: v.ts, JSON: v.json})
+			b := newBench(t, benchOptions{AS: testbed.AuthServerOptions{AccessTokenTTL: 3 * time.Second}, TS: v.ts, JSON: v.json})
 			cs := b.proxySession(t, nil)
 			session := cs.ID()
 			seen := map[int64]bool{}
@@ -85,9 +85,9 @@ func TestProxyRevocationMidSessionFailsStructuredUntilSignIn(t *testing.T) {
 		ts   bool
 	}{{"go", false}, {"ts", true}} {
 		t.Run(v.name, func(t *testing.T) {
-			b := newProxyBench(t, proxyBenchOptions{AS: testbed.AuthServerOptions{Opaque: true}, TS: v.ts})
-			var sec proxySecrets
-			sec.add(t)
+			b := newBench(t, benchOptions{AS: testbed.AuthServerOptions{Opaque: true}, TS: v.ts})
+			var sec tokenSet
+			sec.addFromKeychain(t)
 			cs := b.proxySession(t, nil)
 			ctx := context.Background()
 			if _, err := proxyEcho(ctx, cs, "before"); err != nil {
@@ -123,7 +123,7 @@ func TestProxyRevocationMidSessionFailsStructuredUntilSignIn(t *testing.T) {
 			if err := b.eng.SignIn(ctx, "bench", false, nil); err != nil {
 				t.Fatal(err)
 			}
-			sec.add(t)
+			sec.addFromKeychain(t)
 			if got, err := proxyEcho(ctx, cs, "after"); err != nil || got != "after" {
 				t.Fatalf("after sign-in, in the same session: %q, %v", got, err)
 			}
@@ -132,10 +132,8 @@ func TestProxyRevocationMidSessionFailsStructuredUntilSignIn(t *testing.T) {
 				t.Fatal(err)
 			}
 			texts = append(texts, string(audit))
-			for _, s := range texts {
-				if l := sec.leak(s); l != "" {
-					t.Errorf("%s in %q", l, s)
-				}
+			for i, s := range texts {
+				assertNoSecrets(t, fmt.Sprintf("what the caller saw (%d of %d)", i+1, len(texts)), s, sec.list()...)
 			}
 		})
 	}
@@ -145,7 +143,7 @@ func TestProxyRevocationMidSessionFailsStructuredUntilSignIn(t *testing.T) {
 // refresh is slowed down, so that fifty concurrent calls all meet a 401: they cause exactly one token
 // request, and every call succeeds on its replay.
 func TestProxyFiftyConcurrentRejectedCallsMakeOneRefresh(t *testing.T) {
-	b := newProxyBench(t, proxyBenchOptions{AS: testbed.AuthServerOptions{Opaque: true}, JSON: true})
+	b := newBench(t, benchOptions{AS: testbed.AuthServerOptions{Opaque: true}, JSON: true})
 	cs := b.proxySession(t, nil)
 	ctx := context.Background()
 	if _, err := proxyEcho(ctx, cs, "warm"); err != nil {
@@ -191,7 +189,7 @@ func TestProxyStreamsEventsAsTheServerSendsThem(t *testing.T) {
 			continue // the TS SDK drops notifications in JSON mode (testbed/mcpgo.go)
 		}
 		t.Run(v.name, func(t *testing.T) {
-			b := newProxyBench(t, proxyBenchOptions{TS: v.ts, JSON: v.json})
+			b := newBench(t, benchOptions{TS: v.ts, JSON: v.json})
 			var (
 				mu      sync.Mutex
 				arrived []time.Duration
@@ -239,7 +237,7 @@ func TestProxyStreamsEventsAsTheServerSendsThem(t *testing.T) {
 // current token lacks: the call fails with a sign_in_required auth_failure naming the wider scopes,
 // the server needs a sign-in, and after it the same session's calls succeed with the wider token.
 func TestProxyStepUpAsksForTheWiderScopeAndTheSameSessionRecovers(t *testing.T) {
-	b := newProxyBench(t, proxyBenchOptions{Scopes: []string{"mcp:read", "mcp:write"}})
+	b := newBench(t, benchOptions{Scopes: []string{"mcp:read", "mcp:write"}})
 	ctx := context.Background()
 	// A narrower sign-in, as when the server's requirements grew after the user signed in.
 	b.rebind(t, "", func(r *keychain.Record) { r.Binding.RequestedScopes = []string{"mcp:read", "offline_access"} })
@@ -293,7 +291,7 @@ func TestProxyTransientASFailuresAreRetryable(t *testing.T) {
 			func(t *testing.T, b *bench) { b.as.ClearFaults(t) }},
 	} {
 		t.Run(c.name, func(t *testing.T) {
-			b := newProxyBench(t, proxyBenchOptions{AS: testbed.AuthServerOptions{AccessTokenTTL: 2 * time.Second}})
+			b := newBench(t, benchOptions{AS: testbed.AuthServerOptions{AccessTokenTTL: 2 * time.Second}})
 			cs := b.proxySession(t, nil)
 			ctx := context.Background()
 			c.fail(t, b)

@@ -12,6 +12,7 @@ import (
 
 	"github.com/authkeeper/authkeeper/app/control"
 	"github.com/authkeeper/authkeeper/app/engine"
+	"github.com/authkeeper/authkeeper/internal/e2e"
 	"github.com/authkeeper/authkeeper/internal/testbed"
 	"github.com/modelcontextprotocol/go-sdk/mcp"
 )
@@ -34,8 +35,8 @@ func startServeProcess(t *testing.T, bin, name string, paths engine.Paths) (*tes
 // sees no reuse and revokes nothing), must keep serving the still-valid access token — which the MCP
 // server, introspecting every request, still accepts — and must ask for a sign-in exactly once.
 func TestSIGKILLMidRefreshNeverReplaysTheSpentRefreshToken(t *testing.T) {
-	bin := authkeeperBinary(t) // before newEnvBench moves HOME
-	b := newEnvBench(t, testbed.AuthServerOptions{AccessTokenTTL: 5 * time.Minute, Opaque: true})
+	bin := e2e.MustBinary(t) // before newBench moves HOME
+	b := newBench(t, benchOptions{Home: true, AS: testbed.AuthServerOptions{AccessTokenTTL: 5 * time.Minute, Opaque: true}})
 	b.eng.Close()
 
 	first, r := startServeProcess(t, bin, "authkeeper serve (run 1)", b.paths)
@@ -119,7 +120,7 @@ func TestSIGKILLMidRefreshNeverReplaysTheSpentRefreshToken(t *testing.T) {
 // token again — the AS would take it for a replay and revoke the grant — but keep serving the
 // still-valid access token, announce one needs-sign-in, and be brought back by one sign-in.
 func TestEngineNeverResendsARefreshTokenWhoseAnswerTimedOut(t *testing.T) {
-	b := newBench(t, testbed.AuthServerOptions{AccessTokenTTL: 10 * time.Minute})
+	b := newBench(t, benchOptions{AS: testbed.AuthServerOptions{AccessTokenTTL: 10 * time.Minute}})
 	b.eng.Close()
 	eng, err := newEngine(engine.Config{Paths: b.paths, ProxyAddr: "127.0.0.1:0", Opener: b.browser,
 		HTTPClient: &http.Client{Timeout: 2 * time.Second}})
