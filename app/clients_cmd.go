@@ -28,10 +28,10 @@ func cmdClients(_ context.Context, args []string, e env) error {
 	if err != nil {
 		return err
 	}
-	var target clients.ClientTarget
+	var target clients.Target
 	if *write != "" {
 		var ok bool
-		if target, ok = clients.ClientTargetByID(*write); !ok {
+		if target, ok = clients.TargetByID(*write); !ok {
 			return fmt.Errorf("clients: unknown client %q (one of %s)", *write, clientIDs())
 		}
 	} else if *dry {
@@ -41,7 +41,7 @@ func cmdClients(_ context.Context, args []string, e env) error {
 	if err != nil {
 		return err
 	}
-	dirs, err := clients.UserDirsFrom(e.getenv)
+	dirs, err := clients.DirsFrom(e.getenv)
 	if err != nil {
 		return err
 	}
@@ -80,34 +80,34 @@ func cmdClients(_ context.Context, args []string, e env) error {
 }
 
 func clientIDs() string {
-	ids := make([]string, len(clients.ClientTargets))
-	for i, t := range clients.ClientTargets {
+	ids := make([]string, len(clients.Targets))
+	for i, t := range clients.Targets {
 		ids[i] = t.ID
 	}
 	return strings.Join(ids, ", ")
 }
 
 // loadClientSetup reads the proxy key and the configured servers (no owner needed) and checks names.
-func loadClientSetup(e env, addr string, names []string) (clients.ClientSetup, []string, error) {
+func loadClientSetup(e env, addr string, names []string) (clients.Setup, []string, error) {
 	paths, err := engine.DefaultPaths(e.getenv)
 	if err != nil {
-		return clients.ClientSetup{}, nil, err
+		return clients.Setup{}, nil, err
 	}
 	if err := paths.Ensure(); err != nil {
-		return clients.ClientSetup{}, nil, err
+		return clients.Setup{}, nil, err
 	}
 	key, err := engine.LoadProxyKey(paths.ConfigDir)
 	if err != nil {
-		return clients.ClientSetup{}, nil, err
+		return clients.Setup{}, nil, err
 	}
 	// Read, not keychain.ConfigFile.Load: a read-only command must not move a corrupt file aside.
 	s := keychain.DefaultSettings()
 	if data, err := os.ReadFile(paths.ConfigFile()); err == nil {
 		if err := json.Unmarshal(data, &s); err != nil {
-			return clients.ClientSetup{}, nil, fmt.Errorf("clients: %s: %w", paths.ConfigFile(), err)
+			return clients.Setup{}, nil, fmt.Errorf("clients: %s: %w", paths.ConfigFile(), err)
 		}
 	} else if !errors.Is(err, os.ErrNotExist) {
-		return clients.ClientSetup{}, nil, err
+		return clients.Setup{}, nil, err
 	}
 	configured := map[string]bool{}
 	for _, srv := range s.Servers {
@@ -118,17 +118,17 @@ func loadClientSetup(e env, addr string, names []string) (clients.ClientSetup, [
 			names = append(names, srv.Name)
 		}
 		if len(names) == 0 {
-			return clients.ClientSetup{}, nil, errors.New("clients: no servers configured yet; add one with `authkeeper add URL`")
+			return clients.Setup{}, nil, errors.New("clients: no servers configured yet; add one with `authkeeper add URL`")
 		}
 	}
 	for _, n := range names {
 		if !configured[n] {
-			return clients.ClientSetup{}, nil, fmt.Errorf("clients: %q: %w (see `authkeeper status`)", n, engine.ErrUnknownServer)
+			return clients.Setup{}, nil, fmt.Errorf("clients: %q: %w (see `authkeeper status`)", n, engine.ErrUnknownServer)
 		}
 	}
 	exe, err := os.Executable()
 	if err != nil {
-		return clients.ClientSetup{}, nil, err
+		return clients.Setup{}, nil, err
 	}
 	if real, err := filepath.EvalSymlinks(exe); err == nil {
 		exe = real
@@ -136,12 +136,12 @@ func loadClientSetup(e env, addr string, names []string) (clients.ClientSetup, [
 	if addr == "" {
 		addr = engine.ProxyAddrFor(s.Prefs)
 	}
-	return clients.ClientSetup{ProxyURL: "http://" + addr, Key: key, Exe: exe}, names, nil
+	return clients.Setup{ProxyURL: "http://" + addr, Key: key, Exe: exe}, names, nil
 }
 
 // printClients prints every client's snippet and where it goes.
-func printClients(e env, setup clients.ClientSetup, dirs clients.UserDirs, names []string) error {
-	for i, t := range clients.ClientTargets {
+func printClients(e env, setup clients.Setup, dirs clients.Dirs, names []string) error {
+	for i, t := range clients.Targets {
 		snip, err := t.Snippet(setup, names)
 		if err != nil {
 			return err

@@ -100,11 +100,11 @@ func (u *ui) toggleBusy() {
 // `authkeeper clients` prints for Claude Code, an mcpServers entry most agents read. "" while the
 // proxy has no URL (it is not listening).
 func clientConfig(name, proxyURL, key string) string {
-	t, ok := clients.ClientTargetByID(clientConfigTarget)
+	t, ok := clients.TargetByID(clientConfigTarget)
 	if proxyURL == "" || !ok {
 		return ""
 	}
-	s, err := t.Snippet(clients.ClientSetup{ProxyURL: proxyURL, Key: key}, []string{name})
+	s, err := t.Snippet(clients.Setup{ProxyURL: proxyURL, Key: key}, []string{name})
 	if err != nil {
 		return ""
 	}

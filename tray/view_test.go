@@ -203,8 +203,8 @@ func TestClientConfigPutsTheKeyInTheHeaderNotTheURL(t *testing.T) {
 	}
 	checkKeyInHeader(t, got, "gh", "http://127.0.0.1:47615/mcp/gh", key)
 
-	target, _ := clients.ClientTargetByID("claude-code")
-	cli, err := target.Snippet(clients.ClientSetup{ProxyURL: "http://127.0.0.1:47615", Key: key}, []string{"gh"})
+	target, _ := clients.TargetByID("claude-code")
+	cli, err := target.Snippet(clients.Setup{ProxyURL: "http://127.0.0.1:47615", Key: key}, []string{"gh"})
 	if err != nil || cli != got {
 		t.Errorf("tray and `authkeeper clients` disagree: tray\n%s\nclients (err %v)\n%s", got, err, cli)
 	}

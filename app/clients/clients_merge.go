@@ -18,14 +18,14 @@ import (
 // comments in mcp.json: such a file is left alone and the snippet printed instead); and replace the
 // file atomically after keeping a timestamped copy of the old one.
 
-// member is one name/value pair of a JSON object, its value kept byte for byte.
+// Member is one name/value pair of a JSON object, its value kept byte for byte.
 type Member struct {
 	Key   string
 	Value json.RawMessage
 }
 
 // parseObject reads a JSON object keeping its members' order. Empty input is an empty object.
-func ParseObject(data []byte) ([]Member, error) {
+func parseObject(data []byte) ([]Member, error) {
 	if len(bytes.TrimSpace(data)) == 0 {
 		return nil, nil
 	}
@@ -56,7 +56,7 @@ func ParseObject(data []byte) ([]Member, error) {
 }
 
 // writeObject renders members as an object indented by two spaces, starting at prefix.
-func WriteObject(buf *bytes.Buffer, members []Member, prefix string) error {
+func writeObject(buf *bytes.Buffer, members []Member, prefix string) error {
 	if len(members) == 0 {
 		buf.WriteString("{}")
 		return nil
@@ -82,10 +82,10 @@ func WriteObject(buf *bytes.Buffer, members []Member, prefix string) error {
 	return nil
 }
 
-// mergeServers returns doc with doc[section][name] = entry for every entry, keeping all other members
+// MergeServers returns doc with doc[section][name] = entry for every entry, keeping all other members
 // and their order; an entry of an existing name replaces it in place, a new one goes last.
 func MergeServers(doc []byte, section string, entries []Member) ([]byte, error) {
-	top, err := ParseObject(doc)
+	top, err := parseObject(doc)
 	if err != nil {
 		return nil, err
 	}
@@ -97,7 +97,7 @@ func MergeServers(doc []byte, section string, entries []Member) ([]byte, error) 
 	}
 	var servers []Member
 	if idx >= 0 && string(bytes.TrimSpace(top[idx].Value)) != "null" {
-		if servers, err = ParseObject(top[idx].Value); err != nil {
+		if servers, err = parseObject(top[idx].Value); err != nil {
 			return nil, fmt.Errorf("%q: %w", section, err)
 		}
 	}
@@ -113,7 +113,7 @@ func MergeServers(doc []byte, section string, entries []Member) ([]byte, error) 
 		}
 	}
 	var sb bytes.Buffer
-	if err := WriteObject(&sb, servers, ""); err != nil {
+	if err := writeObject(&sb, servers, ""); err != nil {
 		return nil, err
 	}
 	if idx >= 0 {
@@ -122,7 +122,7 @@ func MergeServers(doc []byte, section string, entries []Member) ([]byte, error) 
 		top = append(top, Member{section, sb.Bytes()})
 	}
 	var out bytes.Buffer
-	if err := WriteObject(&out, top, ""); err != nil {
+	if err := writeObject(&out, top, ""); err != nil {
 		return nil, err
 	}
 	out.WriteByte('\n')

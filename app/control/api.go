@@ -13,7 +13,7 @@ const (
 	CodeNeedsSignIn      Code = "needs_sign_in"      // only a sign-in helps
 	CodeKeychain         Code = "keychain"           // the keychain is locked or does not answer
 	CodeTimeout          Code = "timeout"            // the call ran out of time, or the caller went away
-	CodeBadRequest       Code = "bad_request"        // the request body could not be read
+	CodeBadRequest       Code = "bad_request"        // the request body could not be read, or asks for something invalid
 	CodeNotTemporary     Code = "not_temporary"      // a hand-over asked of the app itself
 	CodeUnsaved          Code = "unsaved"            // a hand-over refused: a newest token is only in memory
 	CodeFailed           Code = "failed"             // anything else; the message says what

@@ -226,6 +226,8 @@ func classifyErr(err error) (int, errorBody) {
 	ce := errorBody{Error: err.Error(), Code: CodeFailed}
 	status := http.StatusBadGateway
 	switch {
+	case errors.Is(err, engine.ErrBadLease):
+		status, ce.Code = http.StatusBadRequest, CodeBadRequest
 	case errors.Is(err, engine.ErrUnknownServer):
 		status, ce.Code = http.StatusNotFound, CodeUnknownServer
 	case errors.Is(err, engine.ErrServerExists):

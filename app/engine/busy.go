@@ -1,11 +1,15 @@
 package engine
 
 import (
+	"errors"
 	"fmt"
 	"sort"
 	"sync"
 	"time"
 )
+
+// ErrBadLease: a lease was asked for without an id or with a negative TTL.
+var ErrBadLease = errors.New("invalid lease")
 
 // Lease is one claim that an agent turn is busy: while any lease is held, scheduled refreshes wait
 // (until their hard deadline). Leases come from the tray toggle, `authkeeper busy`, and the control API.
@@ -58,10 +62,10 @@ func NewBusy(clock Clock, onChange func(leases bool)) *Busy {
 // Start takes or renews the lease id for ttl (0 means DefaultLeaseTTL; capped at MaxLeaseTTL).
 func (b *Busy) Start(id, label string, ttl time.Duration) (Lease, error) {
 	if id == "" {
-		return Lease{}, fmt.Errorf("busy: a lease needs an id")
+		return Lease{}, fmt.Errorf("busy: %w: a lease needs an id", ErrBadLease)
 	}
 	if ttl < 0 {
-		return Lease{}, fmt.Errorf("busy: lease %q: negative ttl %v", id, ttl)
+		return Lease{}, fmt.Errorf("busy: lease %q: %w: negative ttl %v", id, ErrBadLease, ttl)
 	}
 	if ttl == 0 {
 		ttl = DefaultLeaseTTL

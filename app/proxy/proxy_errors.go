@@ -84,7 +84,7 @@ var jsonNull = json.RawMessage("null")
 // e.status with one error without id.
 func answer(w http.ResponseWriter, r *http.Request, body []byte, e rpcError) {
 	if r.Method == http.MethodPost {
-		if ids, batch := CallIDs(body); len(ids) > 0 {
+		if ids, batch := callIDs(body); len(ids) > 0 {
 			out := make([]RPCResponse, len(ids))
 			for i, id := range ids {
 				out[i] = RPCResponse{JSONRPC: "2.0", ID: id, Error: e}
@@ -126,9 +126,9 @@ func writeRPC(w http.ResponseWriter, status int, e rpcError, v any) {
 	_, _ = w.Write(data)
 }
 
-// CallIDs returns the ids of the JSON-RPC calls in body (a message or a batch); notifications and
+// callIDs returns the ids of the JSON-RPC calls in body (a message or a batch); notifications and
 // responses have none. Only error paths parse bodies.
-func CallIDs(body []byte) (ids []json.RawMessage, batch bool) {
+func callIDs(body []byte) (ids []json.RawMessage, batch bool) {
 	type head struct {
 		ID     json.RawMessage `json:"id"`
 		Method string          `json:"method"`

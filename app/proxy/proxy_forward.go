@@ -214,7 +214,7 @@ func (p *proxy) inspect(r *http.Request, resp *http.Response, buf *bodyBuf) (rea
 		if err != nil || len(read) > maxInspect {
 			return read, false // streams on from where it stopped
 		}
-		if !RPCAuthError(read) {
+		if !rpcAuthError(read) {
 			return read, false
 		}
 		rejected = true
@@ -247,7 +247,7 @@ var authTerms = []string{"unauthorized", "unauthorised", "unauthenticated", "aut
 	"authentication required", "invalid_token", "invalid token", "token expired", "expired token", "token has expired"}
 
 // rpcAuthError reports whether a JSON-RPC response body is an error saying authentication failed.
-func RPCAuthError(body []byte) bool {
+func rpcAuthError(body []byte) bool {
 	body = bytes.TrimSpace(body)
 	if len(body) == 0 || body[0] != '{' || !bytes.Contains(body, []byte(`"error"`)) {
 		return false

@@ -1,9 +1,8 @@
-package app
+package proxy
 
 import (
 	"testing"
 
-	"github.com/authkeeper/authkeeper/app/proxy"
 	"github.com/google/go-cmp/cmp"
 )
 
@@ -25,7 +24,7 @@ func TestProxyRecognisesJSONRPCAuthErrorsIn200Bodies(t *testing.T) {
 		{`{not json "error"`, false},
 		{``, false},
 	} {
-		if got := proxy.RPCAuthError([]byte(c.body)); got != c.want {
+		if got := rpcAuthError([]byte(c.body)); got != c.want {
 			t.Errorf("rpcAuthError(%s) = %v, want %v", c.body, got, c.want)
 		}
 	}
@@ -46,7 +45,7 @@ func TestProxyFindsTheCallsToAnswer(t *testing.T) {
 		{`[{"jsonrpc":"2.0","id":1,"method":"a"},{"jsonrpc":"2.0","method":"n"},{"jsonrpc":"2.0","id":2,"method":"b"}]`, []string{"1", "2"}, true},
 		{`garbage`, nil, false},
 	} {
-		ids, batch := proxy.CallIDs([]byte(c.body))
+		ids, batch := callIDs([]byte(c.body))
 		var got []string
 		for _, id := range ids {
 			got = append(got, string(id))
