@@ -52,12 +52,8 @@ func TestClientMetadataURLComesFromTheSettingsUnlessTheFlagNamesOne(t *testing.T
 			if err := eng.Add(context.Background(), engine.AddRequest{Name: name, URL: srv.URL}); err != nil {
 				t.Fatalf("add: %v", err)
 			}
-			k, err := eng.Keeper(name)
-			if err != nil {
-				t.Fatal(err)
-			}
-			if g := k.Grant(); g.ClientID != tt.want || g.Registration != oauth.RegistrationMetadataDocument {
-				t.Errorf("client %q registered by %q, want the metadata document %q", g.ClientID, g.Registration, tt.want)
+			if b := storedRecord(t, name).Binding; b.ClientID != tt.want || b.RegistrationMethod != string(oauth.RegistrationMetadataDocument) {
+				t.Errorf("client %q registered by %q, want the metadata document %q", b.ClientID, b.RegistrationMethod, tt.want)
 			}
 			if _, err := eng.Token(context.Background(), name); err != nil {
 				t.Error(err)

@@ -71,8 +71,7 @@ func TestEngineAfterTheASForgetsItsClientAsksForOneSignIn(t *testing.T) {
 	b := newBench(t, benchOptions{AS: testbed.AuthServerOptions{AccessTokenTTL: 6 * time.Second}})
 	_, ch, cancel := b.eng.Subscribe()
 	defer cancel()
-	k, _ := b.eng.Keeper("bench")
-	oldClient := k.Grant().ClientID
+	oldClient := storedRecord(t, "bench").Binding.ClientID
 	b.as.Restart(t)
 	waitEvent(t, ch, engine.EventNeedsSignIn, 20*time.Second)
 	// engineRequests counts what the engine asks of the AS: every request but the MCP server's own
@@ -96,7 +95,7 @@ func TestEngineAfterTheASForgetsItsClientAsksForOneSignIn(t *testing.T) {
 	if _, err := b.eng.Token(context.Background(), "bench"); !errors.Is(err, engine.ErrNeedsSignIn) {
 		t.Fatalf("Token after the AS forgot the client and the token expired: %v, want ErrNeedsSignIn", err)
 	}
-	newClient := k.Grant().ClientID
+	newClient := storedRecord(t, "bench").Binding.ClientID // the re-registration is saved at once
 	if newClient == "" || newClient == oldClient {
 		t.Errorf("client after re-registration %q (was %q): want a new registration", newClient, oldClient)
 	}
@@ -121,7 +120,7 @@ func TestEngineAfterTheASForgetsItsClientAsksForOneSignIn(t *testing.T) {
 	if n := len(b.browser.Opened()) - opened; n != 1 {
 		t.Errorf("sign-in opened the browser %d times, want 1", n)
 	}
-	if got := k.Grant().ClientID; got != newClient {
+	if got := storedRecord(t, "bench").Binding.ClientID; got != newClient {
 		t.Errorf("sign-in used client %q, want the re-registered %q (no second registration)", got, newClient)
 	}
 	if _, err := b.eng.Token(context.Background(), "bench"); err != nil {

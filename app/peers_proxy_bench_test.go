@@ -80,13 +80,16 @@ func proxyStructured(t *testing.T, err error) (*jsonrpc.Error, proxy.ErrorData) 
 }
 
 // proxyRecord reads server "bench"'s credentials from the real keyring.
-func proxyRecord(t *testing.T) keychain.Record {
+func proxyRecord(t *testing.T) keychain.Record { t.Helper(); return storedRecord(t, "bench") }
+
+// storedRecord reads server name's credentials from the real keyring.
+func storedRecord(t *testing.T, name string) keychain.Record {
 	t.Helper()
 	ks, err := keychain.NewKeyringStore(keychain.KeyringConfig{})
 	if err != nil {
 		t.Fatal(err)
 	}
-	rec, err := ks.Get("bench")
+	rec, err := ks.Get(name)
 	if err != nil {
 		t.Fatal(err)
 	}

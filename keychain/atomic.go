@@ -3,10 +3,15 @@ package keychain
 import (
 	"errors"
 	"fmt"
+	"io/fs"
 	"os"
 	"path/filepath"
 	"runtime"
 )
+
+// ErrNotDurable: the file was written and is in place, but its directory could not be synced, so a
+// power cut soon after might undo the rename. Callers that only need a best effort may ignore it.
+var ErrNotDurable = errors.New("written, but the directory could not be synced")
 
 // WriteFileAtomic replaces path with data so that a reader, or the file after a crash, holds either
 // the old content or the new, never a mix: write a temp file in the same directory with mode perm
@@ -55,8 +60,12 @@ func writeAtomic(path string, data []byte, perm os.FileMode, exclusive bool) (er
 		return err
 	}
 	if exclusive {
-		if err := os.Link(tmp, path); err != nil {
+		if err := os.Link(tmp, path); errors.Is(err, fs.ErrExist) {
 			return err
+		} else if err != nil {
+			// No hard links here (FAT, some network file systems): an exclusive create still lets
+			// exactly one creator win, though a crash mid-write could leave a short file.
+			return createExclusive(path, data, perm)
 		}
 		// The temp name is now a second name of path: drop it before the directory sync, so that both
 		// changes are made durable together. Failing that leaves a stray extra
@@ -83,7 +92,30 @@ func syncDir(dir string) error {
 		err = cerr
 	}
 	if err != nil {
-		return fmt.Errorf("sync %s: %w", dir, err)
+		return fmt.Errorf("%w: sync %s: %w", ErrNotDurable, dir, err)
 	}
 	return nil
+}
+
+// createExclusive writes a new file at path (failing with fs.ErrExist if there is one), synced.
+func createExclusive(path string, data []byte, perm os.FileMode) (err error) {
+	f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_EXCL, perm)
+	if err != nil {
+		return err
+	}
+	defer func() {
+		if err != nil {
+			_ = os.Remove(path)
+		}
+	}()
+	if err := f.Chmod(perm); err != nil {
+		return errors.Join(err, f.Close())
+	}
+	if _, err := f.Write(data); err != nil {
+		return errors.Join(err, f.Close())
+	}
+	if err := f.Sync(); err != nil {
+		return errors.Join(err, f.Close())
+	}
+	return f.Close()
 }

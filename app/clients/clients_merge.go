@@ -156,7 +156,7 @@ func WriteFileAtomic(path string, data []byte, now time.Time) (backup string, er
 			backup = fmt.Sprintf("%s-%d", stamp, i)
 			err = keychain.CreateFileAtomic(backup, old, mode)
 		}
-		if err != nil {
+		if err != nil && !errors.Is(err, keychain.ErrNotDurable) { // best effort, as ever: see below
 			return "", fmt.Errorf("back up %s: %w", path, err)
 		}
 	case errors.Is(err, os.ErrNotExist):
@@ -166,7 +166,9 @@ func WriteFileAtomic(path string, data []byte, now time.Time) (backup string, er
 	default:
 		return "", err
 	}
-	if err := keychain.WriteFileAtomic(path, data, mode); err != nil {
+	// A config directory that cannot be synced still holds the new file: that is reported as success,
+	// as it always was; only the config's own directory's durability is at stake, not its content.
+	if err := keychain.WriteFileAtomic(path, data, mode); err != nil && !errors.Is(err, keychain.ErrNotDurable) {
 		return "", err
 	}
 	return backup, nil

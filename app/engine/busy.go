@@ -11,6 +11,12 @@ import (
 // ErrBadLease: a lease was asked for without an id or with a negative TTL.
 var ErrBadLease = errors.New("invalid lease")
 
+// badLease is an ErrBadLease that says what is wrong in its own words.
+type badLease string
+
+func (e badLease) Error() string        { return string(e) }
+func (e badLease) Is(target error) bool { return target == ErrBadLease }
+
 // Lease is one claim that an agent turn is busy: while any lease is held, scheduled refreshes wait
 // (until their hard deadline). Leases come from the tray toggle, `authkeeper busy`, and the control API.
 type Lease struct {
@@ -62,10 +68,10 @@ func NewBusy(clock Clock, onChange func(leases bool)) *Busy {
 // Start takes or renews the lease id for ttl (0 means DefaultLeaseTTL; capped at MaxLeaseTTL).
 func (b *Busy) Start(id, label string, ttl time.Duration) (Lease, error) {
 	if id == "" {
-		return Lease{}, fmt.Errorf("busy: %w: a lease needs an id", ErrBadLease)
+		return Lease{}, badLease("busy: a lease needs an id")
 	}
 	if ttl < 0 {
-		return Lease{}, fmt.Errorf("busy: lease %q: %w: negative ttl %v", id, ErrBadLease, ttl)
+		return Lease{}, badLease(fmt.Sprintf("busy: lease %q: negative ttl %v", id, ttl))
 	}
 	if ttl == 0 {
 		ttl = DefaultLeaseTTL

@@ -73,9 +73,3 @@ func (e *Engine) Warning() string { return e.warning }
 
 // Temporary reports whether this engine owns only until the app starts (Config.Temporary).
 func (e *Engine) Temporary() bool { return e.cfg.Temporary }
-
-// StepUpScopes is oauth.Client.StepUpScopes with the engine's OAuth client: the scopes a sign-in asks
-// for after a server's 403 insufficient_scope challenge, or oauth.ErrNotStepUp.
-func (e *Engine) StepUpScopes(status int, h http.Header, granted []string) ([]string, error) {
-	return e.oauth.StepUpScopes(status, h, granted)
-}

@@ -41,9 +41,11 @@ func LoadProxyKey(dir string) (string, error) {
 	key := hex.EncodeToString(b)
 	// Written to a temp file and linked into place, so a crash never leaves a half-written key and two
 	// first starts cannot both win.
+	// A directory that cannot be synced still holds the key (as before the one writer, which synced
+	// nothing here): only a power cut right now could lose it, and the next start makes a new one.
 	if err := keychain.CreateFileAtomic(path, []byte(key+"\n"), 0o600); errors.Is(err, os.ErrExist) {
 		return LoadProxyKey(dir) // another process made it first
-	} else if err != nil {
+	} else if err != nil && !errors.Is(err, keychain.ErrNotDurable) {
 		return "", fmt.Errorf("proxy key: %w", err)
 	}
 	return key, nil

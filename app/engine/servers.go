@@ -52,7 +52,8 @@ func (e *Engine) Subscribe() (Snapshot, <-chan Event, func()) {
 // Busy is the engine's lease set (the tray toggle and the control API start and end leases on it).
 func (e *Engine) Busy() *Busy { return e.busy }
 
-func (e *Engine) Keeper(name string) (*Keeper, error) {
+// keeper returns server name's keeper, or an error wrapping ErrUnknownServer.
+func (e *Engine) keeper(name string) (*Keeper, error) {
 	e.mu.Lock()
 	defer e.mu.Unlock()
 	k := e.keepers[name]
@@ -76,7 +77,7 @@ func (e *Engine) Server(name string) (keychain.Server, error) {
 
 // Token returns a valid access token for server name (refreshing first if needed).
 func (e *Engine) Token(ctx context.Context, name string) (string, error) {
-	k, err := e.Keeper(name)
+	k, err := e.keeper(name)
 	if err != nil {
 		return "", err
 	}
@@ -85,7 +86,7 @@ func (e *Engine) Token(ctx context.Context, name string) (string, error) {
 
 // Refresh forces a refresh of server name now.
 func (e *Engine) Refresh(ctx context.Context, name string, reason Trigger) error {
-	k, err := e.Keeper(name)
+	k, err := e.keeper(name)
 	if err != nil {
 		return err
 	}
@@ -101,7 +102,7 @@ func (e *Engine) Probe(ctx context.Context, url string) (*oauth.Probe, error) {
 // configured and needs a sign-in. A refresh in flight finishes first, so the pair revoked is the
 // newest and no late save re-creates the record.
 func (e *Engine) Logout(ctx context.Context, name string) error {
-	k, err := e.Keeper(name)
+	k, err := e.keeper(name)
 	if err != nil {
 		return err
 	}
@@ -119,7 +120,7 @@ func (e *Engine) Logout(ctx context.Context, name string) error {
 // Remove revokes server name's tokens, deletes them and removes the server from the settings. The
 // keeper is closed first: nothing refreshes or saves for a server being removed.
 func (e *Engine) Remove(ctx context.Context, name string) error {
-	k, err := e.Keeper(name)
+	k, err := e.keeper(name)
 	if err != nil {
 		return err
 	}

@@ -203,7 +203,7 @@ func (e *Engine) SignIn(ctx context.Context, name string, device bool, onDevice 
 // stored credentials instead, and a cross-app access server exchanges req.IDToken at its identity
 // provider: no browser.
 func (e *Engine) SignInWith(ctx context.Context, name string, req SignInRequest) error {
-	k, err := e.Keeper(name)
+	k, err := e.keeper(name)
 	if err != nil {
 		return err
 	}

@@ -2,11 +2,9 @@ package proxy
 
 import (
 	"context"
-	"errors"
 	"net/http"
 
 	"github.com/authkeeper/authkeeper/app/engine"
-	"github.com/authkeeper/authkeeper/oauth"
 )
 
 // Engine is all the proxy needs of the engine: a configured server by name, and the access key callers
@@ -51,50 +49,17 @@ type Upstream interface {
 // Of adapts the engine to the proxy's Engine.
 func Of(e *engine.Engine) Engine { return engineAdapter{e} }
 
+// engineAdapter turns *engine.Upstream into the interface (Go's method sets are not covariant).
 type engineAdapter struct{ e *engine.Engine }
 
 func (a engineAdapter) ProxyKey() string { return a.e.ProxyKey() }
 
 func (a engineAdapter) Upstream(name string) (Upstream, error) {
-	k, err := a.e.Keeper(name)
+	u, err := a.e.Upstream(name)
 	if err != nil {
 		return nil, err
 	}
-	srv, err := a.e.Server(name)
-	if err != nil {
-		return nil, err
-	}
-	return upstream{Keeper: k, e: a.e, url: srv.URL}, nil
+	return u, nil
 }
 
-// upstream is a keeper with its server's URL and the engine's busy set and step-up rules.
-type upstream struct {
-	*engine.Keeper
-	e   *engine.Engine
-	url string
-}
-
-func (u upstream) URL() string      { return u.url }
-func (u upstream) Resource() string { return u.Grant().Resource }
-func (u upstream) Scopes() []string { return u.Grant().Scopes }
-func (u upstream) Busy() func()     { return u.e.Busy().Acquire(u.Status().Name) }
-
-// StepUp (MCP authorization, "Scope challenge handling"): the keeper is told to sign in with the union
-// of scopes. An upgrade the AS refused before (the union adds nothing to what was granted or already
-// requested) is not asked for again: the server's 403 goes back unchanged, unless a step-up already
-// waits for the user.
-func (u upstream) StepUp(status int, h http.Header) bool {
-	tok, g := u.Credentials()
-	granted := append(append([]string(nil), tok.Scopes...), g.Scopes...)
-	scopes, err := u.e.StepUpScopes(status, h, granted)
-	switch {
-	case errors.Is(err, oauth.ErrNotStepUp):
-		return false
-	case err != nil:
-		return u.Status().State == engine.StateNeedsSignIn
-	}
-	u.Keeper.StepUp(scopes)
-	return true
-}
-
-var _ Upstream = upstream{}
+var _ Upstream = (*engine.Upstream)(nil)
