@@ -184,7 +184,7 @@ func (b *Bridge) reply(ctx context.Context, id jsonrpc.ID, err error) {
 	// The SDK marks its own transport failures with a "rejected by transport" error of its own; that
 	// says nothing to the client, so only an error the proxy sent is relayed as it is.
 	if !errors.As(err, &wire) || wire.Code == codeRejectedByTransport {
-		data, _ := json.Marshal(proxy.ErrorData{Type: "proxy_error", Subtype: "bridge", Retryable: true, Server: b.cfg.Server,
+		data, _ := json.Marshal(proxy.ErrorData{Type: "proxy_error", Subtype: proxy.SubtypeBridge, Retryable: true, Server: b.cfg.Server,
 			Action: "retry the call; if it keeps failing, check `authkeeper status`"})
 		wire = &jsonrpc.Error{Code: proxy.CodeProxyError, Message: fmt.Sprintf("authkeeper bridge: %s: %v", b.cfg.Server, err), Data: data}
 	}

@@ -46,6 +46,8 @@ const (
 	SubtypeResourceMismatch    = "resource_mismatch"    // the URL is not the origin the tokens were issued for
 	SubtypeInsecureURL         = "insecure_url"         // plain http to another host: no credential is sent
 	SubtypeBodyTooLarge        = "body_too_large"       // the request body exceeds the proxy's limit
+	// SubtypeBridge: the stdio bridge could not relay the call to the owner's proxy; retryable.
+	SubtypeBridge = "bridge"
 )
 
 // ErrorData is the `data` member of the proxy's JSON-RPC errors: what an agent may branch on and what
