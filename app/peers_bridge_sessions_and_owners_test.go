@@ -217,7 +217,7 @@ func TestBridgesStartedTogetherShareOneOwner(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	sample.add(key)
+	sample.Add(key)
 	callAll := func(round string, live []*bridgeProc) {
 		t.Helper()
 		deadline := time.Now().Add(7 * time.Second) // two rotations or more
@@ -279,7 +279,7 @@ func TestBridgesStartedTogetherShareOneOwner(t *testing.T) {
 		t.Errorf("a refresh token was replayed (two owners refreshing?): %v", ev)
 	}
 	for i, bp := range bridges {
-		assertNoSecrets(t, fmt.Sprintf("bridge %d stderr", i), bp.stderr.String(), sample.list()...)
+		assertNoSecrets(t, fmt.Sprintf("bridge %d stderr", i), bp.stderr.String(), sample.List()...)
 	}
 }
 
@@ -410,6 +410,6 @@ func TestServeTakesOverFromABridgeThatOwned(t *testing.T) {
 	}
 	sample := &tokenSet{}
 	sample.addFromKeychain(t)
-	assertNoSecrets(t, "bridge stderr", stderr.String(), sample.list()...)
-	assertNoSecrets(t, "serve output", p.Output(), sample.list()...)
+	assertNoSecrets(t, "bridge stderr", stderr.String(), sample.List()...)
+	assertNoSecrets(t, "serve output", p.Output(), sample.List()...)
 }

@@ -6,10 +6,10 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
-	"sync"
 	"testing"
 
 	"github.com/authkeeper/authkeeper/app/engine"
+	"github.com/authkeeper/authkeeper/internal/e2e"
 )
 
 // privateHome points HOME and the XDG directories at private ones for the rest of the test (what the
@@ -53,40 +53,14 @@ func assertNoSecrets(t *testing.T, where string, text string, secrets ...string)
 	}
 }
 
-// tokenSet collects secrets read from the keychain during a test. Safe for concurrent use.
-type tokenSet struct {
-	mu  sync.Mutex
-	set map[string]bool
-}
+// tokenSet collects the tokens a test has seen (see e2e.Secrets).
+type tokenSet struct{ e2e.Secrets }
 
-// addFromKeychain adds the access and refresh tokens the keychain holds for server "bench".
+// addFromKeychain records server "bench"'s stored tokens.
 func (s *tokenSet) addFromKeychain(t *testing.T) {
 	t.Helper()
 	rec := proxyRecord(t)
-	s.add(rec.AccessToken, rec.RefreshToken)
-}
-
-func (s *tokenSet) add(secrets ...string) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if s.set == nil {
-		s.set = map[string]bool{}
-	}
-	for _, v := range secrets {
-		if v != "" {
-			s.set[v] = true
-		}
-	}
-}
-
-func (s *tokenSet) list() []string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	out := make([]string, 0, len(s.set))
-	for v := range s.set {
-		out = append(out, v)
-	}
-	return out
+	s.Add(rec.AccessToken, rec.RefreshToken)
 }
 
 // runCLIWith runs the command line in process with stdin and extra environment variables.

@@ -133,7 +133,7 @@ func TestProxyRevocationMidSessionFailsStructuredUntilSignIn(t *testing.T) {
 			}
 			texts = append(texts, string(audit))
 			for i, s := range texts {
-				assertNoSecrets(t, fmt.Sprintf("what the caller saw (%d of %d)", i+1, len(texts)), s, sec.list()...)
+				assertNoSecrets(t, fmt.Sprintf("what the caller saw (%d of %d)", i+1, len(texts)), s, sec.List()...)
 			}
 		})
 	}

@@ -144,7 +144,7 @@ func leakCheck(t *testing.T, c *caseResult, e *install, toks *tokenSet, extra ma
 		}
 	}
 	hits := toks.leaks(e, extra)
-	c.figure("tokens_collected", len(toks.list()))
+	c.figure("tokens_collected", len(toks.List()))
 	c.figure("token_leak_hits", len(hits))
 	c.check(t, len(hits) == 0, "tokens found in: %v", hits)
 }

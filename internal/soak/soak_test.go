@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/authkeeper/authkeeper/app/engine"
+	"github.com/authkeeper/authkeeper/internal/e2e"
 	"github.com/authkeeper/authkeeper/internal/testbed"
 	"github.com/authkeeper/authkeeper/keychain"
 )
@@ -46,46 +47,20 @@ func TestSoak(t *testing.T) {
 	securityCases(t, r)
 }
 
-// tokenSet collects every token seen during a case. Safe for concurrent use.
-type tokenSet struct {
-	mu  sync.Mutex
-	set map[string]bool
-}
-
-func (s *tokenSet) add(vs ...string) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if s.set == nil {
-		s.set = map[string]bool{}
-	}
-	for _, v := range vs {
-		if len(v) >= 16 { // a token, not an empty or placeholder value
-			s.set[v] = true
-		}
-	}
-}
-
-func (s *tokenSet) list() []string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	out := make([]string, 0, len(s.set))
-	for v := range s.set {
-		out = append(out, v)
-	}
-	return out
-}
+// tokenSet collects every token seen during a case (see e2e.Secrets).
+type tokenSet struct{ e2e.Secrets }
 
 // sample adds the tokens the keyring holds for servers and the access tokens the headers helper prints.
 func (s *tokenSet) sample(e *install, servers []string) {
 	if ks, err := keychain.NewKeyringStore(keychain.KeyringConfig{Timeout: 5 * time.Second}); err == nil {
 		for _, name := range servers {
 			if rec, err := ks.Get(name); err == nil {
-				s.add(rec.AccessToken, rec.RefreshToken)
+				s.Add(rec.AccessToken, rec.RefreshToken)
 			}
 		}
 	}
 	for _, name := range servers {
-		s.add(e.headersToken(name))
+		s.Add(e.headersToken(name))
 	}
 }
 
@@ -115,7 +90,7 @@ func (s *tokenSet) leaks(e *install, extra map[string]string) []string {
 		texts[k] = v
 	}
 	var hits []string
-	tokens := s.list()
+	tokens := s.List()
 	for where, text := range texts {
 		for _, tok := range tokens {
 			if strings.Contains(text, tok) {
@@ -331,7 +306,7 @@ func mainSoak(t *testing.T, c *caseResult, d time.Duration) {
 	}
 	c.figure("expired_tokens_served", all.expired+rejected)
 	c.figure("busy_leases", map[string]int{"started": *started, "ended": *ended, "errors": *busyErrs})
-	toks := tokens.list()
+	toks := tokens.List()
 	c.figure("tokens_collected", len(toks))
 	extra := map[string]string{"client error messages": strings.Join(append(goTally.messages, tsTally.messages...), "\n")}
 	for i, a := range ts {
