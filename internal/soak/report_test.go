@@ -225,5 +225,5 @@ the audit log; ` + "`invalid_grant`" + ` from the authorization servers' own eve
 revoked). Tokens are sampled every 2 s from the keyring and the headers helper; at the end every
 output of every authkeeper process (serve, CLI, bridge stderr), every file under the installation's
 directories (audit log included) and every error message a client got is searched for each of them.
-The wall-clock case runs the engine in process (package app) with a clock whose wall time can jump.
+The wall-clock case runs the engine in process (app/engine, with the proxy as its front end) with a clock whose wall time can jump.
 `
