@@ -97,7 +97,7 @@ lint:
 	$(GO) vet ./...
 	$(GO) tool staticcheck ./...
 
-# The benchmarks (about five minutes), each in a test process of its own, with reports in docs/: the
+# The benchmarks (about seven minutes), each in a test process of its own, with reports in docs/: the
 # proxy against direct calls (bench-proxy.md); the stdio bridge against the pinned npm mcp-remote
 # (bench-bridge.md, with the latency plot bench-latency.png); the idle footprint of the real binary,
 # `serve` and the tray, with 10 servers (bench-footprint.md); 1,000 servers in the scheduler
