@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/authkeeper/authkeeper/app/control"
+	"github.com/authkeeper/authkeeper/app/engine"
 	"github.com/authkeeper/authkeeper/internal/testbed"
 )
 
@@ -38,14 +39,21 @@ func isolate(t *testing.T) {
 	t.Setenv("DBUS_SESSION_BUS_ADDRESS", "") // no Secret Service: the engine warns and runs
 }
 
-// startServe runs the default command with no display in the background and returns its output once
+// noTray is the UI of a build with a tray, for tests where it must not start.
+func noTray(t *testing.T) UI {
+	return func(context.Context, *engine.Engine) error { t.Error("the tray started"); return nil }
+}
+
+// startServe runs the default command with ui in the background and returns its output once
 // it has printed its addresses, plus a function that stops it and returns the exit code.
-func startServe(t *testing.T) (out *testbed.SyncBuffer, stop func() int) {
+func startServe(t *testing.T, ui UI) (out *testbed.SyncBuffer, stop func() int) {
 	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
 	out = &testbed.SyncBuffer{}
 	code := make(chan int, 1)
-	go func() { code <- run(ctx, []string{"authkeeper"}, env{stdout: out, stderr: out, getenv: os.Getenv}) }()
+	go func() {
+		code <- run(ctx, []string{"authkeeper"}, env{stdout: out, stderr: out, getenv: os.Getenv, ui: ui})
+	}()
 	deadline := time.Now().Add(10 * time.Second)
 	for !strings.Contains(out.String(), "config:") {
 		select {
@@ -83,9 +91,26 @@ func field(t *testing.T, out, name string) string {
 	return ""
 }
 
+// TestHeadlessBuildServesWithoutATrayEvenWithADisplay: the headless build (-tags headless) passes no UI;
+// with a display present it still serves the engine, and says why.
+func TestHeadlessBuildServesWithoutATrayEvenWithADisplay(t *testing.T) {
+	isolate(t)
+	t.Setenv("DISPLAY", ":0")
+	out, stop := startServe(t, nil)
+	if s := out.String(); !strings.Contains(s, "this build has no tray (headless), running the engine (authkeeper serve)") ||
+		!strings.HasPrefix(field(t, s, "proxy"), "http://127.0.0.1:") {
+		t.Errorf("output:\n%s\nwant the headless-build notice and the proxy's address", s)
+	}
+	if code := stop(); code != 0 {
+		t.Errorf("exit code %d, want 0", code)
+	}
+}
+
+// TestDefaultCommandWithoutDisplayServesHeadlessAndPrintsAddresses: a build with a tray, on a machine
+// without a display, serves headless and never starts the tray.
 func TestDefaultCommandWithoutDisplayServesHeadlessAndPrintsAddresses(t *testing.T) {
 	isolate(t)
-	out, stop := startServe(t)
+	out, stop := startServe(t, noTray(t))
 	s := out.String()
 	if !strings.Contains(s, "no display found, running the headless engine (authkeeper serve)") {
 		t.Errorf("missing the one-line headless notice:\n%s", s)
@@ -169,7 +194,7 @@ func TestStatusCommand(t *testing.T) {
 		t.Errorf("status with no engine said %q", errOut.String())
 	}
 
-	startServe(t)
+	startServe(t, noTray(t))
 	out.Reset()
 	errOut.Reset()
 	if code := run(context.Background(), []string{"authkeeper", "status"}, e); code != 0 {
@@ -182,7 +207,7 @@ func TestStatusCommand(t *testing.T) {
 
 func TestSecondEngineRefusesToStart(t *testing.T) {
 	isolate(t)
-	startServe(t)
+	startServe(t, noTray(t))
 	var out bytes.Buffer
 	code := run(context.Background(), []string{"authkeeper", "serve"}, env{stdout: &out, stderr: &out, getenv: os.Getenv})
 	if code != 1 || !strings.Contains(out.String(), "another authkeeper is already running") {

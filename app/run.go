@@ -162,7 +162,11 @@ func cmdDefault(ctx context.Context, args []string, e env) error {
 			}
 		}
 	}
-	if e.ui == nil || !hasDisplay(e.getenv) {
+	switch {
+	case e.ui == nil:
+		fmt.Fprintln(e.stdout, "authkeeper: this build has no tray (headless), running the engine (authkeeper serve)")
+		return cmdServe(ctx, args, e, nil)
+	case !hasDisplay(e.getenv):
 		fmt.Fprintln(e.stdout, "authkeeper: no display found, running the headless engine (authkeeper serve)")
 		return cmdServe(ctx, args, e, nil)
 	}

@@ -1,4 +1,4 @@
-//go:build linux || freebsd || openbsd || netbsd || dragonfly
+//go:build !headless && (linux || freebsd || openbsd || netbsd || dragonfly)
 
 package tray
 

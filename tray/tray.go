@@ -1,3 +1,5 @@
+//go:build !headless
+
 // Package tray is authkeeper's desktop front end: a system-tray icon and menu over the engine, plus the
 // Status, Add server and sign-in windows. It is a view: it holds no state the engine does not have
 // (only which of its own windows are open), rebuilds the menu from the engine's snapshot on every
