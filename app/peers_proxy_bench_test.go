@@ -138,7 +138,18 @@ const proxyInitBody = `{"jsonrpc":"2.0","id":7,"method":"initialize","params":{"
 // proxyPost sends body to url with header set on top of the MCP defaults and returns the status and body.
 func proxyPost(t *testing.T, rawURL string, set http.Header, body string) (int, http.Header, string) {
 	t.Helper()
-	req, err := http.NewRequest(http.MethodPost, rawURL, strings.NewReader(body))
+	return proxyRequest(t, http.MethodPost, rawURL, set, body)
+}
+
+// proxyRequest sends one request as an MCP client would (JSON in, JSON or SSE accepted) with the
+// headers in set, and returns the answer; a body of "" sends none.
+func proxyRequest(t *testing.T, method, rawURL string, set http.Header, body string) (int, http.Header, string) {
+	t.Helper()
+	var rd io.Reader
+	if body != "" {
+		rd = strings.NewReader(body)
+	}
+	req, err := http.NewRequest(method, rawURL, rd)
 	if err != nil {
 		t.Fatal(err)
 	}

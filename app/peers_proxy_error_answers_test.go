@@ -56,18 +56,10 @@ func TestProxyServerRefusingEvenAFreshTokenCostsOneRefreshThenRevoked(t *testing
 
 	post := func() proxy.RPCResponse {
 		t.Helper()
-		req, _ := http.NewRequest(http.MethodPost, b.eng.ProxyEndpoint("bench"), strings.NewReader(proxyInitBody))
-		req.Header.Set("Content-Type", "application/json")
-		req.Header.Set("Accept", "application/json, text/event-stream")
-		resp, err := http.DefaultClient.Do(req)
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer resp.Body.Close()
+		status, _, data := proxyPost(t, b.eng.ProxyEndpoint("bench"), nil, proxyInitBody)
 		var r proxy.RPCResponse
-		data, _ := io.ReadAll(resp.Body)
-		if err := json.Unmarshal(data, &r); err != nil || r.Error.Code == 0 {
-			t.Fatalf("answer %d %s: not a JSON-RPC error", resp.StatusCode, data)
+		if err := json.Unmarshal([]byte(data), &r); err != nil || r.Error.Code == 0 {
+			t.Fatalf("answer %d %s: not a JSON-RPC error", status, data)
 		}
 		return r
 	}

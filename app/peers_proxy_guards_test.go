@@ -3,7 +3,6 @@ package app
 import (
 	"context"
 	"encoding/json"
-	"io"
 	"net"
 	"net/http"
 	"net/http/httptest"
@@ -101,24 +100,16 @@ func TestProxyRefusesToFollowACrossOriginRedirect(t *testing.T) {
 
 	for _, method := range []string{http.MethodPost, http.MethodGet} {
 		before := b.srv.Stats(t)
-		var body io.Reader = strings.NewReader(proxyInitBody)
+		body := proxyInitBody
 		if method == http.MethodGet {
-			body = nil
+			body = ""
 		}
-		req, _ := http.NewRequest(method, b.eng.ProxyEndpoint("bench"), body)
-		req.Header.Set("Content-Type", "application/json")
-		req.Header.Set("Accept", "application/json, text/event-stream")
-		resp, err := http.DefaultClient.Do(req)
-		if err != nil {
-			t.Fatal(err)
-		}
-		data, _ := io.ReadAll(resp.Body)
-		resp.Body.Close()
+		status, _, data := proxyRequest(t, method, b.eng.ProxyEndpoint("bench"), nil, body)
 		var r proxy.RPCResponse
-		if err := json.Unmarshal(data, &r); err != nil || r.Error.Data.Subtype != "upstream_redirect" {
-			t.Fatalf("%s: status %d body %s, want an upstream_redirect error", method, resp.StatusCode, data)
+		if err := json.Unmarshal([]byte(data), &r); err != nil || r.Error.Data.Subtype != proxy.SubtypeUpstreamRedirect {
+			t.Fatalf("%s: status %d body %s, want an upstream_redirect error", method, status, data)
 		}
-		if strings.Contains(string(data), "moved=1") {
+		if strings.Contains(data, "moved=1") {
 			t.Errorf("%s: the error echoes the redirect's query", method)
 		}
 		if after := b.srv.Stats(t); after.Requests != before.Requests {
@@ -140,18 +131,10 @@ func TestProxyNeverSendsATokenToAnotherOriginThanItsGrant(t *testing.T) {
 	t.Cleanup(other.Close)
 	b.rebind(t, other.URL+"/mcp", func(*keychain.Record) {})
 
-	req, _ := http.NewRequest(http.MethodPost, b.eng.ProxyEndpoint("bench"), strings.NewReader(proxyInitBody))
-	req.Header.Set("Content-Type", "application/json")
-	req.Header.Set("Accept", "application/json, text/event-stream")
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		t.Fatal(err)
-	}
-	data, _ := io.ReadAll(resp.Body)
-	resp.Body.Close()
+	status, _, data := proxyPost(t, b.eng.ProxyEndpoint("bench"), nil, proxyInitBody)
 	var r proxy.RPCResponse
-	if err := json.Unmarshal(data, &r); err != nil || r.Error.Data.Subtype != "resource_mismatch" {
-		t.Fatalf("status %d body %s, want a resource_mismatch error", resp.StatusCode, data)
+	if err := json.Unmarshal([]byte(data), &r); err != nil || r.Error.Data.Subtype != proxy.SubtypeResourceMismatch {
+		t.Fatalf("status %d body %s, want a resource_mismatch error", status, data)
 	}
 	if n := hits.Load(); n != 0 {
 		t.Errorf("the other origin received %d requests", n)
