@@ -7,6 +7,8 @@ import (
 	"os"
 
 	"github.com/authkeeper/authkeeper/app"
+	// First, before fyne's lang package reads the locale: see its doc.
+	_ "github.com/authkeeper/authkeeper/app/locale"
 	"github.com/authkeeper/authkeeper/tray"
 )
 

@@ -89,3 +89,37 @@ func TestMakeRunWithoutDisplayStartsHeadlessEngine(t *testing.T) {
 		t.Errorf("exit after SIGTERM: %v", err)
 	}
 }
+
+// TestCLocaleStartsQuietly runs the real binary under the C.UTF-8 locale of Debian containers and CI
+// runners: fyne's lang package reads the locale in its init, before main, and used to log "Error
+// parsing user locale C" on every command (app/locale prevents it). A command writes nothing to
+// stderr but its own messages.
+func TestCLocaleStartsQuietly(t *testing.T) {
+	bin := e2e.MustBinary(t)
+	home := t.TempDir()
+	for _, tc := range []struct{ name, env string }{
+		{"LANG", "LANG=C.UTF-8"},
+		{"LC_ALL", "LC_ALL=C.utf8"},
+		{"POSIX", "LANG=POSIX.UTF-8"},
+		{"plain C", "LANG=C"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			for _, args := range [][]string{{"version"}, {"help"}} {
+				cmd := exec.Command(bin, args...)
+				cmd.Env = []string{"HOME=" + home, "PATH=" + os.Getenv("PATH"), tc.env}
+				var stderr strings.Builder
+				cmd.Stderr = &stderr
+				out, err := cmd.Output()
+				if err != nil {
+					t.Fatalf("authkeeper %s: %v; stderr:\n%s", args[0], err, stderr.String())
+				}
+				if stderr.Len() != 0 {
+					t.Errorf("authkeeper %s under %s wrote to stderr:\n%s", args[0], tc.env, stderr.String())
+				}
+				if !strings.Contains(string(out), "authkeeper") {
+					t.Errorf("authkeeper %s printed %q", args[0], out)
+				}
+			}
+		})
+	}
+}
