@@ -1,3 +1,8 @@
+//go:build linux
+
+// The tray on a Linux desktop (Xvfb, dunst, a FIFO standing in for xdg-open). The Windows tray is tested
+// under Wine by internal/wine.
+
 package main
 
 import (

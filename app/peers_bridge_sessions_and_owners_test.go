@@ -1,3 +1,7 @@
+//go:build linux
+
+// Linux only: owners are found through /proc/locks and the bridge runs against the Linux bench.
+
 package app
 
 import (

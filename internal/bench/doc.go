@@ -15,5 +15,6 @@
 //     time to plan, CPU per idle hour.
 //
 // Without AUTHKEEPER_BENCH_REPORT each runs a short smoke version and writes nothing, so `go test ./...`
-// stays quick. See each report for its method and figures.
+// stays quick. See each report for its method and figures. The tests are Linux-only (//go:build
+// linux): they read /proc and getrusage(2), and start Xvfb and gnome-keyring.
 package bench

@@ -19,7 +19,6 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
-	"syscall"
 	"testing"
 	"time"
 
@@ -93,6 +92,9 @@ type Install struct {
 // DBUS_SESSION_BUS_ADDRESS in this process (t.Setenv) so the test can read the keyring: not parallel.
 func NewInstall(t *testing.T, opts Options) *Install {
 	t.Helper()
+	if harnessUnsupported != "" {
+		t.Skip(harnessUnsupported)
+	}
 	bin, err := Binary()
 	if err != nil {
 		t.Fatal(err)
@@ -117,7 +119,7 @@ func NewInstall(t *testing.T, opts Options) *Install {
 	if err := os.WriteFile(filepath.Join(fakeBin, "xdg-open"), []byte(script), 0o755); err != nil {
 		t.Fatal(err)
 	}
-	if err := syscall.Mkfifo(fifo, 0o600); err != nil {
+	if err := mkfifo(fifo); err != nil {
 		t.Fatal(err)
 	}
 	in := &Install{t: t, opts: opts, bin: bin, home: home, Keyring: kr, Browser: testbed.NewBrowser(t, opts.Browser)}

@@ -49,6 +49,7 @@ const busConfig = `<!DOCTYPE busconfig PUBLIC "-//freedesktop//DTD D-Bus Bus Con
 // noticed its bus is gone; the cleanup waits for that, so a fresh bus per test is safe.
 func SessionBus(t testing.TB) *Bus {
 	t.Helper()
+	linuxOnly(t, "a private D-Bus session bus (over a unix socket)")
 	Need(t, "dbus-daemon")
 	// Not t.TempDir: a unix socket path is limited to 108 bytes and test names can be long.
 	dir, err := os.MkdirTemp("", "tb-dbus-")

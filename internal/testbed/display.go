@@ -39,6 +39,7 @@ type Notification struct {
 // DBUS_SESSION_BUS_ADDRESS for the test (so it must not be parallel); and stops them all in cleanup.
 func NewDisplay(t testing.TB) *Display {
 	t.Helper()
+	linuxOnly(t, "a virtual display (Xvfb, dunst, D-Bus)")
 	Need(t, "Xvfb", "dunst", "dbus-daemon")
 	bus := SessionBus(t)
 	d := &Display{Bus: bus}
@@ -169,7 +170,7 @@ func ArtifactDir(t testing.TB) string {
 	if d := os.Getenv("AUTHKEEPER_ARTIFACTS"); d != "" {
 		return d
 	}
-	return t.TempDir()
+	return TempDir(t)
 }
 
 func (n Notification) String() string { return fmt.Sprintf("%s: %s — %s", n.App, n.Summary, n.Body) }

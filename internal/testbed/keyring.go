@@ -6,7 +6,6 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
-	"syscall"
 	"testing"
 	"time"
 
@@ -46,6 +45,7 @@ func StartKeyring(t testing.TB) *Keyring {
 // unlocked, and stops the daemon in cleanup.
 func KeyringOn(t testing.TB, bus *Bus) *Keyring {
 	t.Helper()
+	linuxOnly(t, "gnome-keyring (a Secret Service on D-Bus)")
 	Need(t, "gnome-keyring-daemon")
 	home := t.TempDir()
 	run := filepath.Join(bus.Dir, "run") // XDG_RUNTIME_DIR holds a socket: keep the path short
@@ -90,11 +90,10 @@ func (k *Keyring) Stop(t testing.TB) {
 // Secret Service waiting on an unlock prompt nobody sees.
 func (k *Keyring) Freeze(t testing.TB) {
 	t.Helper()
-	pid := k.proc.cmd.Process.Pid
-	if err := syscall.Kill(-pid, syscall.SIGSTOP); err != nil {
+	if err := k.proc.suspend(); err != nil {
 		t.Fatalf("freeze keyring: %v", err)
 	}
-	t.Cleanup(func() { _ = syscall.Kill(-pid, syscall.SIGCONT) })
+	t.Cleanup(func() { _ = k.proc.resume() })
 }
 
 // Lock locks the login collection through the Secret Service's own Lock method, as the screen locker

@@ -31,7 +31,7 @@ func newCIMDHost(t testing.TB) *cimdHost {
 	srv := httptest.NewTLSServer(http.HandlerFunc(h.serve))
 	t.Cleanup(srv.Close)
 	h.origin = srv.URL
-	h.caFile = filepath.Join(t.TempDir(), "cimd-ca.pem")
+	h.caFile = filepath.Join(TempDir(t), "cimd-ca.pem")
 	ca := pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: srv.Certificate().Raw})
 	if err := os.WriteFile(h.caFile, ca, 0o600); err != nil {
 		t.Fatalf("cimd host CA: %v", err)

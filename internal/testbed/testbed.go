@@ -11,6 +11,7 @@ import (
 	"bufio"
 	"bytes"
 	"fmt"
+	"io"
 	"net"
 	"os"
 	"os/exec"
@@ -18,18 +19,24 @@ import (
 	"runtime"
 	"strings"
 	"sync"
-	"syscall"
 	"testing"
 	"time"
 )
 
 // Need checks that every named binary is on PATH. A missing one fails the test under CI and skips it
-// elsewhere, naming `make deps` as the fix.
+// elsewhere, naming `make deps` as the fix. When a spawner is in use (AUTHKEEPER_SPAWNER, see
+// spawner.go), a binary this side cannot find is looked up on the spawner's side instead, where
+// StartProcess would run it.
 func Need(t testing.TB, bins ...string) {
 	t.Helper()
+	addr := os.Getenv(spawnerEnv)
 	for _, b := range bins {
-		if _, err := exec.LookPath(b); err != nil {
-			missing(t, "%s not found on PATH (run `make deps`)", b)
+		_, err := exec.LookPath(b)
+		if err != nil && addr != "" {
+			err = spawnerWhich(addr, b)
+		}
+		if err != nil {
+			missing(t, "%s not found on PATH (run `make deps`): %v", b, err)
 		}
 	}
 }
@@ -44,15 +51,39 @@ func missing(t testing.TB, format string, args ...any) {
 	t.Skipf("prerequisite missing: %s", msg)
 }
 
+// linuxOnly skips the test, saying why, on an OS where a fixture built on Linux-only software (D-Bus
+// over a unix socket, gnome-keyring, Xvfb) cannot run. It skips even under CI: no setup can supply
+// the fixture there, and the platform's own run covers the code it would test.
+func linuxOnly(t testing.TB, fixture string) {
+	t.Helper()
+	if runtime.GOOS != "linux" {
+		t.Skipf("%s runs on Linux only (this test binary is for %s)", fixture, runtime.GOOS)
+	}
+}
+
 // NodeDir returns the absolute path of the bench's JavaScript package (internal/testbed/node), after
 // checking that node is installed and `npm ci` has populated node_modules.
+//
+// The path comes from where this file was compiled; a Windows test binary built on Linux sees it as
+// \work\... and makes it absolute on the current drive (under Wine, Z:, which maps to /), so the
+// spawner can translate it back.
 func NodeDir(t testing.TB) string {
 	t.Helper()
 	Need(t, "node")
-	_, file, _, _ := runtime.Caller(0)
-	dir := filepath.Join(filepath.Dir(file), "node")
+	dir := benchDir(t, "node")
 	if _, err := os.Stat(filepath.Join(dir, "node_modules")); err != nil {
 		missing(t, "%s/node_modules is absent (run `make deps`)", dir)
+	}
+	return dir
+}
+
+// benchDir returns the absolute path of the named directory next to this file.
+func benchDir(t testing.TB, name string) string {
+	t.Helper()
+	_, file, _, _ := runtime.Caller(0)
+	dir, err := filepath.Abs(filepath.Join(filepath.Dir(file), name))
+	if err != nil {
+		t.Fatalf("bench directory %s: %v", name, err)
 	}
 	return dir
 }
@@ -71,7 +102,7 @@ func FreePort(t testing.TB) int {
 // Process is a child process whose output is captured. Safe for concurrent use.
 type Process struct {
 	name string
-	cmd  *exec.Cmd
+	ctl  child
 	done chan struct{}
 
 	mu    sync.Mutex
@@ -81,36 +112,85 @@ type Process struct {
 	err   error // the exit status, once done is closed
 }
 
+// child is how a Process reaches its running program: a local process group, or a program the
+// spawner runs on the Linux side.
+type child interface {
+	// wait blocks until the program has exited (after its output was read) and returns its exit
+	// status: nil for code 0, an *exec.ExitError or a *RemoteExitError otherwise.
+	wait() error
+	// signal sends s to the program and, on Unix, to its process group.
+	signal(s childSignal) error
+}
+
+// childSignal is a signal Process can send, named apart from syscall's, which Windows lacks.
+type childSignal int
+
+const (
+	sigTerm childSignal = iota + 1
+	sigKill
+	sigStop
+	sigCont
+)
+
+// localChild is a program started here with os/exec, leading its own process group (on Unix).
+type localChild struct{ cmd *exec.Cmd }
+
+func (c localChild) wait() error                { return c.cmd.Wait() }
+func (c localChild) signal(s childSignal) error { return signalGroup(c.cmd.Process, s) }
+
 // StartProcess starts cmd in its own process group, captures its output, and registers a cleanup that
-// stops it and, if the test failed, prints what it wrote. name labels the output.
+// stops it and, if the test failed, prints what it wrote. name labels the output. cmd must not have
+// Stdout set; StartProcess sets Stderr.
+//
+// When AUTHKEEPER_SPAWNER is set and cmd's program is no executable this side can run (node, sh and
+// the like for a Windows test binary under Wine), the program runs on the spawner's side instead (see
+// spawner.go); the Process behaves the same, except that ExitErr reports a *RemoteExitError.
 func StartProcess(t testing.TB, name string, cmd *exec.Cmd) *Process {
 	t.Helper()
-	p := &Process{name: name, cmd: cmd, done: make(chan struct{})}
-	p.cond = sync.NewCond(&p.mu)
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	if addr := os.Getenv(spawnerEnv); runsRemotely(cmd, addr) {
+		return startRemote(t, name, cmd, addr)
+	}
+	p := newProcess(name)
+	newProcessGroup(cmd)
 	stdout, err := cmd.StdoutPipe()
 	if err != nil {
 		t.Fatalf("%s: %v", name, err)
 	}
-	cmd.Stderr = writerFunc(func(b []byte) (int, error) {
-		p.mu.Lock()
-		defer p.mu.Unlock()
-		return p.out.Write(b)
-	})
+	cmd.Stderr = writerFunc(p.writeOut)
 	if err := cmd.Start(); err != nil {
 		t.Fatalf("start %s: %v", name, err)
 	}
+	p.ctl = localChild{cmd}
 	go p.read(stdout)
-	t.Cleanup(func() {
-		_ = p.Stop()
-		if t.Failed() {
-			t.Logf("--- output of %s ---\n%s", name, p.Output())
-		}
-	})
+	p.cleanup(t)
 	return p
 }
 
-func (p *Process) read(r interface{ Read([]byte) (int, error) }) {
+func newProcess(name string) *Process {
+	p := &Process{name: name, done: make(chan struct{})}
+	p.cond = sync.NewCond(&p.mu)
+	return p
+}
+
+// cleanup registers the stop and the output dump at the end of the test.
+func (p *Process) cleanup(t testing.TB) {
+	t.Cleanup(func() {
+		_ = p.Stop()
+		if t.Failed() {
+			t.Logf("--- output of %s ---\n%s", p.name, p.Output())
+		}
+	})
+}
+
+// writeOut records stderr output: in Output, but not among the lines WaitLine reads.
+func (p *Process) writeOut(b []byte) (int, error) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.out.Write(b)
+}
+
+// read collects stdout lines until EOF, then waits for the exit status and closes done.
+func (p *Process) read(r io.Reader) {
 	sc := bufio.NewScanner(r)
 	sc.Buffer(make([]byte, 64*1024), 1024*1024)
 	for sc.Scan() {
@@ -121,7 +201,7 @@ func (p *Process) read(r interface{ Read([]byte) (int, error) }) {
 		p.cond.Broadcast()
 		p.mu.Unlock()
 	}
-	err := p.cmd.Wait()
+	err := p.ctl.wait()
 	p.mu.Lock()
 	p.err = err
 	p.mu.Unlock()
@@ -179,18 +259,22 @@ func (p *Process) ExitErr() error {
 	return p.err
 }
 
+// stopGrace is how long Stop waits after SIGTERM before it kills.
+const stopGrace = 5 * time.Second
+
 // Stop sends SIGTERM to the process group, waits up to five seconds, then kills it. It is idempotent.
+// On Windows, where there is no SIGTERM, it terminates the process at once.
 func (p *Process) Stop() error {
 	select {
 	case <-p.done:
 		return nil
 	default:
 	}
-	_ = syscall.Kill(-p.cmd.Process.Pid, syscall.SIGTERM)
+	_ = p.ctl.signal(sigTerm)
 	select {
 	case <-p.done:
-	case <-time.After(5 * time.Second):
-		_ = syscall.Kill(-p.cmd.Process.Pid, syscall.SIGKILL)
+	case <-time.After(stopGrace):
+		_ = p.ctl.signal(sigKill)
 		<-p.done
 	}
 	return nil
@@ -203,9 +287,15 @@ func (p *Process) Kill() {
 		return
 	default:
 	}
-	_ = syscall.Kill(-p.cmd.Process.Pid, syscall.SIGKILL)
+	_ = p.ctl.signal(sigKill)
 	<-p.done
 }
+
+// suspend stops the process group with SIGSTOP until resume (Unix, local processes only).
+func (p *Process) suspend() error { return p.ctl.signal(sigStop) }
+
+// resume continues a suspended process group with SIGCONT.
+func (p *Process) resume() error { return p.ctl.signal(sigCont) }
 
 type writerFunc func([]byte) (int, error)
 

@@ -7,7 +7,6 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"runtime"
 	"strconv"
 	"testing"
 	"time"
@@ -123,7 +122,7 @@ func NewWorkerAS(t testing.TB, opts WorkerOptions) *WorkerAS {
 
 	// The configuration, wrangler's scratch files (.wrangler/) and the KV state all live in a
 	// directory of this test's, so the source tree stays clean and runs never share state.
-	tmp := t.TempDir()
+	tmp := TempDir(t)
 	vars := map[string]string{"ORIGIN": w.Issuer}
 	if opts.NoResourceMetadata {
 		vars["BARE"] = "1"
@@ -199,8 +198,7 @@ func (w *WorkerAS) Output() string { return w.proc.Output() }
 func WorkersDir(t testing.TB) string {
 	t.Helper()
 	Need(t, "node")
-	_, file, _, _ := runtime.Caller(0)
-	dir := filepath.Join(filepath.Dir(file), "workers")
+	dir := benchDir(t, "workers")
 	if _, err := os.Stat(filepath.Join(dir, "node_modules", "wrangler")); err != nil {
 		missing(t, "%s/node_modules is absent (run `make deps`, or `npm ci` there)", dir)
 	}

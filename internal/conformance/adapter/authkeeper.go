@@ -76,8 +76,7 @@ func startEngine(ctx context.Context, bin, dir string) (*engine, error) {
 	defer log.Close()
 	e.cmd = exec.Command(bin, "serve", "--proxy-addr", e.addr, "--store", "file", "--client-metadata-url", clientMetadataURL)
 	e.cmd.Env, e.cmd.Stdout, e.cmd.Stderr = e.env, log, log
-	// The suite kills the client when a scenario times out: the engine must not outlive it.
-	e.cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
+	dieWithParent(e.cmd)
 	if err := e.cmd.Start(); err != nil {
 		return nil, fmt.Errorf("start authkeeper serve: %w", err)
 	}

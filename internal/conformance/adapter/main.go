@@ -166,9 +166,9 @@ func takeTurn(path string) (release func(), err error) {
 		return nil, err
 	}
 	start := time.Now()
-	if err := syscall.Flock(int(f.Fd()), syscall.LOCK_EX); err != nil {
+	if err := lockFile(f); err != nil {
 		f.Close()
-		return nil, fmt.Errorf("lock %s: %w", path, err)
+		return nil, err
 	}
 	logf("waited %v for this client's turn", time.Since(start).Round(time.Millisecond))
 	return func() { f.Close() }, nil
