@@ -25,8 +25,9 @@ import (
 
 // TestProxyRefusesForeignHostOriginAndMissingOrWrongKey: DNS rebinding (a foreign Host), a web page (a
 // foreign Origin), no key and a wrong key are all answered 403 without reaching the server, while the
-// key in the path, in X-Authkeeper-Key or as a bearer token is accepted, a loopback Origin and
-// "localhost" as Host are fine, and the caller's own Authorization header never reaches the server.
+// key in the path, in X-Authkeeper-Key or as a bearer token is accepted, a loopback Origin and a
+// loopback Host on any port (a forward's, see peers_ssh_test.go) are fine, and the caller's own
+// Authorization header never reaches the server.
 func TestProxyRefusesForeignHostOriginAndMissingOrWrongKey(t *testing.T) {
 	b := newBench(t, benchOptions{})
 	base := b.eng.ProxyURL()
@@ -53,8 +54,9 @@ func TestProxyRefusesForeignHostOriginAndMissingOrWrongKey(t *testing.T) {
 		{"wrong key in header", noKey, http.Header{proxy.ProxyKeyHeader: {wrong}}, http.StatusForbidden},
 		{"wrong bearer key", noKey, http.Header{"Authorization": {"Bearer " + wrong}}, http.StatusForbidden},
 		{"DNS rebinding Host", withKey, http.Header{"Host": {"attacker.example:" + port}}, http.StatusForbidden},
-		{"Host with another port", withKey, http.Header{"Host": {"127.0.0.1:1"}}, http.StatusForbidden},
-		{"Host without port", withKey, http.Header{"Host": {"127.0.0.1"}}, http.StatusForbidden},
+		{"loopback Host with another port (a forward's)", withKey, http.Header{"Host": {"127.0.0.1:1"}}, http.StatusOK},
+		{"loopback Host without port", withKey, http.Header{"Host": {"[::1]"}}, http.StatusOK},
+		{"DNS rebinding Host without port", withKey, http.Header{"Host": {"attacker.example"}}, http.StatusForbidden},
 		{"web page Origin", withKey, http.Header{"Origin": {"https://attacker.example"}}, http.StatusForbidden},
 		{"null Origin", withKey, http.Header{"Origin": {"null"}}, http.StatusForbidden},
 	}

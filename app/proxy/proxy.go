@@ -12,7 +12,6 @@ import (
 	"net/http"
 	"net/netip"
 	"net/url"
-	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -24,12 +23,12 @@ import (
 // forwarding and the retry, proxy_errors.go for what a caller sees when no token can be had.
 //
 // Loopback security (MCP "Security Best Practices", local servers): the listener is bound to a loopback
-// IP (engine.New refuses anything else); a Host that is not the proxy's own loopback name is refused
-// (DNS rebinding); a request with a non-loopback Origin is refused (web pages); and every caller must
-// present the per-install access key, compared in constant time, so that other local users and pages
-// cannot spend the user's tokens. The key is accepted, in this order, as the first path segment, as the
-// X-Authkeeper-Key header, or as `Authorization: Bearer <key>` for clients that can only set a bearer
-// token. A client's Authorization header is never forwarded.
+// IP (engine.New refuses anything else); a Host whose name is not loopback is refused (DNS rebinding;
+// its port may differ, for an `ssh -R` forward); a request with a non-loopback Origin is refused (web
+// pages); and every caller must present the per-install access key, compared in constant time, so
+// that other local users and pages cannot spend the user's tokens. The key is accepted, in this order,
+// as the first path segment, as the X-Authkeeper-Key header, or as `Authorization: Bearer <key>` for
+// clients that can only set a bearer token. A client's Authorization header is never forwarded.
 
 // ProxyKeyHeader is the request header that may carry the proxy's access key.
 const ProxyKeyHeader = "X-Authkeeper-Key"
@@ -89,7 +88,7 @@ func newProxy(e Engine) *proxy {
 
 func (p *proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if !p.hostAllowed(r) {
-		p.refuse(w, "the Host header must name the proxy's own loopback address (DNS rebinding protection)")
+		p.refuse(w, "the Host header must name localhost or a loopback IP (DNS rebinding protection)")
 		return
 	}
 	if o := r.Header.Get("Origin"); o != "" && !loopbackOrigin(o) {
@@ -136,18 +135,20 @@ func splitRoute(path string) (key, name string, ok bool) {
 	return key, name, true
 }
 
-// hostAllowed accepts a Host of localhost or a loopback IP, with the port the request came in on. A
-// DNS-rebinding page reaches the proxy with its own host name in Host and is refused here.
+// hostAllowed accepts a Host whose name is localhost or a loopback IP, on any port or none. A
+// DNS-rebinding page reaches the proxy with its own host name in Host and is refused here: the name is
+// the defence. The port is not checked, because a forward legitimately changes it — `ssh -R
+// 8123:127.0.0.1:<proxy port>` on a remote box delivers Host 127.0.0.1:8123 to a listener on another
+// port — while a browser always sends the port it connected to, so a mismatched port can only come
+// from such a forwarder and is no sign of a web page (pages are the Origin check's job).
 func (p *proxy) hostAllowed(r *http.Request) bool {
-	host, port, err := net.SplitHostPort(r.Host)
-	if err != nil || !loopbackName(host) {
-		return false
+	host := r.Host
+	if h, _, err := net.SplitHostPort(r.Host); err == nil {
+		host = h
+	} else if strings.HasPrefix(host, "[") && strings.HasSuffix(host, "]") {
+		host = host[1 : len(host)-1] // [::1] without a port
 	}
-	if la, ok := r.Context().Value(http.LocalAddrContextKey).(*net.TCPAddr); ok {
-		n, err := strconv.Atoi(port)
-		return err == nil && n == la.Port
-	}
-	return true
+	return loopbackName(host)
 }
 
 func loopbackName(host string) bool {
