@@ -10,7 +10,8 @@ import (
 
 // Secrets never come from the command line (ps, shell history): the client secrets, a static token
 // and an ID token are read from the environment or stdin, a private key from a file, and all of them
-// travel to the owner only in the body of a control call over its 0600 unix socket.
+// travel to the owner only in the body of a control call: over its 0600 unix socket, on Windows over
+// its named pipe, which admits the user alone.
 const (
 	envClientSecret    = "AUTHKEEPER_CLIENT_SECRET"
 	envToken           = "AUTHKEEPER_TOKEN"

@@ -10,7 +10,8 @@ import (
 	"time"
 )
 
-// cmdStatus asks the running engine for its state over the control socket. It never starts one.
+// cmdStatus asks the running engine for its state over the control API (its unix socket; on Windows
+// its named pipe). It never starts one.
 func cmdStatus(ctx context.Context, args []string, e env) error {
 	fs := newFlags("status", e)
 	asJSON := fs.Bool("json", false, "print the raw /healthz document")

@@ -11,8 +11,8 @@ import (
 
 // connect returns a client of the owner. When no owner answers, this process becomes the owner: it
 // starts the engine for as long as the command runs — its proxy on a free loopback port, since the
-// stable port belongs to the app — serving the control socket so that other processes started
-// meanwhile share it. Either way exactly one process refreshes.
+// stable port belongs to the app — serving the control API (a unix socket; on Windows a named pipe)
+// so that other processes started meanwhile share it. Either way exactly one process refreshes.
 // The returned func stops an engine this process started.
 //
 // The engine it starts is temporary (see Config.Temporary): when the app or `serve` starts, it takes
@@ -38,7 +38,7 @@ func connectAfter(ctx context.Context, e env, store string, onHandover func(), w
 	}
 	err = eng.Start(ctx)
 	if errors.Is(err, engine.ErrNotOwner) {
-		// Another process won the race to own; wait for its socket.
+		// Another process won the race to own; wait for its control API.
 		if r, err := awaitOwner(ctx, paths, 10*time.Second); err == nil {
 			return r, func() {}, nil
 		}
@@ -66,7 +66,7 @@ func awaitOwner(ctx context.Context, paths engine.Paths, wait time.Duration) (*c
 		select {
 		case <-ctx.Done():
 			return nil, ctx.Err()
-		case <-time.After(50 * time.Millisecond): // polling another process's socket
+		case <-time.After(50 * time.Millisecond): // polling the other process's control API
 		}
 	}
 }

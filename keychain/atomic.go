@@ -2,11 +2,11 @@ package keychain
 
 import (
 	"errors"
-	"fmt"
 	"io/fs"
+	"math/rand/v2"
 	"os"
 	"path/filepath"
-	"runtime"
+	"strconv"
 )
 
 // ErrNotDurable: the file was written and is in place, but its directory could not be synced, so a
@@ -18,6 +18,12 @@ var ErrNotDurable = errors.New("written, but the directory could not be synced")
 // (exactly, whatever the umask), fsync it, rename it over path, fsync the directory (without that the
 // rename itself may not survive a power cut). The directory must exist. On error path is unchanged
 // and the temp file is removed.
+//
+// On Windows, where file modes are not permissions, a perm without group or other bits (0600, 0400)
+// is kept the Windows way: the file is created with a protected DACL that grants the current user
+// alone (see privateSDDL), so it never exists, even empty, with the directory's inherited ACL. Other
+// perms leave the inherited ACL as it is. Windows has no directory fsync, so there the rename is as
+// durable as NTFS's journal makes it.
 func WriteFileAtomic(path string, data []byte, perm os.FileMode) error {
 	return writeAtomic(path, data, perm, false)
 }
@@ -30,11 +36,18 @@ func CreateFileAtomic(path string, data []byte, perm os.FileMode) error {
 	return writeAtomic(path, data, perm, true)
 }
 
+// OpenAppendPrivate opens path for appending, and creates it if it does not exist as a file only the
+// current user may read: on Unix with mode 0600, on Windows (where modes are not permissions) owned by
+// the user with the protected DACL of privateSDDL, set as the file is created, so that no other user
+// can open it in between and read what is appended later. An existing file is opened as it is, its
+// permissions untouched. Every write lands at the end of the file.
+func OpenAppendPrivate(path string) (*os.File, error) { return openAppendPrivate(path) }
+
 // writeAtomic is the one implementation of both writers; exclusive places the temp file with a hard
 // link (fails if path exists) instead of a rename (replaces path).
 func writeAtomic(path string, data []byte, perm os.FileMode, exclusive bool) (err error) {
 	dir := filepath.Dir(path)
-	f, err := os.CreateTemp(dir, "."+filepath.Base(path)+".tmp-*")
+	f, err := createTemp(dir, "."+filepath.Base(path)+".tmp-", perm)
 	if err != nil {
 		return err
 	}
@@ -71,35 +84,37 @@ func writeAtomic(path string, data []byte, perm os.FileMode, exclusive bool) (er
 		// changes are made durable together. Failing that leaves a stray extra
 		// name of the new file (same content and mode), never a wrong path.
 		_ = os.Remove(tmp)
-	} else if err := os.Rename(tmp, path); err != nil {
+	} else if err := replace(tmp, path); err != nil {
 		return err
 	}
 	return syncDir(dir)
 }
 
-// syncDir fsyncs a directory so a rename in it is durable. Windows has no directory fsync (a directory
-// handle cannot be flushed; NTFS journals the rename itself), so there it does nothing.
-func syncDir(dir string) error {
-	if runtime.GOOS == "windows" {
-		return nil
+// createTemp creates a new file named prefix plus a random number in dir, as os.CreateTemp does, but
+// through openNew, so that it is private from its creation when perm says so.
+func createTemp(dir, prefix string, perm os.FileMode) (*os.File, error) {
+	for try := 0; ; try++ {
+		f, err := openNew(filepath.Join(dir, prefix+strconv.FormatUint(uint64(rand.Uint32()), 10)), perm)
+		if errors.Is(err, fs.ErrExist) && try < 10000 {
+			continue
+		}
+		return f, err
 	}
-	d, err := os.Open(dir)
-	if err != nil {
-		return err
-	}
-	err = d.Sync()
-	if cerr := d.Close(); err == nil {
-		err = cerr
-	}
-	if err != nil {
-		return fmt.Errorf("%w: sync %s: %w", ErrNotDurable, dir, err)
-	}
-	return nil
+}
+
+// privateSDDL is the security descriptor, in SDDL, of a file only the user with SID userSID may open
+// on Windows: that user owns it (so even an elevated process, whose default owner is Administrators,
+// leaves it to the user) and a protected DACL (P: nothing inherited from the directory) grants the
+// user full control and nobody else anything. Not SYSTEM and not Administrators: no service needs
+// these files, and both can read any file anyway (backup privilege, taking ownership), so granting
+// them would only widen the ACL without serving anyone.
+func privateSDDL(userSID string) string {
+	return "O:" + userSID + "D:P(A;;FA;;;" + userSID + ")"
 }
 
 // createExclusive writes a new file at path (failing with fs.ErrExist if there is one), synced.
 func createExclusive(path string, data []byte, perm os.FileMode) (err error) {
-	f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_EXCL, perm)
+	f, err := openNew(path, perm)
 	if err != nil {
 		return err
 	}

@@ -8,6 +8,8 @@ import (
 	"runtime"
 	"sync"
 	"testing"
+
+	"github.com/authkeeper/authkeeper/internal/testbed"
 )
 
 // dirNames lists dir's entries.
@@ -45,7 +47,7 @@ func wantFile(t *testing.T, path, content string, perm os.FileMode) {
 // TestWriteFileAtomicReplacesWithExactModeAndLeavesNoTemp: the new content replaces the old with the
 // mode asked for (not the old file's), and no temp file is left behind.
 func TestWriteFileAtomicReplacesWithExactModeAndLeavesNoTemp(t *testing.T) {
-	dir := t.TempDir()
+	dir := testbed.TempDir(t)
 	path := filepath.Join(dir, "f.json")
 	if err := WriteFileAtomic(path, []byte("one"), 0o600); err != nil {
 		t.Fatal(err)
@@ -63,7 +65,7 @@ func TestWriteFileAtomicReplacesWithExactModeAndLeavesNoTemp(t *testing.T) {
 // TestWriteFileAtomicFailsCleanly: a directory that does not exist is an error, and a failed rename
 // (onto a non-empty directory) leaves the target and no temp file.
 func TestWriteFileAtomicFailsCleanly(t *testing.T) {
-	dir := t.TempDir()
+	dir := testbed.TempDir(t)
 	if err := WriteFileAtomic(filepath.Join(dir, "missing", "f"), []byte("x"), 0o600); !errors.Is(err, fs.ErrNotExist) {
 		t.Errorf("write into a missing directory: %v", err)
 	}
@@ -82,7 +84,7 @@ func TestWriteFileAtomicFailsCleanly(t *testing.T) {
 // TestCreateFileAtomicNeverClobbers: the first create wins, a second gets fs.ErrExist and leaves the
 // file as it was; of concurrent creators exactly one wins; no temp file is left either way.
 func TestCreateFileAtomicNeverClobbers(t *testing.T) {
-	dir := t.TempDir()
+	dir := testbed.TempDir(t)
 	path := filepath.Join(dir, "proxy.key")
 	if err := CreateFileAtomic(path, []byte("first"), 0o600); err != nil {
 		t.Fatal(err)
@@ -114,5 +116,35 @@ func TestCreateFileAtomicNeverClobbers(t *testing.T) {
 	}
 	if names := dirNames(t, dir); len(names) != 2 {
 		t.Errorf("directory holds %q, want proxy.key and race", names)
+	}
+}
+
+// TestOpenAppendPrivateCreatesAPrivateFileAndAppendsToIt: a file OpenAppendPrivate creates is private
+// (mode 0600; on Windows by its DACL, see assertMode), every write lands at the end, and reopening
+// keeps what is there.
+func TestOpenAppendPrivateCreatesAPrivateFileAndAppendsToIt(t *testing.T) {
+	path := filepath.Join(testbed.TempDir(t), "audit.jsonl")
+	for _, line := range []string{"one\n", "two\n"} {
+		f, err := OpenAppendPrivate(path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := f.Write([]byte(line)); err != nil {
+			t.Fatal(err)
+		}
+		if err := f.Close(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	wantFile(t, path, "one\ntwo\n", 0o600)
+	assertMode(t, path, 0o600)
+}
+
+// TestPrivateSDDLMakesTheUserOwnerAndSoleGrantee: a private file's descriptor on Windows names the user
+// as owner and grants that user alone, in a protected DACL that inherits nothing from the directory.
+func TestPrivateSDDLMakesTheUserOwnerAndSoleGrantee(t *testing.T) {
+	const sid = "S-1-5-21-1-2-3-1001"
+	if got, want := privateSDDL(sid), "O:"+sid+"D:P(A;;FA;;;"+sid+")"; got != want {
+		t.Errorf("privateSDDL = %q, want %q", got, want)
 	}
 }

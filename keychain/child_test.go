@@ -1,5 +1,3 @@
-//go:build linux
-
 package keychain
 
 import (
@@ -9,14 +7,15 @@ import (
 	"os"
 	"os/exec"
 	"strconv"
-	"syscall"
 	"testing"
 	"time"
 )
 
-// The keyring tests re-exec this test binary as a child to get a real second process: a writer that
-// dies by SIGKILL between the chunk writes and the manifest switch, and concurrent CLI-like writers.
-// childEnv selects the role; the child inherits DBUS_SESSION_BUS_ADDRESS and so the test's keyring.
+// The keyring and lock tests re-exec this test binary as a child to get a real second process: a writer
+// that is killed between the chunk writes and the manifest switch, concurrent CLI-like writers, and a
+// lock holder. childEnv selects the role; KC_SERVICE names the keychain service (default "authkeeper").
+// On Linux the child inherits DBUS_SESSION_BUS_ADDRESS and so the test's keyring; on Windows every
+// process of the user shares Credential Manager.
 const childEnv = "AUTHKEEPER_KEYCHAIN_TEST_CHILD"
 
 func TestMain(m *testing.M) {
@@ -40,12 +39,20 @@ func childStore(afterChunks func()) (*KeyringStore, error) {
 	if err != nil {
 		return nil, err
 	}
-	return NewKeyringStore(KeyringConfig{ChunkSize: chunk, LockPath: os.Getenv("KC_LOCK"), afterChunks: afterChunks})
+	return NewKeyringStore(KeyringConfig{Service: os.Getenv("KC_SERVICE"), ChunkSize: chunk,
+		LockPath: os.Getenv("KC_LOCK"), afterChunks: afterChunks})
 }
 
-// crashChild puts a record of KC_LEN bytes and is SIGKILLed by its own hook before the manifest switch.
+// crashChild puts a record of KC_LEN bytes and is killed by its own hook before the manifest switch:
+// os.Process.Kill is SIGKILL on Unix and TerminateProcess (exit status 1) on Windows, so no deferred
+// or exit code runs, as in a crash. See killedByItsHook.
 func crashChild() int {
-	s, err := childStore(func() { _ = syscall.Kill(os.Getpid(), syscall.SIGKILL); select {} })
+	s, err := childStore(func() {
+		if p, err := os.FindProcess(os.Getpid()); err == nil {
+			_ = p.Kill()
+		}
+		select {}
+	})
 	if err != nil {
 		fmt.Fprintln(os.Stderr, err)
 		return 2

@@ -4,11 +4,12 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/authkeeper/authkeeper/internal/testbed"
 	"github.com/google/go-cmp/cmp"
 )
 
 func TestConfigFileKeepsPerServerSignInSettingsAndTheMetadataURL(t *testing.T) {
-	c, err := NewConfigFile(t.TempDir(), nil)
+	c, err := NewConfigFile(testbed.TempDir(t), nil)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -8,11 +8,12 @@ import (
 	"testing"
 	"time"
 
+	"github.com/authkeeper/authkeeper/internal/testbed"
 	"github.com/google/go-cmp/cmp"
 )
 
 func TestConfigFileMissingMeansDefaults(t *testing.T) {
-	c, err := NewConfigFile(t.TempDir(), nil)
+	c, err := NewConfigFile(testbed.TempDir(t), nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -26,7 +27,7 @@ func TestConfigFileMissingMeansDefaults(t *testing.T) {
 }
 
 func TestConfigFileSavesAtomicallyAndLoadsBack(t *testing.T) {
-	dir := filepath.Join(t.TempDir(), "authkeeper")
+	dir := filepath.Join(testbed.TempDir(t), "authkeeper")
 	c, err := NewConfigFile(dir, nil)
 	if err != nil {
 		t.Fatal(err)
@@ -54,7 +55,7 @@ func TestConfigFileSavesAtomicallyAndLoadsBack(t *testing.T) {
 }
 
 func TestConfigFileRejectsInvalidSettingsOnSave(t *testing.T) {
-	c, _ := NewConfigFile(t.TempDir(), nil)
+	c, _ := NewConfigFile(testbed.TempDir(t), nil)
 	s := DefaultSettings()
 	s.Servers = []Server{{Name: "a", URL: "https://a"}, {Name: "a", URL: "https://b"}}
 	if err := c.Save(s); err == nil {
@@ -74,7 +75,7 @@ func TestConfigFileCorruptIsKeptAsideNeverOverwritten(t *testing.T) {
 	for name, content := range cases {
 		t.Run(name, func(t *testing.T) {
 			at := time.Date(2030, 1, 2, 3, 4, 5, 0, time.UTC)
-			c, _ := NewConfigFile(t.TempDir(), func() time.Time { return at })
+			c, _ := NewConfigFile(testbed.TempDir(t), func() time.Time { return at })
 			if err := os.WriteFile(c.Path(), []byte(content), 0o600); err != nil {
 				t.Fatal(err)
 			}
@@ -100,7 +101,7 @@ func TestConfigFileCorruptIsKeptAsideNeverOverwritten(t *testing.T) {
 }
 
 func TestLockFileExcludesASecondHolderUntilUnlocked(t *testing.T) {
-	path := filepath.Join(t.TempDir(), "dir", "lock")
+	path := filepath.Join(testbed.TempDir(t), "dir", "lock")
 	first, err := LockFile(path, time.Second)
 	if err != nil {
 		t.Fatal(err)

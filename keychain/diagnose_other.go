@@ -14,7 +14,9 @@ func diagnose(cause error) error {
 	fix := "the keychain refused access: choose --store file"
 	switch runtime.GOOS {
 	case "darwin":
-		fix = "the macOS login keychain refused access: unlock it in Keychain Access and allow authkeeper, or choose --store file"
+		// go-keyring reaches the keychain by running /usr/bin/security, so any prompt macOS shows names
+		// that tool, never authkeeper.
+		fix = "the macOS login keychain refused access: unlock it (Keychain Access, or `security unlock-keychain`), allow `security` if macOS asks (authkeeper reaches the keychain through that tool), or choose --store file"
 	case "windows":
 		fix = "Windows Credential Manager refused access: check that the Credential Manager service runs, or choose --store file"
 	}

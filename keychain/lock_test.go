@@ -1,5 +1,3 @@
-//go:build linux
-
 package keychain
 
 import (
@@ -8,13 +6,15 @@ import (
 	"path/filepath"
 	"testing"
 	"time"
+
+	"github.com/authkeeper/authkeeper/internal/testbed"
 )
 
 // TestLockFileHeldByAnotherProcessReportsErrLockHeld: the owner lock is taken with timeout 0, and the
 // app branches on ErrLockHeld to say another authkeeper is running. A timeout of 0 must try once, not
 // mean a default wait.
 func TestLockFileHeldByAnotherProcessReportsErrLockHeld(t *testing.T) {
-	path := filepath.Join(t.TempDir(), "owner.lock")
+	path := filepath.Join(testbed.TempDir(t), "owner.lock")
 	cmd := child(t, "locker", "KC_LOCK="+path)
 	stdin, err := cmd.StdinPipe()
 	if err != nil {

@@ -1,17 +1,15 @@
-// Package control is the control API — HTTP over a unix socket only the user can open — and its
-// client, Remote: the CLI, the stdio bridge, the headers helper and a second tray launch reach the
-// process that owns the credentials through it.
+// Package control is the control API — HTTP over a unix socket only the user can open, or on Windows
+// over a named pipe only the user can open — and its client, Remote: the CLI, the stdio bridge, the
+// headers helper and a second tray launch reach the process that owns the credentials through it.
 package control
 
 import (
 	"context"
 	"encoding/json"
 	"errors"
-	"fmt"
 	"io"
 	"net"
 	"net/http"
-	"os"
 	"sync"
 	"time"
 
@@ -20,9 +18,10 @@ import (
 	"github.com/authkeeper/authkeeper/oauth"
 )
 
-// The control API is HTTP over a unix socket that only the user can open (0600 in a 0700 directory):
-// the CLI, the stdio bridge, the headers helper and a second tray launch reach the owner through it.
-// It hands out tokens, so it is never on TCP.
+// The control API is HTTP over a unix socket that only the user can open (0600 in a 0700 directory),
+// or on Windows over a named pipe whose DACL admits only the user (transport_windows.go): the CLI, the
+// stdio bridge, the headers helper and a second tray launch reach the owner through it. It hands out
+// tokens, so it is never on TCP.
 
 // ProxyInfo is what GET /v1/proxy returns: where the owner's proxy listens and its access key.
 type ProxyInfo struct {
@@ -36,23 +35,14 @@ type TokenResponse struct {
 	Expiry      time.Time `json:"expiry,omitzero"`
 }
 
-// FrontEnd opens the control API's unix socket, private to the user, and returns its handler;
-// the engine serves it until Close (see Config.Control). The engine holds the owner lock when it calls
-// this, so a socket file left behind belongs to a dead owner and is removed.
+// FrontEnd opens the control API's listener, private to the user, at e.ControlAddr() and returns its
+// handler; the engine serves it until Close (see Config.Control). The engine holds the owner lock when
+// it calls this, so a socket file left behind belongs to a dead owner and is removed (a Windows pipe
+// dies with its process and leaves nothing behind).
 func FrontEnd(e *engine.Engine) (net.Listener, http.Handler, error) {
-	sock := e.ControlAddr()
-	if err := os.Remove(sock); err != nil && !os.IsNotExist(err) {
-		return nil, nil, fmt.Errorf("control API: remove stale socket %s: %w", sock, err)
-	}
-	l, err := net.Listen("unix", sock)
+	l, err := listen(e.ControlAddr())
 	if err != nil {
-		return nil, nil, fmt.Errorf("control API: listen on %s: %w", sock, err)
-	}
-	// The socket directory is 0700 already; the socket itself is owner-only too, because the control API
-	// hands out tokens.
-	if err := os.Chmod(sock, 0o600); err != nil {
-		l.Close()
-		return nil, nil, fmt.Errorf("control API: restrict %s: %w", sock, err)
+		return nil, nil, err
 	}
 	return l, controlHandler(e), nil
 }
@@ -135,7 +125,7 @@ func controlHandler(e *engine.Engine) http.Handler {
 	})
 	mux.HandleFunc("POST /v1/servers", func(w http.ResponseWriter, r *http.Request) {
 		// The client secrets, private key, ID token and static token travel only here, in the body, over
-		// the 0600 unix socket: never on a command line, in a URL or in a log.
+		// the user-only socket or pipe: never on a command line, in a URL or in a log.
 		var req AddBody
 		if !decode(w, r, &req) {
 			return

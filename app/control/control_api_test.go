@@ -7,25 +7,23 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"runtime"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/authkeeper/authkeeper/app/engine"
+	"github.com/authkeeper/authkeeper/internal/testbed"
 )
 
-// The control API's server and its client, Remote, over the real unix socket of a real engine (with
-// the file store: no keychain, no authorization server is needed to pin the wire contract).
+// The control API's server and its client, Remote, over the real unix socket (on Windows the real
+// named pipe) of a real engine (with the file store: no keychain, no authorization server is needed to
+// pin the wire contract).
 
 func startOwner(t *testing.T) (*engine.Engine, *Remote) {
 	t.Helper()
-	home := t.TempDir()
-	rt, err := os.MkdirTemp("/tmp", "akctl") // short: it holds the control socket
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { os.RemoveAll(rt) })
-	paths := engine.Paths{ConfigDir: filepath.Join(home, "config"), StateDir: filepath.Join(home, "state"), RuntimeDir: rt}
+	home := testbed.TempDir(t)
+	paths := engine.Paths{ConfigDir: filepath.Join(home, "config"), StateDir: filepath.Join(home, "state"), RuntimeDir: runtimeDir(t)}
 	eng, err := engine.New(engine.Config{Paths: paths, StoreKind: "file", NoProxy: true, Control: FrontEnd})
 	if err != nil {
 		t.Fatal(err)
@@ -35,6 +33,22 @@ func startOwner(t *testing.T) (*engine.Engine, *Remote) {
 	}
 	t.Cleanup(func() { eng.Close() })
 	return eng, NewRemote(eng.ControlAddr())
+}
+
+// runtimeDir is a new runtime directory, removed after the test. On Unix it is short, under /tmp,
+// because it holds the control socket and a socket's path is limited to about 100 bytes; on Windows
+// the pipe's name does not depend on its length.
+func runtimeDir(t *testing.T) string {
+	t.Helper()
+	if runtime.GOOS == "windows" {
+		return testbed.TempDir(t)
+	}
+	rt, err := os.MkdirTemp("/tmp", "akctl")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { os.RemoveAll(rt) })
+	return rt
 }
 
 // TestRemoteErrorsCarryTheServersCodeAndMatchTheEnginesSentinels: every failed call comes back as a

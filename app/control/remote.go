@@ -17,16 +17,17 @@ import (
 
 // Remote is a client of the owner's control API. Safe for concurrent use.
 type Remote struct {
-	sock string
+	addr string
 	http *http.Client
 }
 
-// NewRemote returns a client for the control socket at sock.
-func NewRemote(sock string) *Remote {
-	return &Remote{sock: sock, http: &http.Client{Transport: &http.Transport{
+// NewRemote returns a client for the control API at addr: a unix socket's path, or on Windows a named
+// pipe's name (engine.Paths.ControlSocket). On Windows it talks only to a pipe the user owns, so that
+// another user who created that pipe name first never receives a request.
+func NewRemote(addr string) *Remote {
+	return &Remote{addr: addr, http: &http.Client{Transport: &http.Transport{
 		DialContext: func(ctx context.Context, _, _ string) (net.Conn, error) {
-			var d net.Dialer
-			return d.DialContext(ctx, "unix", sock)
+			return dial(ctx, addr)
 		},
 	}}}
 }
@@ -53,8 +54,17 @@ func (e *RemoteError) Is(target error) bool {
 	return false
 }
 
-// errNotRunning means nothing answers on the control socket.
+// errNotRunning means nothing answers at the control address.
 var errNotRunning = errors.New("authkeeper is not running")
+
+// unreachable is the error for a call that got no answer: errNotRunning, unless the one listening is
+// not the user's own (errNotYours), which must not pass for an owner that is merely absent.
+func (r *Remote) unreachable(err error) error {
+	if errors.Is(err, errNotYours) {
+		return fmt.Errorf("control API: %w", err)
+	}
+	return fmt.Errorf("%w (no answer on %s)", errNotRunning, r.addr)
+}
 
 func (r *Remote) do(ctx context.Context, method, path string, body, out any) error {
 	var rd io.Reader
@@ -71,7 +81,7 @@ func (r *Remote) do(ctx context.Context, method, path string, body, out any) err
 	}
 	resp, err := r.http.Do(req)
 	if err != nil {
-		return fmt.Errorf("%w (no answer on %s)", errNotRunning, r.sock)
+		return r.unreachable(err)
 	}
 	defer resp.Body.Close()
 	data, err := io.ReadAll(io.LimitReader(resp.Body, 4<<20))
@@ -188,7 +198,7 @@ func (r *Remote) stream(ctx context.Context, path string, body any, p SignInProg
 	}
 	resp, err := r.http.Do(req)
 	if err != nil {
-		return fmt.Errorf("%w (no answer on %s)", errNotRunning, r.sock)
+		return r.unreachable(err)
 	}
 	defer resp.Body.Close()
 	if resp.StatusCode != http.StatusOK {

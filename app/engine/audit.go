@@ -8,6 +8,8 @@ import (
 	"path/filepath"
 	"strconv"
 	"sync"
+
+	"github.com/authkeeper/authkeeper/keychain"
 )
 
 // AuditLog appends events as JSON lines to a file in the state directory and rotates it by size,
@@ -29,7 +31,9 @@ type AuditConfig struct {
 	Keep     int    // rotated files kept (audit.jsonl.1 … .N); default 3
 }
 
-// OpenAuditLog opens (creating, mode 0600) Dir/audit.jsonl for appending.
+// OpenAuditLog opens Dir/audit.jsonl for appending, creating it private to the user (mode 0600; on
+// Windows a DACL that grants the user alone, see keychain.OpenAppendPrivate): the log names servers
+// and when their grants were used, which is no business of other local users.
 func OpenAuditLog(cfg AuditConfig) (*AuditLog, error) {
 	if cfg.Dir == "" {
 		return nil, fmt.Errorf("audit log: no directory")
@@ -51,7 +55,7 @@ func OpenAuditLog(cfg AuditConfig) (*AuditLog, error) {
 func (a *AuditLog) Path() string { return a.path }
 
 func (a *AuditLog) open() error {
-	f, err := os.OpenFile(a.path, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o600)
+	f, err := keychain.OpenAppendPrivate(a.path)
 	if err != nil {
 		return fmt.Errorf("audit log: %w", err)
 	}
@@ -89,7 +93,8 @@ func (a *AuditLog) Write(e Event) error {
 	return nil
 }
 
-// rotate shifts audit.jsonl.N-1 → .N … audit.jsonl → .1 and starts a new file. Whatever fails, the
+// rotate shifts audit.jsonl.N-1 → .N … audit.jsonl → .1 and starts a new file. A rename keeps a
+// file's mode and DACL, so the rotated files stay as private as they were made. Whatever fails, the
 // log is reopened, so one failed rotation never stops the audit for good. Caller holds mu.
 func (a *AuditLog) rotate() error {
 	errs := []error{a.f.Close()}

@@ -7,10 +7,15 @@ import (
 	"path/filepath"
 	"testing"
 	"time"
+
+	"github.com/authkeeper/authkeeper/internal/testbed"
 )
 
+// TestAuditLogAppendsJSONLinesAndRotatesBySize: events land as JSON lines, no file grows past MaxBytes,
+// only Keep rotated files are kept, and the current file and the rotated ones are all private to the
+// user (assertPrivateFile: mode 0600, on Windows the DACL).
 func TestAuditLogAppendsJSONLinesAndRotatesBySize(t *testing.T) {
-	dir := t.TempDir()
+	dir := testbed.TempDir(t)
 	a, err := OpenAuditLog(AuditConfig{Dir: dir, MaxBytes: 400, Keep: 2})
 	if err != nil {
 		t.Fatal(err)
@@ -34,10 +39,11 @@ func TestAuditLogAppendsJSONLinesAndRotatesBySize(t *testing.T) {
 		if fi.Size() > 400 {
 			t.Errorf("%s is %d bytes, over the 400-byte limit", name, fi.Size())
 		}
-		if fi.Mode().Perm() != 0o600 {
-			t.Errorf("%s mode %v, want 0600", name, fi.Mode().Perm())
+		assertPrivateFile(t, p)
+		f, err := os.Open(p)
+		if err != nil {
+			t.Fatal(err)
 		}
-		f, _ := os.Open(p)
 		sc := bufio.NewScanner(f)
 		for sc.Scan() {
 			var e Event

@@ -11,7 +11,6 @@ import (
 	"fmt"
 	"net"
 	"net/http"
-	"os"
 	"strconv"
 	"sync"
 	"sync/atomic"
@@ -377,7 +376,7 @@ func (e *Engine) close() error {
 		errs = append(errs, e.audit.Close())
 	}
 	if e.owner != nil {
-		_ = os.Remove(e.cfg.Paths.ControlSocket())
+		removeControlAddr(e.cfg.Paths)
 		errs = append(errs, e.owner.Unlock())
 		e.owner = nil
 	}

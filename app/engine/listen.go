@@ -61,7 +61,7 @@ func (e *Engine) ProxyURL() string {
 // ProxyAddr is the loopback host:port the proxy listens on (port 0: a free one, see ProxyURL).
 func (e *Engine) ProxyAddr() string { return e.cfg.ProxyAddr }
 
-// ControlAddr is the control API's socket path.
+// ControlAddr is where the control API listens: its socket path, or on Windows its pipe name.
 func (e *Engine) ControlAddr() string { return e.cfg.Paths.ControlSocket() }
 
 // ConfigFile is the settings file the engine reads.

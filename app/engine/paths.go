@@ -1,16 +1,21 @@
 package engine
 
 import (
+	"crypto/sha256"
+	"encoding/hex"
 	"fmt"
 	"os"
+	"path"
 	"path/filepath"
 	"runtime"
+	"strings"
 )
 
 // Paths are the directories authkeeper uses. Non-secret settings and the owner lock live in ConfigDir
 // (the lock must be machine-wide, see owner.go), the audit log in StateDir, and the control socket in
-// RuntimeDir. No token is ever written to any of
-// them unless the user explicitly chose the file credential store.
+// RuntimeDir (on Windows the control API is a named pipe instead, whose name is derived from
+// RuntimeDir: see ControlSocket). No token is ever written to any of them unless the user explicitly
+// chose the file credential store.
 type Paths struct {
 	ConfigDir  string // default: os.UserConfigDir()/authkeeper
 	StateDir   string // default: $XDG_STATE_HOME/authkeeper, else ~/.local/state/authkeeper (ConfigDir/state off Linux)
@@ -20,8 +25,24 @@ type Paths struct {
 // ConfigFile is the settings file inside ConfigDir.
 func (p Paths) ConfigFile() string { return filepath.Join(p.ConfigDir, "config.json") }
 
-// ControlSocket is the control API's unix socket inside RuntimeDir.
-func (p Paths) ControlSocket() string { return filepath.Join(p.RuntimeDir, "control.sock") }
+// ControlSocket is where the control API listens: on Unix the socket RuntimeDir/control.sock; on
+// Windows the named pipe \\.\pipe\authkeeper-<hash> of PipeName, private to the user (pipes live in
+// one machine-wide namespace, not in a directory). Either way it is what status and errors show as
+// the control address.
+func (p Paths) ControlSocket() string { return controlAddr(p) }
+
+// PipeName is the Windows control pipe of the user with SID userSID whose runtime directory is
+// runtimeDir: \\.\pipe\authkeeper- and 16 hex digits of a SHA-256 over both. The named-pipe
+// namespace is machine-wide, so the name must differ per user (the SID) and per runtime directory
+// (tests run several engines side by side, as separate dirs do on Unix). The directory is compared
+// the way Windows compares paths — either separator, cleaned, case-folded — so two spellings of one
+// directory name one pipe; the same on every OS, so that it is tested everywhere. The name is no
+// secret and no protection: the pipe's ACL is (see app/control).
+func PipeName(runtimeDir, userSID string) string {
+	dir := strings.ToLower(path.Clean(strings.ReplaceAll(runtimeDir, `\`, "/")))
+	sum := sha256.Sum256([]byte(userSID + "\x00" + dir))
+	return `\\.\pipe\authkeeper-` + hex.EncodeToString(sum[:8])
+}
 
 // DefaultPaths derives the directories from the environment the way each OS expects.
 func DefaultPaths(getenv func(string) string) (Paths, error) {
@@ -47,7 +68,8 @@ func DefaultPaths(getenv func(string) string) (Paths, error) {
 }
 
 // Ensure creates every directory with mode 0700: they hold the control socket and the audit log,
-// which other local users must not reach.
+// which other local users must not reach. (On Windows the mode means little; the directories are
+// private by inheritance from the user's profile, and the control pipe carries its own ACL.)
 func (p Paths) Ensure() error {
 	for _, d := range []string{p.ConfigDir, p.StateDir, p.RuntimeDir} {
 		if err := os.MkdirAll(d, 0o700); err != nil {

@@ -15,13 +15,18 @@ import (
 
 // The proxy spends the user's tokens, so local callers must present a per-install access key: other
 // users on the machine and web pages (DNS rebinding, cross-origin requests) cannot read it. It is not
-// an OAuth token; it lives in a 0600 file in the 0700 config directory and only gates the loopback proxy.
+// an OAuth token; it lives in a private file in the config directory and only gates the loopback proxy:
+// on Unix mode 0600 in the 0700 directory, on Windows a protected DACL granting the user alone (see
+// keychain.WriteFileAtomic).
 
-// LoadProxyKey reads the access key, creating a random 256-bit key on first use.
+// LoadProxyKey reads the access key, creating a random 256-bit key on first use. It refuses a key file
+// other users can read (checkPrivate), with what to run to fix it.
 func LoadProxyKey(dir string) (string, error) {
 	path := filepath.Join(dir, "proxy.key")
-	if fi, err := os.Stat(path); err == nil && fi.Mode().Perm()&0o077 != 0 {
-		return "", fmt.Errorf("proxy key %s is readable by other users (mode %v); run `chmod 600 %s`", path, fi.Mode().Perm(), path)
+	if _, err := os.Stat(path); err == nil {
+		if err := checkPrivate(path); err != nil {
+			return "", err
+		}
 	}
 	data, err := os.ReadFile(path)
 	if err == nil {
