@@ -3,6 +3,7 @@ package app
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"github.com/authkeeper/authkeeper/app/control"
 	"github.com/authkeeper/authkeeper/app/engine"
@@ -24,6 +25,9 @@ func cmdStatus(ctx context.Context, args []string, e env) error {
 	}
 	r := control.NewRemote(engine.OwnerSocket(paths))
 	h, err := r.Health(ctx)
+	if errors.Is(err, control.ErrNotYours) {
+		return err
+	}
 	if err != nil {
 		return fmt.Errorf("authkeeper is not running (no answer on %s); start it with `authkeeper` or `authkeeper serve`", engine.OwnerSocket(paths))
 	}

@@ -28,6 +28,9 @@ func connectAfter(ctx context.Context, e env, store string, onHandover func(), w
 	if err != nil {
 		return nil, nil, err
 	}
+	// An answer that is not the user's own (control.ErrNotYours: on Windows a pipe someone else created
+	// at a name an owner recorded before it died) does not stop this process from owning: if the lock
+	// is free, it listens on a new name of its own and records it.
 	if r, err := awaitOwner(ctx, paths, wait); err == nil {
 		return r, func() {}, nil
 	}
@@ -39,8 +42,14 @@ func connectAfter(ctx context.Context, e env, store string, onHandover func(), w
 	err = eng.Start(ctx)
 	if errors.Is(err, engine.ErrNotOwner) {
 		// Another process won the race to own; wait for its control API.
-		if r, err := awaitOwner(ctx, paths, 10*time.Second); err == nil {
+		r, err := awaitOwner(ctx, paths, 10*time.Second)
+		if err == nil {
 			return r, func() {}, nil
+		}
+		if errors.Is(err, control.ErrNotYours) {
+			// The lock is held, yet what answers at the recorded address is not the user's: stop
+			// rather than send it anything or wait for an owner that will not answer there.
+			return nil, nil, fmt.Errorf("%w, but what answers at its control address is not yours: %w", engine.ErrNotOwner, err)
 		}
 		return nil, nil, fmt.Errorf("%w, but it does not answer on %s", engine.ErrNotOwner, engine.OwnerSocket(paths))
 	}
@@ -51,7 +60,7 @@ func connectAfter(ctx context.Context, e env, store string, onHandover func(), w
 		fmt.Fprintln(e.stderr, "authkeeper: warning:", w)
 	}
 	fmt.Fprintln(e.stderr, "authkeeper: no engine was running; this process owns the credentials until it exits")
-	return control.NewRemote(paths.ControlSocket()), func() { eng.Close() }, nil
+	return control.NewRemote(eng.ControlAddr()), func() { eng.Close() }, nil
 }
 
 // awaitOwner returns a client of the running owner, asking until one answers or wait has passed (at

@@ -263,7 +263,7 @@ func TestTemporaryOwnerRefusesToHandOverAnUnsavedPair(t *testing.T) {
 		return eng
 	}
 	eng := start()
-	r := control.NewRemote(b.paths.ControlSocket())
+	r := control.NewRemote(eng.ControlAddr())
 	if h, err := r.Health(context.Background()); err != nil || !h.Temporary {
 		t.Fatalf("health %+v, %v: want a temporary owner", h, err)
 	}
@@ -277,7 +277,7 @@ func TestTemporaryOwnerRefusesToHandOverAnUnsavedPair(t *testing.T) {
 	if err := r.Handover(context.Background()); !errors.As(err, &re) || re.Status != http.StatusConflict || re.Code != control.CodeUnsaved {
 		t.Fatalf("hand-over with an unsaved pair: %v, want 409 unsaved", err)
 	}
-	if _, err := engine.AcquireOwner(b.paths); !errors.Is(err, engine.ErrNotOwner) {
+	if _, err := engine.AcquireOwner(b.paths, eng.ControlAddr()); !errors.Is(err, engine.ErrNotOwner) {
 		t.Fatalf("the owner lock was released after a refused hand-over: %v", err)
 	}
 	if _, err := eng.Token(context.Background(), "bench"); err != nil {

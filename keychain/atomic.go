@@ -21,7 +21,7 @@ var ErrNotDurable = errors.New("written, but the directory could not be synced")
 //
 // On Windows, where file modes are not permissions, a perm without group or other bits (0600, 0400)
 // is kept the Windows way: the file is created with a protected DACL that grants the current user
-// alone (see privateSDDL), so it never exists, even empty, with the directory's inherited ACL. Other
+// alone (see OwnerOnlySDDL), so it never exists, even empty, with the directory's inherited ACL. Other
 // perms leave the inherited ACL as it is. Windows has no directory fsync, so there the rename is as
 // durable as NTFS's journal makes it.
 func WriteFileAtomic(path string, data []byte, perm os.FileMode) error {
@@ -38,7 +38,7 @@ func CreateFileAtomic(path string, data []byte, perm os.FileMode) error {
 
 // OpenAppendPrivate opens path for appending, and creates it if it does not exist as a file only the
 // current user may read: on Unix with mode 0600, on Windows (where modes are not permissions) owned by
-// the user with the protected DACL of privateSDDL, set as the file is created, so that no other user
+// the user with the protected DACL of OwnerOnlySDDL, set as the file is created, so that no other user
 // can open it in between and read what is appended later. An existing file is opened as it is, its
 // permissions untouched. Every write lands at the end of the file.
 func OpenAppendPrivate(path string) (*os.File, error) { return openAppendPrivate(path) }
@@ -100,16 +100,6 @@ func createTemp(dir, prefix string, perm os.FileMode) (*os.File, error) {
 		}
 		return f, err
 	}
-}
-
-// privateSDDL is the security descriptor, in SDDL, of a file only the user with SID userSID may open
-// on Windows: that user owns it (so even an elevated process, whose default owner is Administrators,
-// leaves it to the user) and a protected DACL (P: nothing inherited from the directory) grants the
-// user full control and nobody else anything. Not SYSTEM and not Administrators: no service needs
-// these files, and both can read any file anyway (backup privilege, taking ownership), so granting
-// them would only widen the ACL without serving anyone.
-func privateSDDL(userSID string) string {
-	return "O:" + userSID + "D:P(A;;FA;;;" + userSID + ")"
 }
 
 // createExclusive writes a new file at path (failing with fs.ErrExist if there is one), synced.

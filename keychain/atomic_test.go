@@ -139,12 +139,3 @@ func TestOpenAppendPrivateCreatesAPrivateFileAndAppendsToIt(t *testing.T) {
 	wantFile(t, path, "one\ntwo\n", 0o600)
 	assertMode(t, path, 0o600)
 }
-
-// TestPrivateSDDLMakesTheUserOwnerAndSoleGrantee: a private file's descriptor on Windows names the user
-// as owner and grants that user alone, in a protected DACL that inherits nothing from the directory.
-func TestPrivateSDDLMakesTheUserOwnerAndSoleGrantee(t *testing.T) {
-	const sid = "S-1-5-21-1-2-3-1001"
-	if got, want := privateSDDL(sid), "O:"+sid+"D:P(A;;FA;;;"+sid+")"; got != want {
-		t.Errorf("privateSDDL = %q, want %q", got, want)
-	}
-}

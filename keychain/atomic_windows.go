@@ -29,16 +29,16 @@ func openAppendPrivate(path string) (*os.File, error) {
 }
 
 // createPrivate opens path with CreateFile's access and disposition, sharing it as os.OpenFile does
-// (read and write, not delete). A file it creates is private from the start (privateSDDL): creating
+// (read and write, not delete). A file it creates is private from the start (OwnerOnlySDDL): creating
 // it first and restricting it after would let another user open it in between and keep reading
 // through that handle what is written later, as Windows checks access only when a file is opened. A
 // file that already exists keeps its security descriptor.
 func createPrivate(path string, access, disposition uint32) (*os.File, error) {
-	tu, err := windows.GetCurrentProcessToken().GetTokenUser()
+	user, err := UserSID()
 	if err != nil {
-		return nil, &os.PathError{Op: "open", Path: path, Err: fmt.Errorf("find the current user: %w", err)}
+		return nil, &os.PathError{Op: "open", Path: path, Err: err}
 	}
-	sd, err := windows.SecurityDescriptorFromString(privateSDDL(tu.User.Sid.String()))
+	sd, err := windows.SecurityDescriptorFromString(OwnerOnlySDDL(user))
 	if err != nil {
 		return nil, &os.PathError{Op: "open", Path: path, Err: fmt.Errorf("private security descriptor: %w", err)}
 	}

@@ -7,7 +7,6 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
-	"runtime"
 	"sync"
 	"time"
 )
@@ -26,8 +25,9 @@ type FileConfig struct {
 }
 
 // FileStore is the Store the user chooses explicitly (--store file) when no keychain is usable: every
-// record in one JSON file of mode 0600 in a 0700 directory, unencrypted. It is never a fallback; the
-// app prints Warning at every start. Safe for concurrent use.
+// record in one JSON file private to the user (mode 0600 in a 0700 directory; on Windows owned by the
+// user with a DACL granting the user alone), unencrypted. It is never a fallback; the app prints
+// Warning at every start. Safe for concurrent use.
 type FileStore struct {
 	cfg  FileConfig
 	path string
@@ -140,8 +140,9 @@ func (s *FileStore) update(change func(*fileContent) error) (err error) {
 	return WriteFileAtomic(s.path, js, 0o600)
 }
 
-// load reads the file; a missing one is empty. A file others can read is refused rather than used, and
-// an undecodable one is reported (ErrCorrupt) and left in place: it may hold the only refresh tokens.
+// load reads the file; a missing one is empty. A file others can read or change (CheckPrivate: its
+// mode, on Windows its owner and DACL) is refused rather than used, and an undecodable one is reported
+// (ErrCorrupt) and left in place: it may hold the only refresh tokens.
 func (s *FileStore) load() (fileContent, error) {
 	c := fileContent{V: 1, Records: map[string]Record{}}
 	f, err := os.Open(s.path)
@@ -152,13 +153,8 @@ func (s *FileStore) load() (fileContent, error) {
 		return c, err
 	}
 	defer f.Close()
-	st, err := f.Stat()
-	if err != nil {
-		return c, err
-	}
-	// Windows reports 0666 for every writable file; its ACLs are out of reach of os.FileMode.
-	if perm := st.Mode().Perm(); perm&0o077 != 0 && runtime.GOOS != "windows" {
-		return c, fmt.Errorf("%s has mode %04o, readable by others: run chmod 600 on it and rotate the tokens", s.path, perm)
+	if err := CheckPrivate(f); err != nil {
+		return c, fmt.Errorf("%w, then sign in to its servers again: others may have read their tokens", err)
 	}
 	if err := json.NewDecoder(f).Decode(&c); err != nil || c.V != 1 {
 		return c, fmt.Errorf("%w: %s cannot be decoded (v=%d); fix or remove it", ErrCorrupt, s.path, c.V)

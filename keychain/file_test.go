@@ -4,7 +4,6 @@ import (
 	"errors"
 	"os"
 	"path/filepath"
-	"runtime"
 	"strings"
 	"testing"
 
@@ -55,12 +54,10 @@ func TestFileStoreIsOwnerOnly(t *testing.T) {
 	}
 }
 
+// TestFileStoreRefusesAFileOthersCanRead: once others may read the credentials file (on Unix its
+// mode, on Windows an entry for Everyone in its DACL), the store refuses it with ErrNotPrivate, the
+// file's name and the command that makes it private again.
 func TestFileStoreRefusesAFileOthersCanRead(t *testing.T) {
-	if runtime.GOOS == "windows" {
-		t.Skip("Windows has no POSIX mode bits (Go reports every writable file as 0666), so the store " +
-			"does not check them there: the file is private by its DACL, set when it is written " +
-			"(TestFileStoreIsOwnerOnly checks it)")
-	}
 	s, err := NewFileStore(FileConfig{Dir: testbed.TempDir(t)})
 	if err != nil {
 		t.Fatal(err)
@@ -68,12 +65,21 @@ func TestFileStoreRefusesAFileOthersCanRead(t *testing.T) {
 	if _, err := s.Put("srv", testRecord(10)); err != nil {
 		t.Fatal(err)
 	}
-	if err := os.Chmod(s.Path(), 0o644); err != nil {
-		t.Fatal(err)
+	if _, err := s.Get("srv"); err != nil {
+		t.Fatalf("Get on the file the store wrote: %v", err)
 	}
+	widen(t, s.Path())
 	_, err = s.Get("srv")
-	if err == nil || !strings.Contains(err.Error(), "chmod 600") {
-		t.Fatalf("Get on a 0644 file: err = %v, want a refusal naming chmod 600", err)
+	if !errors.Is(err, ErrNotPrivate) {
+		t.Fatalf("Get on a file others can read: err = %v, want ErrNotPrivate", err)
+	}
+	for _, want := range []string{s.Path(), privacyFixHint} {
+		if !strings.Contains(err.Error(), want) {
+			t.Errorf("error %q does not contain %q", err, want)
+		}
+	}
+	if _, err := s.Put("srv", testRecord(11)); !errors.Is(err, ErrNotPrivate) {
+		t.Errorf("Put over a file others can read: err = %v, want ErrNotPrivate", err)
 	}
 }
 
@@ -83,7 +89,9 @@ func TestFileStoreNeverOverwritesACorruptFile(t *testing.T) {
 		t.Fatal(err)
 	}
 	garbage := []byte("{not json")
-	if err := os.WriteFile(s.Path(), garbage, 0o600); err != nil {
+	// Private, as the store writes it (os.WriteFile's 0600 is no DACL on Windows): it is the content
+	// that is wrong here, not who may read it.
+	if err := WriteFileAtomic(s.Path(), garbage, 0o600); err != nil {
 		t.Fatal(err)
 	}
 	if _, err := s.Put("srv", testRecord(10)); !errors.Is(err, ErrCorrupt) {

@@ -18,3 +18,14 @@ func assertMode(t *testing.T, path string, want os.FileMode) {
 		t.Errorf("%s: mode %04o, want %04o", path, got, want)
 	}
 }
+
+// privacyFixHint is what CheckPrivate's refusal tells the user to run.
+const privacyFixHint = "chmod 600"
+
+// widen lets the group and others read path.
+func widen(t *testing.T, path string) {
+	t.Helper()
+	if err := os.Chmod(path, 0o644); err != nil {
+		t.Fatal(err)
+	}
+}

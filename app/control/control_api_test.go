@@ -22,8 +22,19 @@ import (
 
 func startOwner(t *testing.T) (*engine.Engine, *Remote) {
 	t.Helper()
+	return startOwnerAt(t, newPaths(t))
+}
+
+// newPaths are new directories for an engine, removed after the test.
+func newPaths(t *testing.T) engine.Paths {
+	t.Helper()
 	home := testbed.TempDir(t)
-	paths := engine.Paths{ConfigDir: filepath.Join(home, "config"), StateDir: filepath.Join(home, "state"), RuntimeDir: runtimeDir(t)}
+	return engine.Paths{ConfigDir: filepath.Join(home, "config"), StateDir: filepath.Join(home, "state"), RuntimeDir: runtimeDir(t)}
+}
+
+// startOwnerAt starts an engine with paths, serving the control API, until the test ends.
+func startOwnerAt(t *testing.T, paths engine.Paths) (*engine.Engine, *Remote) {
+	t.Helper()
 	eng, err := engine.New(engine.Config{Paths: paths, StoreKind: "file", NoProxy: true, Control: FrontEnd})
 	if err != nil {
 		t.Fatal(err)

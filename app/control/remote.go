@@ -17,17 +17,26 @@ import (
 
 // Remote is a client of the owner's control API. Safe for concurrent use.
 type Remote struct {
-	addr string
+	addr func() string // the control address to dial, asked at every connection
 	http *http.Client
 }
 
 // NewRemote returns a client for the control API at addr: a unix socket's path, or on Windows a named
-// pipe's name (engine.Paths.ControlSocket). On Windows it talks only to a pipe the user owns, so that
-// another user who created that pipe name first never receives a request.
-func NewRemote(addr string) *Remote {
+// pipe's name (engine.OwnerSocket, Engine.ControlAddr). On Windows it talks only to a pipe the user
+// owns, so that another user who created that pipe name never receives a request.
+func NewRemote(addr string) *Remote { return newRemote(func() string { return addr }) }
+
+// NewOwnerRemote returns a client of whichever process owns p's credentials when it connects: every
+// connection dials the address the owner recorded (engine.OwnerSocket), so the client follows an
+// owner that restarted or handed over — on Windows every owner's pipe has a name of its own.
+func NewOwnerRemote(p engine.Paths) *Remote {
+	return newRemote(func() string { return engine.OwnerSocket(p) })
+}
+
+func newRemote(addr func() string) *Remote {
 	return &Remote{addr: addr, http: &http.Client{Transport: &http.Transport{
 		DialContext: func(ctx context.Context, _, _ string) (net.Conn, error) {
-			return dial(ctx, addr)
+			return dial(ctx, addr())
 		},
 	}}}
 }
@@ -58,12 +67,12 @@ func (e *RemoteError) Is(target error) bool {
 var errNotRunning = errors.New("authkeeper is not running")
 
 // unreachable is the error for a call that got no answer: errNotRunning, unless the one listening is
-// not the user's own (errNotYours), which must not pass for an owner that is merely absent.
+// not the user's own (ErrNotYours), which must not pass for an owner that is merely absent.
 func (r *Remote) unreachable(err error) error {
-	if errors.Is(err, errNotYours) {
+	if errors.Is(err, ErrNotYours) {
 		return fmt.Errorf("control API: %w", err)
 	}
-	return fmt.Errorf("%w (no answer on %s)", errNotRunning, r.addr)
+	return fmt.Errorf("%w (no answer on %s)", errNotRunning, r.addr())
 }
 
 func (r *Remote) do(ctx context.Context, method, path string, body, out any) error {

@@ -10,9 +10,9 @@ import (
 	"os"
 )
 
-// errNotYours is never returned on Unix: the socket's 0700 directory keeps other users from placing
+// ErrNotYours is never returned on Unix: the socket's 0700 directory keeps other users from placing
 // one there (see transport_windows.go for why Windows needs it).
-var errNotYours = errors.New("the control socket is not yours")
+var ErrNotYours = errors.New("the control socket is not yours")
 
 // listen opens the control API's unix socket at sock, owner-only. A socket file already there belongs
 // to a dead owner (the caller holds the owner lock) and is removed first.

@@ -7,26 +7,31 @@ import (
 	"net"
 
 	"github.com/Microsoft/go-winio"
+	"github.com/authkeeper/authkeeper/keychain"
 	"golang.org/x/sys/windows"
 )
 
 // Windows has no socket directory to keep others out: named pipes share one machine-wide namespace,
-// and whoever creates a name first gets it. So the pipe's own DACL admits only the user (pipeSDDL),
+// and whoever creates a name first gets it. So the owner listens on a name no one can compute before
+// it exists (engine.PipeName), the pipe's own DACL admits only the user (keychain.OwnerOnlySDDL),
 // winio rejects remote clients (FILE_PIPE_REJECT_REMOTE_CLIENTS), and before it sends anything the
-// client checks that the pipe it reached is owned by the user: another user who took the name first
-// would otherwise receive the client secrets and tokens that travel over it.
+// client checks that the pipe it reached is owned by the user: another user who created the name
+// (after the owner that recorded it died) would otherwise receive the client secrets and tokens that
+// travel over it.
 
-// errNotYours means the control pipe exists but belongs to someone else.
-var errNotYours = errors.New("the control pipe is not yours")
+// ErrNotYours means something answers at the control address but is not provably the user's own: the
+// pipe is owned by someone else, its owner cannot be read, or its DACL does not admit the user. It
+// must not pass for an owner that is merely absent (see Remote).
+var ErrNotYours = errors.New("the control pipe is not yours")
 
 // listen opens the control API's named pipe at name, private to the user. Unlike a socket file, a pipe
 // vanishes with the process that held it, so there is nothing stale to remove.
 func listen(name string) (net.Listener, error) {
-	user, err := currentUserSID()
+	user, err := keychain.UserSID()
 	if err != nil {
 		return nil, fmt.Errorf("control API: %w", err)
 	}
-	l, err := winio.ListenPipe(name, &winio.PipeConfig{SecurityDescriptor: pipeSDDL(user)})
+	l, err := winio.ListenPipe(name, &winio.PipeConfig{SecurityDescriptor: keychain.OwnerOnlySDDL(user)})
 	if err != nil {
 		return nil, fmt.Errorf("control API: listen on %s: %w", name, err)
 	}
@@ -51,9 +56,14 @@ func spendFirstInstance(name string) {
 	}
 }
 
-// dial connects to the control pipe at name, and hangs up unless the user owns it.
+// dial connects to the control pipe at name, and hangs up unless the user owns it. A pipe whose DACL
+// refuses the user is someone else's too (ours grants the user): that is ErrNotYours, not "not
+// running", so that the caller does not go on as if no owner ran.
 func dial(ctx context.Context, name string) (net.Conn, error) {
 	c, err := winio.DialPipeContext(ctx, name)
+	if errors.Is(err, windows.ERROR_ACCESS_DENIED) {
+		return nil, fmt.Errorf("control pipe %s: %w: it does not let you in (%w)", name, ErrNotYours, err)
+	}
 	if err != nil {
 		return nil, err
 	}
@@ -64,35 +74,29 @@ func dial(ctx context.Context, name string) (net.Conn, error) {
 	return c, nil
 }
 
-// checkOwner returns errNotYours unless the pipe behind c is owned by the current user.
+// checkOwner returns an ErrNotYours unless the pipe behind c is provably owned by the current user.
 func checkOwner(c net.Conn, name string) error {
 	f, ok := c.(interface{ Fd() uintptr })
 	if !ok {
-		return fmt.Errorf("control pipe %s: cannot read its owner from a %T", name, c)
+		return fmt.Errorf("control pipe %s: %w: cannot read its owner from a %T", name, ErrNotYours, c)
 	}
 	sd, err := windows.GetSecurityInfo(windows.Handle(f.Fd()), windows.SE_KERNEL_OBJECT, windows.OWNER_SECURITY_INFORMATION)
 	if err != nil {
-		return fmt.Errorf("control pipe %s: read its owner: %w", name, err)
+		return fmt.Errorf("control pipe %s: %w: cannot read its owner: %w", name, ErrNotYours, err)
 	}
 	owner, _, err := sd.Owner()
-	if err != nil || owner == nil {
-		return fmt.Errorf("control pipe %s: %w (it has no owner)", name, errNotYours)
-	}
-	user, err := currentUserSID()
 	if err != nil {
-		return fmt.Errorf("control pipe %s: %w", name, err)
+		return fmt.Errorf("control pipe %s: %w: cannot read its owner: %w", name, ErrNotYours, err)
+	}
+	if owner == nil {
+		return fmt.Errorf("control pipe %s: %w: it has no owner", name, ErrNotYours)
+	}
+	user, err := keychain.UserSID()
+	if err != nil {
+		return fmt.Errorf("control pipe %s: %w: cannot tell who you are: %w", name, ErrNotYours, err)
 	}
 	if owner.String() != user {
-		return fmt.Errorf("control pipe %s: %w: it is owned by %s, you are %s; refusing to send it anything", name, errNotYours, owner, user)
+		return fmt.Errorf("control pipe %s: %w: it is owned by %s, you are %s; refusing to send it anything", name, ErrNotYours, owner, user)
 	}
 	return nil
-}
-
-// currentUserSID is the SID of the user this process runs as, e.g. S-1-5-21-…-1001.
-func currentUserSID() (string, error) {
-	tu, err := windows.GetCurrentProcessToken().GetTokenUser()
-	if err != nil {
-		return "", fmt.Errorf("find the current user: %w", err)
-	}
-	return tu.User.Sid.String(), nil
 }

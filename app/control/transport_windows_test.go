@@ -3,24 +3,36 @@ package control
 import (
 	"context"
 	"errors"
+	"regexp"
 	"strings"
 	"testing"
 	"time"
-	"unsafe"
 
 	"github.com/Microsoft/go-winio"
+	"github.com/authkeeper/authkeeper/app/engine"
+	"github.com/authkeeper/authkeeper/keychain"
 	"golang.org/x/sys/windows"
 )
 
-// TestControlAPIAnswersStatusOverTheNamedPipe: the engine's control API listens on the named pipe
-// PipeName derives, and Remote's calls reach it there.
+// TestControlAPIAnswersStatusOverTheNamedPipe: the engine's control API listens on a named pipe named
+// by PipeName's prefix and a random suffix, records that name in the owner lock, and Remote's calls
+// reach it there, by the name or through the owner lock (NewOwnerRemote).
 func TestControlAPIAnswersStatusOverTheNamedPipe(t *testing.T) {
-	eng, r := startOwner(t)
-	if !strings.HasPrefix(eng.ControlAddr(), `\\.\pipe\authkeeper-`) {
-		t.Errorf("control address %q, want a pipe \\\\.\\pipe\\authkeeper-…", eng.ControlAddr())
+	paths := newPaths(t)
+	eng, r := startOwnerAt(t, paths)
+	user, err := keychain.UserSID()
+	if err != nil {
+		t.Fatal(err)
+	}
+	prefix := engine.PipeName(paths.RuntimeDir, user)
+	if !regexp.MustCompile(`^` + regexp.QuoteMeta(prefix) + `-[0-9a-f]{32}$`).MatchString(eng.ControlAddr()) {
+		t.Errorf("control address %q, want %s-<32 hex>", eng.ControlAddr(), prefix)
+	}
+	if got := engine.OwnerSocket(paths); got != eng.ControlAddr() {
+		t.Errorf("the owner lock records %q, want %q", got, eng.ControlAddr())
 	}
 	ctx := context.Background()
-	for i := range 3 { // more than one connection: each is a new instance of the pipe
+	for i, r := range []*Remote{r, r, NewOwnerRemote(paths)} { // each connection is a new instance of the pipe
 		if _, err := r.Status(ctx); err != nil {
 			t.Fatalf("status #%d: %v", i+1, err)
 		}
@@ -35,7 +47,7 @@ func TestControlAPIAnswersStatusOverTheNamedPipe(t *testing.T) {
 // Administrators) is in it.
 func TestControlPipeIsOwnedByTheUserAndItsDACLGrantsNoOneElse(t *testing.T) {
 	eng, _ := startOwner(t)
-	user, err := currentUserSID()
+	user, err := keychain.UserSID()
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -50,35 +62,23 @@ func TestControlPipeIsOwnedByTheUserAndItsDACLGrantsNoOneElse(t *testing.T) {
 		t.Fatal(err)
 	}
 	t.Logf("control pipe's security descriptor: %s", sd)
-	if owner, _, err := sd.Owner(); err != nil || owner.String() != user {
-		t.Errorf("owner %v (%v), want %s", owner, err, user)
+	acl, err := keychain.ReadACL(sd)
+	if err != nil {
+		t.Fatal(err)
 	}
-	if ctl, _, err := sd.Control(); err != nil || ctl&windows.SE_DACL_PROTECTED == 0 {
-		t.Errorf("control flags %#x (%v): the DACL is not protected", ctl, err)
+	if acl.Owner != user {
+		t.Errorf("owner %s, want %s", acl.Owner, user)
 	}
-	dacl, _, err := sd.DACL()
-	if err != nil || dacl == nil {
-		t.Fatalf("DACL %v, %v", dacl, err)
+	if !acl.HasDACL || !acl.Protected {
+		t.Errorf("DACL present %v, protected %v: want a protected DACL", acl.HasDACL, acl.Protected)
 	}
-	var sids []string
-	for i := range uint32(dacl.AceCount) {
-		var ace *windows.ACCESS_ALLOWED_ACE
-		if err := windows.GetAce(dacl, i, &ace); err != nil {
-			t.Fatal(err)
-		}
-		if ace.Header.AceType != windows.ACCESS_ALLOWED_ACE_TYPE {
-			t.Errorf("entry %d is of type %d, want an allow entry", i, ace.Header.AceType)
-			continue
-		}
-		sids = append(sids, (*windows.SID)(unsafe.Pointer(&ace.SidStart)).String())
-	}
-	if len(sids) != 1 || sids[0] != user {
-		t.Errorf("the DACL grants %v, want only the user %s", sids, user)
+	if len(acl.Entries) != 1 || acl.Entries[0].Type != keychain.AceAllowed || acl.Entries[0].SID != user {
+		t.Errorf("the DACL holds %+v, want one allow entry, for the user %s", acl.Entries, user)
 	}
 }
 
 // TestRemoteRefusesAPipeSomeoneElseOwns: a pipe at the control address that another principal owns
-// (one that took the name first) gets no request: the call fails with errNotYours, not with "not
+// (one that took the name first) gets no request: the call fails with ErrNotYours, not with "not
 // running", and the squatter's listener never sees a byte.
 func TestRemoteRefusesAPipeSomeoneElseOwns(t *testing.T) {
 	name := `\\.\pipe\authkeeper-test-squatter-` + strings.ReplaceAll(time.Now().Format("150405.000000000"), ".", "")
@@ -105,8 +105,8 @@ func TestRemoteRefusesAPipeSomeoneElseOwns(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
 	_, err = NewRemote(name).Status(ctx)
-	if !errors.Is(err, errNotYours) || errors.Is(err, errNotRunning) {
-		t.Fatalf("status from someone else's pipe: %v; want errNotYours", err)
+	if !errors.Is(err, ErrNotYours) || errors.Is(err, errNotRunning) {
+		t.Fatalf("status from someone else's pipe: %v; want ErrNotYours", err)
 	}
 	t.Logf("refused: %v", err)
 	select {
@@ -116,5 +116,59 @@ func TestRemoteRefusesAPipeSomeoneElseOwns(t *testing.T) {
 		}
 	case <-time.After(time.Second):
 		t.Error("the squatter's pipe was not even connected: the owner check did not run")
+	}
+}
+
+// TestRemoteCallsAPipeThatShutsTheUserOutNotYours: a pipe at the control address whose DACL does not
+// admit the user (someone else's, made to shut the user out) fails the call with ErrNotYours, not as
+// "not running": the caller must not go on as if no owner ran.
+func TestRemoteCallsAPipeThatShutsTheUserOutNotYours(t *testing.T) {
+	name := `\\.\pipe\authkeeper-test-shut-out-` + strings.ReplaceAll(time.Now().Format("150405.000000000"), ".", "")
+	l, err := winio.ListenPipe(name, &winio.PipeConfig{SecurityDescriptor: "D:P(A;;GA;;;SY)"}) // SYSTEM alone
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	spendFirstInstance(name)
+	go func() {
+		if c, err := l.Accept(); err == nil {
+			c.Close()
+		}
+	}()
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	if c, err := winio.DialPipeContext(ctx, name); err == nil {
+		c.Close()
+		t.Skip("this system let the user open a pipe whose DACL grants SYSTEM alone (Wine does not check pipe DACLs), so there is no refusal to map")
+	} else if !errors.Is(err, windows.ERROR_ACCESS_DENIED) {
+		t.Fatalf("dial a pipe that shuts the user out: %v, want access denied", err)
+	}
+	_, err = NewRemote(name).Status(ctx)
+	if !errors.Is(err, ErrNotYours) || errors.Is(err, errNotRunning) {
+		t.Fatalf("status from a pipe that shuts the user out: %v; want ErrNotYours", err)
+	}
+	t.Logf("refused: %v", err)
+}
+
+// TestEachOwnerListensOnAPipeOfItsOwnAndOwnerRemoteFollows: an owner that starts after another one
+// stopped, with the same directories, listens on a pipe name of its own, and a client made with
+// NewOwnerRemote before it started reaches it through the owner lock.
+func TestEachOwnerListensOnAPipeOfItsOwnAndOwnerRemoteFollows(t *testing.T) {
+	paths := newPaths(t)
+	r := NewOwnerRemote(paths)
+	first, _ := startOwnerAt(t, paths)
+	ctx := context.Background()
+	if _, err := r.Status(ctx); err != nil {
+		t.Fatalf("status from the first owner: %v", err)
+	}
+	if err := first.Close(); err != nil {
+		t.Fatal(err)
+	}
+	second, _ := startOwnerAt(t, paths)
+	if first.ControlAddr() == second.ControlAddr() {
+		t.Errorf("both owners listen on %s", first.ControlAddr())
+	}
+	if _, err := r.Status(ctx); err != nil {
+		t.Fatalf("status from the second owner: %v", err)
 	}
 }

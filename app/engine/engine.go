@@ -83,6 +83,7 @@ type Engine struct {
 	wake     *WakeDetector
 	warning  string // shown at every start, e.g. the file store's
 	proxyKey string // the per-install access key local callers present to the proxy
+	control  string // the control API's address, chosen in New (see newControlAddr)
 
 	mu       sync.Mutex
 	showUI   func() // set by the tray: a second launch asks the running one to show its status
@@ -157,7 +158,11 @@ func New(cfg Config) (*Engine, error) {
 	if err != nil {
 		return nil, fmt.Errorf("engine config: %w", err)
 	}
-	e := &Engine{cfg: cfg, oauth: client, hub: NewHub(), keepers: map[string]*Keeper{}, adding: map[string]bool{}}
+	control, err := newControlAddr(cfg.Paths)
+	if err != nil {
+		return nil, fmt.Errorf("engine config: %w", err)
+	}
+	e := &Engine{cfg: cfg, oauth: client, control: control, hub: NewHub(), keepers: map[string]*Keeper{}, adding: map[string]bool{}}
 	e.busy = NewBusy(cfg.Clock, e.busyChanged)
 	return e, nil
 }
@@ -168,7 +173,7 @@ func (e *Engine) Start(ctx context.Context) (err error) {
 	if err := e.cfg.Paths.Ensure(); err != nil {
 		return err
 	}
-	if e.owner, err = AcquireOwner(e.cfg.Paths); err != nil {
+	if e.owner, err = AcquireOwner(e.cfg.Paths, e.control); err != nil {
 		return err
 	}
 	defer func() {
@@ -376,7 +381,7 @@ func (e *Engine) close() error {
 		errs = append(errs, e.audit.Close())
 	}
 	if e.owner != nil {
-		removeControlAddr(e.cfg.Paths)
+		removeControlAddr(e.control)
 		errs = append(errs, e.owner.Unlock())
 		e.owner = nil
 	}

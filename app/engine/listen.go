@@ -61,8 +61,9 @@ func (e *Engine) ProxyURL() string {
 // ProxyAddr is the loopback host:port the proxy listens on (port 0: a free one, see ProxyURL).
 func (e *Engine) ProxyAddr() string { return e.cfg.ProxyAddr }
 
-// ControlAddr is where the control API listens: its socket path, or on Windows its pipe name.
-func (e *Engine) ControlAddr() string { return e.cfg.Paths.ControlSocket() }
+// ControlAddr is where the control API listens: its socket path, or on Windows its pipe name (a new
+// one for every engine, see newControlAddr).
+func (e *Engine) ControlAddr() string { return e.control }
 
 // ConfigFile is the settings file the engine reads.
 func (e *Engine) ConfigFile() string { return e.cfg.Paths.ConfigFile() }

@@ -15,13 +15,13 @@ import (
 // moved with it would let two processes own — and refresh — the same rotating grant.
 func OwnerLockPath(p Paths) string { return filepath.Join(p.ConfigDir, "owner.lock") }
 
-// AcquireOwner takes the owner lock without waiting and records the control address (the socket's
-// path, or on Windows the pipe's name) in it, so processes whose runtime directory differs still find
-// the owner. Exactly one process holds the lock:
-// that process runs the engine and is the only one that ever refreshes a grant; every other process
-// talks to it over the control API. The OS releases the lock when its holder dies, so the next process
-// that needs a token can take over.
-func AcquireOwner(p Paths) (*keychain.FileLock, error) {
+// AcquireOwner takes the owner lock without waiting and records addr, the control address it will
+// listen on (the socket's path, or on Windows the pipe's name), in it, so that other processes find
+// it — whatever their runtime directory, and on Windows, where no one can derive the pipe's name (see
+// newControlAddr), at all. Exactly one process holds the lock: that process runs the engine and is
+// the only one that ever refreshes a grant; every other process talks to it over the control API. The
+// OS releases the lock when its holder dies, so the next process that needs a token can take over.
+func AcquireOwner(p Paths, addr string) (*keychain.FileLock, error) {
 	if err := os.MkdirAll(p.ConfigDir, 0o700); err != nil {
 		return nil, fmt.Errorf("owner lock: %w", err)
 	}
@@ -33,19 +33,24 @@ func AcquireOwner(p Paths) (*keychain.FileLock, error) {
 	if err != nil {
 		return nil, fmt.Errorf("owner lock: %w", err)
 	}
-	// flock is advisory: writing through another descriptor is fine, and readers only read.
-	if err := os.WriteFile(path, []byte(p.ControlSocket()+"\n"), 0o600); err != nil {
+	// Through another descriptor, while the lock is held: the lock covers no byte of the content (on
+	// Unix flock is advisory; on Windows, where locks are mandatory, it is a byte far past the end,
+	// see keychain's lockOffset), and readers only read.
+	if err := os.WriteFile(path, []byte(addr+"\n"), 0o600); err != nil {
 		return nil, errors.Join(fmt.Errorf("owner lock: record the control address: %w", err), l.Unlock())
 	}
 	return l, nil
 }
 
 // OwnerSocket is the control address of the running owner (a socket path, or on Windows a pipe name):
-// the one it recorded in the lock file, or this process's own default when none is recorded.
+// the one it recorded in the lock file. When none is recorded (no owner ever ran with these paths) it
+// is on Unix the socket an owner of p listens on, and on Windows the pipe name's fixed prefix
+// (PipeName), on which no owner listens: a client finds no owner there, as there is none, and error
+// messages still have an address to name.
 func OwnerSocket(p Paths) string {
 	data, err := os.ReadFile(OwnerLockPath(p))
 	if s := strings.TrimSpace(string(data)); err == nil && isControlAddr(s) {
 		return s
 	}
-	return p.ControlSocket()
+	return defaultControlAddr(p)
 }

@@ -13,9 +13,9 @@ import (
 
 // Paths are the directories authkeeper uses. Non-secret settings and the owner lock live in ConfigDir
 // (the lock must be machine-wide, see owner.go), the audit log in StateDir, and the control socket in
-// RuntimeDir (on Windows the control API is a named pipe instead, whose name is derived from
-// RuntimeDir: see ControlSocket). No token is ever written to any of them unless the user explicitly
-// chose the file credential store.
+// RuntimeDir (on Windows the control API is a named pipe instead, whose name the owner records in the
+// owner lock: see PipeName and OwnerSocket). No token is ever written to any of them unless the user
+// explicitly chose the file credential store.
 type Paths struct {
 	ConfigDir  string // default: os.UserConfigDir()/authkeeper
 	StateDir   string // default: $XDG_STATE_HOME/authkeeper, else ~/.local/state/authkeeper (ConfigDir/state off Linux)
@@ -25,19 +25,16 @@ type Paths struct {
 // ConfigFile is the settings file inside ConfigDir.
 func (p Paths) ConfigFile() string { return filepath.Join(p.ConfigDir, "config.json") }
 
-// ControlSocket is where the control API listens: on Unix the socket RuntimeDir/control.sock; on
-// Windows the named pipe \\.\pipe\authkeeper-<hash> of PipeName, private to the user (pipes live in
-// one machine-wide namespace, not in a directory). Either way it is what status and errors show as
-// the control address.
-func (p Paths) ControlSocket() string { return controlAddr(p) }
-
-// PipeName is the Windows control pipe of the user with SID userSID whose runtime directory is
-// runtimeDir: \\.\pipe\authkeeper- and 16 hex digits of a SHA-256 over both. The named-pipe
-// namespace is machine-wide, so the name must differ per user (the SID) and per runtime directory
-// (tests run several engines side by side, as separate dirs do on Unix). The directory is compared
-// the way Windows compares paths — either separator, cleaned, case-folded — so two spellings of one
-// directory name one pipe; the same on every OS, so that it is tested everywhere. The name is no
-// secret and no protection: the pipe's ACL is (see app/control).
+// PipeName is the fixed prefix of the Windows control pipe's name for the user with SID userSID whose
+// runtime directory is runtimeDir: \\.\pipe\authkeeper- and 16 hex digits of a SHA-256 over both.
+// Each owner appends a random suffix of its own (see newControlAddr) and records the whole name in the
+// owner lock, where clients read it (OwnerSocket): the named-pipe namespace is machine-wide and
+// whoever creates a name first holds it, so a name another local user could compute would let them
+// create it first and keep authkeeper from listening. The prefix differs per user and per runtime
+// directory only to tell pipes apart in a listing. The directory is compared the way Windows compares
+// paths — either separator, cleaned, case-folded — so two spellings of one directory give one prefix;
+// the same on every OS, so that it is tested everywhere. The whole name is unpredictable, not secret
+// (anyone may list the pipes): what keeps others out of the pipe is its ACL (see app/control).
 func PipeName(runtimeDir, userSID string) string {
 	dir := strings.ToLower(path.Clean(strings.ReplaceAll(runtimeDir, `\`, "/")))
 	sum := sha256.Sum256([]byte(userSID + "\x00" + dir))

@@ -1,30 +1,39 @@
 package engine
 
 import (
+	"crypto/rand"
+	"encoding/hex"
+	"fmt"
 	"strings"
-	"sync"
 
-	"golang.org/x/sys/windows"
+	"github.com/authkeeper/authkeeper/keychain"
 )
 
-// controlAddr is the control API's named pipe for this user and RuntimeDir (see PipeName).
-func controlAddr(p Paths) string { return PipeName(p.RuntimeDir, userSID()) }
+// newControlAddr is the named pipe an engine with paths p listens on: the prefix PipeName derives and
+// 128 random bits, new for every engine, so that no other local user can create the pipe before the
+// owner does (see PipeName). Clients read it from the owner lock (OwnerSocket).
+func newControlAddr(p Paths) (string, error) {
+	b := make([]byte, 16)
+	if _, err := rand.Read(b); err != nil {
+		return "", fmt.Errorf("control pipe name: %w", err)
+	}
+	return defaultControlAddr(p) + "-" + hex.EncodeToString(b), nil
+}
+
+// defaultControlAddr is the pipe name's prefix for p and this user (see OwnerSocket). Should the
+// user's SID be unknown (it is not in practice), the prefix names the runtime directory alone: the
+// random suffix still keeps every owner's name its own, and the pipe's ACL and the clients' owner
+// check keep other users out.
+func defaultControlAddr(p Paths) string {
+	if sid, err := keychain.UserSID(); err == nil {
+		return PipeName(p.RuntimeDir, sid)
+	}
+	return PipeName(p.RuntimeDir, "")
+}
 
 // isControlAddr reports whether s, read back from the owner lock, can be a control address: a local
 // named pipe.
 func isControlAddr(s string) bool { return strings.HasPrefix(s, `\\.\pipe\`) }
 
 // removeControlAddr does nothing: a named pipe is no file, it is gone once its listener is closed.
-func removeControlAddr(Paths) {}
-
-// userSID is the SID of the user this process runs as, in string form. It cannot change while the
-// process lives, so it is looked up once. Should the lookup fail (it does not in practice), the pipe
-// name still differs per runtime directory, and the pipe's ACL and owner check still keep other users
-// out: only its uniqueness across users is lost.
-var userSID = sync.OnceValue(func() string {
-	tu, err := windows.GetCurrentProcessToken().GetTokenUser()
-	if err != nil {
-		return ""
-	}
-	return tu.User.Sid.String()
-})
+func removeControlAddr(string) {}

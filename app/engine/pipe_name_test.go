@@ -5,9 +5,9 @@ import (
 	"testing"
 )
 
-// TestPipeNameIsOnePerUserAndRuntimeDirWhateverTheSpelling: the Windows control pipe's name is
+// TestPipeNameIsOnePerUserAndRuntimeDirWhateverTheSpelling: the Windows control pipe's name prefix is
 // \\.\pipe\authkeeper- and 16 hex digits; two spellings of one directory (case, a trailing separator,
-// a dot segment) name one pipe, while another directory or another user names another.
+// a dot segment) give one prefix, while another directory or another user gives another.
 func TestPipeNameIsOnePerUserAndRuntimeDirWhateverTheSpelling(t *testing.T) {
 	const alice, bob = "S-1-5-21-1-2-3-1001", "S-1-5-21-1-2-3-1002"
 	base := PipeName(`C:\Users\alice\AppData\Roaming\authkeeper\run`, alice)

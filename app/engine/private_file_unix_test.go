@@ -18,3 +18,18 @@ func assertPrivateFile(t *testing.T, path string) {
 		t.Errorf("%s: mode %04o, want 0600", path, got)
 	}
 }
+
+// privacyFixHint is what the refusal of an exposed file tells the user to run.
+const privacyFixHint = "chmod 600"
+
+// widen lets the group and others read path, or with write, write it (and not read it).
+func widen(t *testing.T, path string, write bool) {
+	t.Helper()
+	mode := os.FileMode(0o644)
+	if write {
+		mode = 0o622
+	}
+	if err := os.Chmod(path, mode); err != nil {
+		t.Fatal(err)
+	}
+}

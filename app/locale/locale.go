@@ -11,8 +11,10 @@
 //
 // It must run before fyne's lang package: main imports it (blank), and Go initialises packages in the
 // order of their import paths among those whose imports are done (the spec, "Package initialization",
-// since Go 1.21). This package imports only the standard library and its path sorts before
-// github.com/jeandeaual/go-locale, which fyne's lang imports, so it always runs first.
+// since Go 1.21). github.com/jeandeaual/go-locale, which fyne's lang imports, imports exactly os and
+// strings; this package imports a subset of those and its path sorts before go-locale's, so it is
+// ready no later and chosen first. Keep it that way: an import go-locale does not have could let
+// go-locale, and fyne's lang after it, run first.
 // TestCLocaleStartsQuietly (main_test.go) runs the real binary under LANG=C.UTF-8 to keep that true.
 package locale
 

@@ -165,7 +165,7 @@ func NewInstall(t *testing.T, opts Options) *Install {
 	}
 	// os.UserConfigDir reads this process's environment; the installation's is XDG_CONFIG_HOME above.
 	in.Paths.ConfigDir = filepath.Join(vars["XDG_CONFIG_HOME"], "authkeeper")
-	in.Remote = control.NewRemote(in.Paths.ControlSocket())
+	in.Remote = control.NewOwnerRemote(in.Paths) // whichever serve run owns now
 	in.forwardOpens(fifo)
 	in.Start()
 	t.Cleanup(func() {

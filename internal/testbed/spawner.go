@@ -144,14 +144,30 @@ type spawnerConn struct {
 // dialSpawner connects to the spawner that value (AUTHKEEPER_SPAWNER's form) names.
 func dialSpawner(value string) (*spawnerConn, error) {
 	token, addr, ok := strings.Cut(value, "@")
-	if !ok || token == "" {
-		return nil, fmt.Errorf("%s=%q: %w", spawnerEnv, value, errSpawnerToken) // it holds no secret
+	if _, _, err := net.SplitHostPort(addr); !ok || token == "" || err != nil {
+		// Never the value itself, nor any part of it: whatever it holds may be the token.
+		return nil, fmt.Errorf("%s is not <token>@<host>:<port> (%s): %w", spawnerEnv, valueShape(value), errSpawnerToken)
 	}
 	conn, err := net.DialTimeout("tcp", addr, 10*time.Second)
 	if err != nil {
 		return nil, fmt.Errorf("spawner %s: %w", addr, err)
 	}
 	return &spawnerConn{Conn: conn, r: bufio.NewReader(conn), addr: addr, token: token}, nil
+}
+
+// valueShape describes what is wrong with a malformed AUTHKEEPER_SPAWNER value without quoting it.
+func valueShape(value string) string {
+	token, addr, ok := strings.Cut(value, "@")
+	switch {
+	case value == "":
+		return "it is empty"
+	case !ok:
+		return fmt.Sprintf("%d characters and no @", len(value))
+	case token == "":
+		return "nothing before the @"
+	default:
+		return fmt.Sprintf("%d characters after the @, not a host:port", len(addr))
+	}
 }
 
 // ask sends the token and then req in a frame of kind (frameRun or frameWhich), and reads the

@@ -161,6 +161,9 @@ func TestSpawnerRunsNothingForAClientWithoutTheToken(t *testing.T) {
 		{"the token cut short", token[:32] + "@" + addr},
 		{"an empty token", "@" + addr},
 		{"no token", addr},
+		{"the token alone", token},
+		{"token and address swapped", addr + "@" + token},
+		{"the token and no address", token + "@"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			f := filepath.Join(dir, strings.ReplaceAll(tc.name, " ", "-"))
