@@ -22,7 +22,10 @@ export AUTHKEEPER_ARTIFACTS ?= $(CURDIR)/test-artifacts
 # Service, a notification daemon and its client, window tools for screenshots).
 BUILD_PKGS := gcc pkg-config libgl1-mesa-dev libx11-dev libxcursor-dev libxrandr-dev libxinerama-dev \
               libxi-dev libxxf86vm-dev
-TEST_PKGS  := xvfb xauth dbus dbus-x11 gnome-keyring dunst libnotify-bin libglib2.0-bin x11-utils xdotool imagemagick
+# The Windows build's: the mingw-w64 cross compiler (the tray's cgo) and Wine to run it (make windows).
+WINDOWS_PKGS := wine wine64 gcc-mingw-w64-x86-64
+TEST_PKGS  := xvfb xauth dbus dbus-x11 gnome-keyring dunst libnotify-bin libglib2.0-bin x11-utils xdotool imagemagick \
+              openssh-server openssh-client $(WINDOWS_PKGS)
 FUZZTIME   ?= 5s
 
 .PHONY: help deps deps-build build run test test-go fuzz lint bench package clean
@@ -33,7 +36,9 @@ help:
 	@echo "make lint     gofmt, go vet, staticcheck"
 	@echo "make bench    benchmarks"
 	@echo "make package  build the Linux package with fyne"
+	@echo "make dist     every installable artifact into dist/: .deb, tarball, Windows zip, headless builds"
 	@echo "make headless the headless build (no tray, no cgo) for linux, darwin and windows, amd64 and arm64"
+	@echo "make windows  the Windows tray exe (mingw-w64) and the Wine set-up of its tests (internal/wine)"
 
 # apt-install only the packages that are missing, so repeated runs cost nothing.
 define apt_install
@@ -92,12 +97,71 @@ headless:
 	  CGO_ENABLED=0 GOOS=$$os GOARCH=$$arch $(GO) build -tags headless $$($(GO) list ./... | grep -v /internal/) ; \
 	done
 
+# Windows, cross-compiled here and tested under Wine (internal/wine runs it; see its package comment):
+#   bin/windows/authkeeper.exe        the tray app, cgo with mingw-w64 for fyne's GLFW and OpenGL (about
+#                                     10 CPU-minutes cold, seconds warm from Go's build cache), linked as a
+#                                     GUI-subsystem exe so that no console window opens with the tray. Not
+#                                     stripped: linked with -s or -w (52 MB -> 29 or 32 MB), GLFW fails to
+#                                     create its helper window under Wine ("Resource data not found") and
+#                                     the tray never appears; why was not found
+#   bin/windows/bcryptprimitives.dll  for the tests only, never shipped: Go's runtime imports ProcessPrng
+#                                     from it and Wine 8 lacks it (internal/wine/bcryptprimitives.c)
+#   .cache/wine/prefix                the tests' Wine prefix, made once (wineboot) with that DLL in its
+#                                     system32; made again when missing or left half-made
+#   bin/windows/test/PKG.test.exe     the Windows test binaries of WINDOWS_TEST_PKGS, run under Wine with
+#                                     their peers started on the Linux side (testbed.StartSpawner)
+WINDOWS_DIR       := bin/windows
+WINE_PREFIX       := $(CURDIR)/.cache/wine/prefix
+WINDOWS_TEST_PKGS := oauth keychain app/control app/engine
+MINGW_CC          := x86_64-w64-mingw32-gcc
+# No Gecko or Mono install prompts, no Wine debug chatter.
+WINE_ENV          := WINEPREFIX=$(WINE_PREFIX) WINEDEBUG=-all WINEDLLOVERRIDES="mscoree,mshtml="
+.PHONY: windows deps-windows windows-tests wine-prefix $(WINDOWS_DIR)/authkeeper.exe
+windows: $(WINDOWS_DIR)/authkeeper.exe windows-tests wine-prefix
+
+deps-windows:
+	$(call apt_install,$(WINDOWS_PKGS))
+
+# Phony: Go's build cache, not make, knows whether anything changed.
+$(WINDOWS_DIR)/authkeeper.exe: deps-windows
+	@mkdir -p $(@D)
+	CGO_ENABLED=1 CC=$(MINGW_CC) GOOS=windows GOARCH=amd64 $(GO) build -trimpath -ldflags "-H=windowsgui $(LDFLAGS)" -o $@ .
+
+$(WINDOWS_DIR)/bcryptprimitives.dll: internal/wine/bcryptprimitives.c | deps-windows
+	@mkdir -p $(@D)
+	$(MINGW_CC) -shared -O2 -s -o $@ $< -ladvapi32
+
+# The stamp is written last: a prefix without it (wineboot interrupted, or deleted) is made again.
+wine-prefix: $(WINDOWS_DIR)/bcryptprimitives.dll
+	@if [ ! -f $(WINE_PREFIX)/.authkeeper-ready ]; then \
+	  echo "make: creating the Wine prefix $(WINE_PREFIX)"; \
+	  rm -rf $(WINE_PREFIX) && mkdir -p $(WINE_PREFIX); \
+	  env -u DISPLAY $(WINE_ENV) wineboot -i >/dev/null 2>&1; \
+	  $(WINE_ENV) wineserver -w; \
+	  [ -d $(WINE_PREFIX)/drive_c/windows/system32 ] || { echo "make: wineboot made no prefix"; exit 1; }; \
+	  touch $(WINE_PREFIX)/.authkeeper-ready; \
+	fi
+	@cmp -s $< $(WINE_PREFIX)/drive_c/windows/system32/bcryptprimitives.dll || \
+	  cp $< $(WINE_PREFIX)/drive_c/windows/system32/bcryptprimitives.dll
+
+# Without cgo: the packages tested under Wine need none. A binary of a package no longer listed is removed.
+windows-tests: deps-windows
+	@mkdir -p $(WINDOWS_DIR)/test
+	@for f in $$(cd $(WINDOWS_DIR)/test && find . -name '*.test.exe'); do \
+	  p=$${f#./}; case " $(WINDOWS_TEST_PKGS) " in *" $${p%.test.exe} "*) ;; *) rm -f $(WINDOWS_DIR)/test/$$p;; esac; \
+	done
+	@for p in $(WINDOWS_TEST_PKGS); do \
+	  echo "make: windows test binary ./$$p"; mkdir -p $(WINDOWS_DIR)/test/$$(dirname $$p); \
+	  CGO_ENABLED=0 GOOS=windows GOARCH=amd64 $(GO) test -c -o $(WINDOWS_DIR)/test/$$p.test.exe ./$$p; \
+	done
+
 # Every package, with the race detector. Integration tests start their own peers (oidc-provider, MCP
 # servers, gnome-keyring on a private D-Bus, Xvfb with a notification daemon) and fail, not skip,
 # under CI when one is missing.
-test-go: deps build headless
+test-go: deps build headless windows
 	@mkdir -p $(AUTHKEEPER_ARTIFACTS)
-	AUTHKEEPER_BIN=$(CURDIR)/$(BIN) AUTHKEEPER_HEADLESS_DIR=$(CURDIR)/bin/headless $(GO) test -race -count=1 -timeout 25m ./...
+	AUTHKEEPER_BIN=$(CURDIR)/$(BIN) AUTHKEEPER_HEADLESS_DIR=$(CURDIR)/bin/headless \
+	  AUTHKEEPER_WINDOWS_DIR=$(CURDIR)/$(WINDOWS_DIR) AUTHKEEPER_WINEPREFIX=$(WINE_PREFIX) $(GO) test -race -count=1 -timeout 25m ./...
 
 # Each fuzz target runs briefly; a longer run: make fuzz FUZZTIME=5m
 fuzz:
@@ -115,6 +179,10 @@ lint:
 	$(GO) mod tidy -diff
 	$(GO) vet ./...
 	$(GO) tool staticcheck ./...
+	@# Every package and its tests type-check for Windows and macOS too (the tray aside: its cgo needs
+	@# mingw, see make windows, or the macOS SDK).
+	GOOS=windows $(GO) vet -tags headless ./...
+	GOOS=darwin $(GO) vet -tags headless ./...
 
 # The benchmarks (about seven minutes), each in a test process of its own, with reports in docs/: the
 # proxy against direct calls (bench-proxy.md); the stdio bridge against the pinned npm mcp-remote
@@ -144,10 +212,62 @@ soak: deps build
 	  -run '^TestSoak$$' -v ./internal/soak/
 
 # fyne's packager is run with `go run` at a pinned version: adding it as a `go tool` would pull a newer
-# fyne into go.mod.
+# fyne into go.mod. It links a binary of its own (-trimpath, -s -w, hardened cgo flags) and takes extra
+# linker flags only from GOFLAGS, so the version goes there (kept beside the go env file's GOFLAGS).
+# After every run it adds one to FyneApp.toml's Build; the file is put back, so that packaging leaves
+# the tree clean (a changed file would make the next VERSION end in -dirty).
 package: deps-build
-	$(GO) run fyne.io/tools/cmd/fyne@v1.7.4 package -os linux -release
-	@mkdir -p dist && mv -f authkeeper.tar.xz dist/ && echo "make: dist/authkeeper.tar.xz"
+	@mkdir -p bin dist && cp FyneApp.toml bin/FyneApp.toml.orig
+	GOFLAGS="$$($(GO) env GOFLAGS) -ldflags=-X=github.com/authkeeper/authkeeper/app.Version=$(VERSION)" \
+	  $(GO) run fyne.io/tools/cmd/fyne@v1.7.4 package -os linux -release || \
+	  { mv -f bin/FyneApp.toml.orig FyneApp.toml; exit 1; }
+	@mv -f bin/FyneApp.toml.orig FyneApp.toml
+	@mv -f authkeeper.tar.xz dist/authkeeper-linux-amd64.tar.xz && echo "make: dist/authkeeper-linux-amd64.tar.xz"
+
+# make dist: the installable artifacts, in dist/ —
+#   authkeeper-linux-amd64.tar.xz   the tray app, fyne's package (make package)
+#   authkeeper_VERSION_amd64.deb    the tray app for Debian/Ubuntu: bin/authkeeper (what make build links
+#                                   and make test runs), its desktop entry and icon (packaging/nfpm.yaml)
+#   authkeeper-windows-amd64.zip    the tray exe, the headless exe and packaging/windows/README.txt
+#   authkeeper-OS-ARCH[.exe]        the six headless binaries (make headless)
+#   SHA256SUMS                      for `sha256sum -c SHA256SUMS`
+# nfpm builds the .deb (`go run` at a pinned version, so it stays out of go.mod); the Debian version is
+# packaging/debversion.sh of VERSION. dist/ is emptied first but for the fyne package its prerequisite
+# just wrote, so no artifact of an older version is checksummed with the new ones. The last step checks
+# what was written: the sums, the .deb's control fields and files, the zip's files, and the version
+# printed by the binaries inside the .deb and the tarball.
+NFPM        := $(GO) run github.com/goreleaser/nfpm/v2/cmd/nfpm@v2.45.2
+DEB_VERSION  = $(shell packaging/debversion.sh '$(VERSION)')
+DIST_PKGS   := zip unzip xz-utils
+.PHONY: dist
+dist: build headless package bin/windows/authkeeper.exe
+	$(call apt_install,$(DIST_PKGS))
+	find dist -mindepth 1 -maxdepth 1 ! -name authkeeper-linux-amd64.tar.xz -exec rm -rf {} +
+	DEB_VERSION='$(DEB_VERSION)' $(NFPM) package --config packaging/nfpm.yaml --packager deb --target dist/
+	cp bin/headless/authkeeper-* dist/
+	zip -q -X -j dist/authkeeper-windows-amd64.zip bin/windows/authkeeper.exe bin/headless/authkeeper-windows-amd64.exe
+	zip -q -X -j -l dist/authkeeper-windows-amd64.zip packaging/windows/README.txt
+	cd dist && sha256sum $$(ls | grep -vx SHA256SUMS) > SHA256SUMS
+	@echo "make dist: checking dist/"
+	@cd dist && sha256sum -c --quiet SHA256SUMS
+	@deb=dist/authkeeper_$(DEB_VERSION)_amd64.deb; \
+	  [ "$$(dpkg-deb -f $$deb Package Version | tr '\n' ' ')" = "Package: authkeeper Version: $(DEB_VERSION) " ] || \
+	    { echo "make dist: $$deb has the wrong control fields:"; dpkg-deb -f $$deb; exit 1; }; \
+	  contents=$$(dpkg-deb -c $$deb); \
+	  for f in ./usr/bin/authkeeper ./usr/share/applications/dev.authkeeper.app.desktop \
+	           ./usr/share/icons/hicolor/512x512/apps/dev.authkeeper.app.png; do \
+	    grep -q " $$f$$" <<<"$$contents" || { echo "make dist: $$deb lacks $$f"; exit 1; }; \
+	  done; \
+	  files=$$(unzip -Z1 dist/authkeeper-windows-amd64.zip | LC_ALL=C sort | tr '\n' ' '); \
+	  [ "$$files" = "README.txt authkeeper-windows-amd64.exe authkeeper.exe " ] || \
+	    { echo "make dist: the Windows zip holds $$files"; exit 1; }; \
+	  tmp=$$(mktemp -d); trap 'rm -rf $$tmp' EXIT; \
+	  dpkg-deb -x $$deb $$tmp/deb; tar -xJf dist/authkeeper-linux-amd64.tar.xz -C $$tmp; \
+	  for b in $$tmp/deb/usr/bin/authkeeper $$tmp/authkeeper/usr/local/bin/authkeeper; do \
+	    v=$$($$b version 2>/dev/null); [ "$$v" = "authkeeper $(VERSION)" ] || \
+	      { echo "make dist: $${b#$$tmp/} prints \"$$v\", want \"authkeeper $(VERSION)\""; exit 1; }; \
+	  done
+	@cd dist && ls -l --block-size=K | tail -n +2
 
 clean:
 	rm -rf bin dist $(AUTHKEEPER_ARTIFACTS)
