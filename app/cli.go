@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"github.com/authkeeper/authkeeper/app/control"
 	"github.com/authkeeper/authkeeper/app/engine"
+	"io"
 	"os"
 	"os/exec"
 	"os/signal"
@@ -14,19 +15,24 @@ import (
 	"time"
 )
 
-// newFlags returns a flag set that reports errors on e.stderr instead of exiting.
-func newFlags(name string, e env) *flag.FlagSet {
+// newFlags returns the flag set of the command name ("busy start": a subcommand). It prints nothing:
+// the flag package calls Usage both for -h and for a wrong flag and cannot say which stream suits, so
+// parse returns either as a *flagError and dispatch prints the help on stdout or the error on stderr,
+// once.
+func newFlags(name string, _ env) *flag.FlagSet {
 	fs := flag.NewFlagSet(name, flag.ContinueOnError)
-	fs.SetOutput(e.stderr)
+	fs.SetOutput(io.Discard)
+	fs.Usage = func() {}
 	return fs
 }
 
-// parse parses args, allowing flags after positional arguments (`add URL --name x`).
+// parse parses args, allowing flags after positional arguments (`add URL --name x`). A wrong flag
+// and -h/--help are a *flagError (see dispatch).
 func parse(fs *flag.FlagSet, args []string) ([]string, error) {
 	var pos []string
 	for {
 		if err := fs.Parse(args); err != nil {
-			return nil, err
+			return nil, &flagError{fs: fs, err: err}
 		}
 		if fs.NArg() == 0 {
 			return pos, nil
@@ -59,11 +65,11 @@ func cmdSimple(ctx context.Context, verb string, args []string, e env, call func
 }
 
 func cmdBusy(ctx context.Context, args []string, e env) error {
-	if len(args) == 0 {
-		return errors.New("usage: authkeeper busy start|end|run|list [flags]")
+	sub := ""
+	if len(args) > 0 && !strings.HasPrefix(args[0], "-") {
+		sub, args = args[0], args[1:]
 	}
-	sub, args := args[0], args[1:]
-	fs := newFlags("busy "+sub, e)
+	fs := newFlags(strings.TrimSpace("busy "+sub), e)
 	id := fs.String("id", "", "the lease id (default for run: run-PID)")
 	label := fs.String("label", "", "what the lease is for, shown in the tray")
 	ttl := fs.Duration("ttl", engine.DefaultLeaseTTL, "how long the lease lasts unless ended or renewed")
@@ -79,6 +85,13 @@ func cmdBusy(ctx context.Context, args []string, e env) error {
 	}
 	if _, err := parse(fs, args); err != nil {
 		return err
+	}
+	switch sub {
+	case "":
+		return errors.New("usage: authkeeper busy start|end|run|list [flags]")
+	case "start", "end", "run", "list":
+	default:
+		return fmt.Errorf("busy: unknown subcommand %q (start, end, run, list)", sub)
 	}
 	paths, err := engine.DefaultPaths(e.getenv)
 	if err != nil {
@@ -126,8 +139,6 @@ func cmdBusy(ctx context.Context, args []string, e env) error {
 		}
 	case "run":
 		return busyRun(ctx, r, *id, *label, rest, e)
-	default:
-		return fmt.Errorf("busy: unknown subcommand %q (start, end, run, list)", sub)
 	}
 	return nil
 }

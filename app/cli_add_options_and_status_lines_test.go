@@ -114,7 +114,7 @@ func TestUsageListsTheNewFlagsAndVariables(t *testing.T) {
 	if code := run(context.Background(), []string{"authkeeper", "help"}, env{stdout: &out, stderr: &out, getenv: os.Getenv}); code != 0 {
 		t.Fatalf("help exited %d", code)
 	}
-	for _, want := range []string{"--scope", "--param k=v", "--assume-pkce", "--client-credentials", "--client-key-file",
+	for _, want := range []string{"--scope", "--param", "--assume-pkce", "--client-credentials", "--client-key-file",
 		"--token-stdin", "--token-expires", "--client-metadata-url", "AUTHKEEPER_CLIENT_SECRET", "AUTHKEEPER_TOKEN",
 		"--cross-app", "--idp-token-endpoint", "--idp-client-id", "--id-token-stdin", "AUTHKEEPER_IDP_ID_TOKEN", "AUTHKEEPER_IDP_CLIENT_SECRET"} {
 		if !strings.Contains(out.String(), want) {

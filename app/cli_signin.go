@@ -77,27 +77,27 @@ func cmdAdd(ctx context.Context, args []string, e env) error {
 // store is the --store flag.
 func parseAdd(args []string, e env) (body control.AddBody, store string, err error) {
 	fs := newFlags("add", e)
-	name := fs.String("name", "", "the server's name (default: from the URL's host)")
-	clientID := fs.String("client-id", "", "a client id registered by hand (Entra ID and other enterprise IdPs); its secret, if any, from $"+envClientSecret)
-	port := fs.Int("redirect-port", 0, "the loopback port registered with the client id (default: any)")
-	keyFile := fs.String("client-key-file", "", "a PEM private key of the client id, for private_key_jwt client authentication")
-	keyID := fs.String("client-key-id", "", "the key id (kid) the authorization server knows the private key by")
+	name := fs.String("name", "", "the server's `NAME` (default: from the URL's host)")
+	clientID := fs.String("client-id", "", "a client `ID` registered by hand (Entra ID and other enterprise IdPs); its secret, if any, from $"+envClientSecret)
+	port := fs.Int("redirect-port", 0, "the loopback `PORT` registered with the client id (default: any)")
+	keyFile := fs.String("client-key-file", "", "a `PEM` file: the private key of the client id, for private_key_jwt client authentication")
+	keyID := fs.String("client-key-id", "", "the key id (`KID`) the authorization server knows the private key by")
 	device := fs.Bool("device", false, "sign in with a device code instead of the browser")
 	var scopes listFlag
-	fs.Var(&scopes, "scope", "a scope to request besides the server's (repeatable, or several separated by spaces)")
+	fs.Var(&scopes, "scope", "a `SCOPE` to request besides the server's (repeatable, or several separated by spaces)")
 	params := paramFlag{}
-	fs.Var(params, "param", "k=v: a parameter for the authorization and token requests, e.g. audience=… (repeatable)")
+	fs.Var(params, "param", "`k=v`: a parameter for the authorization and token requests, e.g. audience=… (repeatable)")
 	assumePKCE := fs.Bool("assume-pkce", false, "sign in although the authorization server does not advertise PKCE S256 (it is sent anyway)")
 	cc := fs.Bool("client-credentials", false, "a machine identity: the client_credentials grant with --client-id and $"+envClientSecret+" or --client-key-file; no browser")
 	crossApp := fs.Bool("cross-app", false, "enterprise-managed authorization through your identity provider (cross-app access): "+
 		"with --client-id (its secret from $"+envClientSecret+"), --idp-token-endpoint, --idp-client-id (its secret from $"+
 		envIdPClientSecret+") and your ID token from $"+envIDToken+" or --id-token-stdin; no browser")
-	idpTokenEndpoint := fs.String("idp-token-endpoint", "", "with --cross-app: the identity provider's token endpoint")
-	idpClientID := fs.String("idp-client-id", "", "with --cross-app: authkeeper's client id at the identity provider")
+	idpTokenEndpoint := fs.String("idp-token-endpoint", "", "with --cross-app: the identity provider's token endpoint `URL`")
+	idpClientID := fs.String("idp-client-id", "", "with --cross-app: authkeeper's client `ID` at the identity provider")
 	idTokenStdin := fs.Bool("id-token-stdin", false, "with --cross-app: read your ID token from the identity provider from stdin (or set $"+envIDToken+")")
 	tokenStdin := fs.Bool("token-stdin", false, "read a static token or API key from stdin (or set $"+envToken+")")
-	tokenExpires := fs.String("token-expires", "", "when the static token expires: 2026-12-31 (its start, local time) or an RFC 3339 time")
-	storeFlag := fs.String("store", "", "credential store when no authkeeper is running: keychain or file")
+	tokenExpires := fs.String("token-expires", "", "when the static token expires: a `DATE` such as 2026-12-31 (its start, local time) or an RFC 3339 time")
+	storeFlag := fs.String("store", "", "the credential store, `KIND` keychain or file, of the engine this command starts when no authkeeper is running")
 	pos, err := parse(fs, args)
 	if err != nil {
 		return control.AddBody{}, "", err

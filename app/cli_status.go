@@ -16,8 +16,12 @@ import (
 func cmdStatus(ctx context.Context, args []string, e env) error {
 	fs := newFlags("status", e)
 	asJSON := fs.Bool("json", false, "print the raw /healthz document")
-	if err := fs.Parse(args); err != nil {
+	pos, err := parse(fs, args)
+	if err != nil {
 		return err
+	}
+	if len(pos) > 0 {
+		return errors.New("usage: authkeeper status [--json]")
 	}
 	paths, err := engine.DefaultPaths(e.getenv)
 	if err != nil {

@@ -7,7 +7,6 @@ package app
 import (
 	"context"
 	"errors"
-	"flag"
 	"fmt"
 	"io"
 	"os"
@@ -39,6 +38,7 @@ type env struct {
 // Run executes the command line args (args[0] is the program name) and returns the exit code.
 // With no command it starts the tray when a display is available and the headless engine otherwise.
 func Run(ctx context.Context, args []string, ui UI) int {
+	attachParentConsole()
 	ctx, stop := signal.NotifyContext(ctx, os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	return run(ctx, args, env{stdout: os.Stdout, stderr: os.Stderr, stdin: os.Stdin, getenv: os.Getenv, ui: ui})
@@ -49,94 +49,8 @@ func run(ctx context.Context, args []string, e env) int {
 	if len(args) > 1 {
 		cmd, rest = args[1], args[2:]
 	}
-	var err error
-	switch cmd {
-	case "", "tray":
-		err = cmdDefault(ctx, rest, e)
-	case "serve":
-		err = cmdServe(ctx, rest, e, nil)
-	case "status":
-		err = cmdStatus(ctx, rest, e)
-	case "add":
-		err = cmdAdd(ctx, rest, e)
-	case "login":
-		err = cmdLogin(ctx, rest, e)
-	case "logout":
-		err = cmdSimple(ctx, "logout", rest, e, func(r *control.Remote, n string) error { return r.Logout(ctx, n) }, "Signed out of %s")
-	case "remove":
-		err = cmdSimple(ctx, "remove", rest, e, func(r *control.Remote, n string) error { return r.Remove(ctx, n) }, "Removed %s")
-	case "refresh":
-		err = cmdSimple(ctx, "refresh", rest, e, func(r *control.Remote, n string) error { return r.Refresh(ctx, n) }, "Refreshed %s")
-	case "busy":
-		err = cmdBusy(ctx, rest, e)
-	case "bridge":
-		err = cmdBridge(ctx, rest, e, os.Stdin)
-	case "headers":
-		err = cmdHeaders(ctx, rest, e)
-	case "clients":
-		err = cmdClients(ctx, rest, e)
-	case "version", "--version":
-		fmt.Fprintln(e.stdout, "authkeeper", Version)
-	case "help", "-h", "--help":
-		fmt.Fprint(e.stdout, usage)
-	default:
-		fmt.Fprintf(e.stderr, "authkeeper: unknown command %q\n%s", cmd, usage)
-		return 2
-	}
-	var code exitCode
-	switch {
-	case err == nil:
-		return 0
-	case errors.As(err, &code):
-		return int(code)
-	case errors.Is(err, flag.ErrHelp):
-		return 2
-	}
-	fmt.Fprintln(e.stderr, "authkeeper:", err)
-	return 1
+	return dispatch(ctx, cmd, rest, e)
 }
-
-const usage = `usage: authkeeper [command]
-
-  (none)                     the tray app (the headless engine when there is no display)
-  serve [--proxy-addr A] [--store keychain|file] [--client-metadata-url URL]
-                             the engine headless: MCP proxy + control API
-  status [--json]            each server's state, token lifetime and warnings
-  add URL [--name N] [--device] [--client-id ID [--redirect-port N]]
-          [--scope S]... [--param k=v]... [--assume-pkce]
-                             sign in to an MCP server and keep its token fresh
-                             (--scope: extra scopes, e.g. api://APP/.default; --param: extra
-                             authorization/token parameters, e.g. audience=…; --assume-pkce: sign in
-                             although the authorization server does not advertise PKCE)
-  add URL --client-id ID --client-credentials [--client-key-file PEM [--client-key-id KID]]
-                             a machine identity (client_credentials; no browser): the secret from
-                             $AUTHKEEPER_CLIENT_SECRET, or a private key (private_key_jwt)
-  add URL --token-stdin [--token-expires 2026-12-31]
-                             a static token or API key, read from stdin or $AUTHKEEPER_TOKEN
-  add URL --cross-app --client-id ID --idp-token-endpoint URL --idp-client-id ID [--id-token-stdin]
-                             enterprise-managed authorization through your identity provider (cross-app
-                             access; no browser): your ID token from stdin or $AUTHKEEPER_IDP_ID_TOKEN
-  login NAME [--device | --id-token-stdin]
-                             sign in to a server again (a cross-app access server: with a new ID token)
-  logout NAME                revoke and forget a server's tokens
-  remove NAME                revoke its tokens and remove the server
-  refresh NAME               refresh a server's token now
-  busy start --id X [--ttl 30m] | busy end --id X | busy run -- CMD | busy list
-                             hold refreshes while an agent turn runs
-  bridge NAME                MCP over stdin/stdout for stdio-only clients (Claude Desktop)
-  headers [NAME]             print {"Authorization": …} for Claude Code's headersHelper
-                             (exit 2: sign-in needed; NAME defaults to $CLAUDE_CODE_MCP_SERVER_NAME)
-  clients [NAME...] [--write CLIENT [--dry-run]]
-                             print or write the MCP config of Claude Code, Claude Desktop,
-                             VS Code, GitHub Copilot CLI and Cursor
-  version                    print the version
-
-Environment: AUTHKEEPER_PROXY_ADDR (serve's --proxy-addr), AUTHKEEPER_STORE (--store),
-AUTHKEEPER_CLIENT_SECRET (add: the client id's secret), AUTHKEEPER_TOKEN (add: a static token),
-AUTHKEEPER_IDP_ID_TOKEN (add --cross-app, login: your ID token from the identity provider),
-AUTHKEEPER_IDP_CLIENT_SECRET (add --cross-app: authkeeper's client secret at the identity provider).
-Secrets are never taken from the command line.
-`
 
 // hasDisplay reports whether a desktop session is available for the tray.
 func hasDisplay(getenv func(string) string) bool {
@@ -147,6 +61,10 @@ func hasDisplay(getenv func(string) string) bool {
 }
 
 func cmdDefault(ctx context.Context, args []string, e env) error {
+	// Flags first: `authkeeper tray --help` must not show the running app's window.
+	if err := parseServeFlags("tray", args, e, &serveOpts{}); err != nil {
+		return err
+	}
 	// Single instance: a second launch asks the running app to show its status window, then exits.
 	// An owner a command started meanwhile (a bridge, the headers helper) is taken over instead.
 	if paths, err := engine.DefaultPaths(e.getenv); err == nil {
@@ -176,20 +94,16 @@ func cmdDefault(ctx context.Context, args []string, e env) error {
 // cmdServe starts the engine, prints where it listens, and serves until ctx ends (or, with a UI, until
 // the user quits the tray).
 func cmdServe(ctx context.Context, args []string, e env, ui UI) error {
-	fs := newFlags("serve", e)
-	proxyAddr := fs.String("proxy-addr", e.getenv("AUTHKEEPER_PROXY_ADDR"), "loopback host:port for the MCP proxy (default "+engine.DefaultProxyAddr+")")
-	store := fs.String("store", e.getenv("AUTHKEEPER_STORE"), "credential store: keychain (default) or file (plain text, 0600)")
-	cimd := fs.String("client-metadata-url", "", "the https URL where authkeeper's client metadata document is hosted "+
-		"(default: the settings' prefs.client_metadata_url)")
-	if err := fs.Parse(args); err != nil {
+	var o serveOpts
+	if err := parseServeFlags("serve", args, e, &o); err != nil {
 		return err
 	}
 	paths, err := engine.DefaultPaths(e.getenv)
 	if err != nil {
 		return err
 	}
-	eng, err := newEngine(engine.Config{Paths: paths, ProxyAddr: *proxyAddr, Version: Version, StoreKind: *store,
-		OAuth: oauth.Config{ClientMetadataURL: *cimd}})
+	eng, err := newEngine(engine.Config{Paths: paths, ProxyAddr: o.proxyAddr, Version: Version, StoreKind: o.store,
+		OAuth: oauth.Config{ClientMetadataURL: o.clientMetadataURL}})
 	if err != nil {
 		return err
 	}
