@@ -2,7 +2,6 @@ package keychain
 
 import (
 	"os"
-	"slices"
 	"testing"
 
 	"golang.org/x/sys/windows"
@@ -28,40 +27,11 @@ func assertMode(t *testing.T, path string, want os.FileMode) {
 	assertOwnerOnly(t, path)
 }
 
-// assertOwnerOnly checks that path is the user's alone: the user owns it and every entry of its DACL
-// that grants anything on the file grants the user, or SYSTEM, which Wine reports on every file (it
-// derives the DACL from the Unix mode, and drops the protected flag; Windows shows the user alone).
-// This is stricter than CheckPrivate, which also accepts what a file made in the profile inherits
-// (Administrators): a file authkeeper makes private has the user alone.
+// assertOwnerOnly checks that path is the user's alone (CheckOwnerOnly).
 func assertOwnerOnly(t *testing.T, path string) {
 	t.Helper()
-	user, err := UserSID()
-	if err != nil {
-		t.Fatal(err)
-	}
-	sd, err := windows.GetNamedSecurityInfo(path, windows.SE_FILE_OBJECT,
-		windows.OWNER_SECURITY_INFORMATION|windows.DACL_SECURITY_INFORMATION)
-	if err != nil {
-		t.Fatal(err)
-	}
-	acl, err := ReadACL(sd)
-	if err != nil {
-		t.Fatalf("%s: %v (%s)", path, err, sd)
-	}
-	if acl.Owner != user {
-		t.Errorf("%s: owner %s, want the user %s (%s)", path, acl.Owner, user, sd)
-	}
-	if !acl.HasDACL {
-		t.Errorf("%s: no DACL (%s)", path, sd)
-	}
-	var grantees []string
-	for _, e := range acl.Entries {
-		if e.Applies() {
-			grantees = append(grantees, e.SID)
-		}
-	}
-	if !slices.Contains(grantees, user) || slices.ContainsFunc(grantees, func(s string) bool { return s != user && s != SIDSystem }) {
-		t.Errorf("%s: the DACL grants %q, want the user %s alone (%s)", path, grantees, user, sd)
+	if err := CheckOwnerOnly(path); err != nil {
+		t.Error(err)
 	}
 }
 

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"slices"
 	"sync"
 	"unsafe"
 
@@ -85,4 +86,42 @@ func ReadACL(sd *windows.SECURITY_DESCRIPTOR) (ACL, error) {
 		a.Entries = append(a.Entries, e)
 	}
 	return a, nil
+}
+
+// CheckOwnerOnly returns an error saying how path is not the user's alone: it must be owned by the user,
+// have a DACL, and every entry of it that grants anything on the file must grant the user or SYSTEM,
+// which Wine reports on every file (it derives the DACL from the Unix mode; Windows shows the user
+// alone). Stricter than CheckPrivate, which also accepts what a file made in the profile inherits
+// (Administrators): it is what a file authkeeper creates private must satisfy, and the tests of every
+// package that creates one check it.
+func CheckOwnerOnly(path string) error {
+	user, err := UserSID()
+	if err != nil {
+		return err
+	}
+	sd, err := windows.GetNamedSecurityInfo(path, windows.SE_FILE_OBJECT,
+		windows.OWNER_SECURITY_INFORMATION|windows.DACL_SECURITY_INFORMATION)
+	if err != nil {
+		return fmt.Errorf("%s: %w", path, err)
+	}
+	acl, err := ReadACL(sd)
+	if err != nil {
+		return fmt.Errorf("%s: %w (%s)", path, err, sd)
+	}
+	if acl.Owner != user {
+		return fmt.Errorf("%s: owner %s, want the user %s (%s)", path, acl.Owner, user, sd)
+	}
+	if !acl.HasDACL {
+		return fmt.Errorf("%s: no DACL (%s)", path, sd)
+	}
+	var grantees []string
+	for _, e := range acl.Entries {
+		if e.Applies() {
+			grantees = append(grantees, e.SID)
+		}
+	}
+	if !slices.Contains(grantees, user) || slices.ContainsFunc(grantees, func(s string) bool { return s != user && s != SIDSystem }) {
+		return fmt.Errorf("%s: the DACL grants %q, want the user %s alone (%s)", path, grantees, user, sd)
+	}
+	return nil
 }
