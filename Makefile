@@ -100,10 +100,8 @@ headless:
 # Windows, cross-compiled here and tested under Wine (internal/wine runs it; see its package comment):
 #   bin/windows/authkeeper.exe        the tray app, cgo with mingw-w64 for fyne's GLFW and OpenGL (about
 #                                     10 CPU-minutes cold, seconds warm from Go's build cache), linked as a
-#                                     GUI-subsystem exe so that no console window opens with the tray. Not
-#                                     stripped: linked with -s or -w (52 MB -> 29 or 32 MB), GLFW fails to
-#                                     create its helper window under Wine ("Resource data not found") and
-#                                     the tray never appears; why was not found
+#                                     GUI-subsystem exe so that no console window opens with the tray, and
+#                                     stripped (-s -w: 29 MB instead of 52; the symbols ship in no artifact)
 #   bin/windows/bcryptprimitives.dll  for the tests only, never shipped: Go's runtime imports ProcessPrng
 #                                     from it and Wine 8 lacks it (internal/wine/bcryptprimitives.c)
 #   .cache/wine/prefix                the tests' Wine prefix, made once (wineboot) with that DLL in its
@@ -125,7 +123,7 @@ deps-windows:
 # Phony: Go's build cache, not make, knows whether anything changed.
 $(WINDOWS_DIR)/authkeeper.exe: deps-windows
 	@mkdir -p $(@D)
-	CGO_ENABLED=1 CC=$(MINGW_CC) GOOS=windows GOARCH=amd64 $(GO) build -trimpath -ldflags "-H=windowsgui $(LDFLAGS)" -o $@ .
+	CGO_ENABLED=1 CC=$(MINGW_CC) GOOS=windows GOARCH=amd64 $(GO) build -trimpath -ldflags "-H=windowsgui -s -w $(LDFLAGS)" -o $@ .
 
 $(WINDOWS_DIR)/bcryptprimitives.dll: internal/wine/bcryptprimitives.c | deps-windows
 	@mkdir -p $(@D)

@@ -32,6 +32,7 @@ func TestTrayIconAndMenuAppearInWinesSystemTray(t *testing.T) {
 	b.artefact(t, "authkeeper.exe")
 	testbed.Need(t, "xdotool", "import")
 	d := testbed.NewDisplay(t)
+	b.restartWine(t) // a desktop left by a test without a display would take the tray's windows
 	appData := t.TempDir()
 	tray := testbed.StartProcess(t, "authkeeper.exe (tray)", b.appCommand(t, appData,
 		[]string{"DISPLAY=" + d.Name, "AUTHKEEPER_PROXY_ADDR=127.0.0.1:0", "AUTHKEEPER_STORE=file"}))

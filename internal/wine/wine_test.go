@@ -81,6 +81,23 @@ func windowsPath(p string) string {
 	return `Z:` + strings.ReplaceAll(p, "/", `\`)
 }
 
+// restartWine ends the prefix's wineserver and every Wine program still running in it, and waits
+// until they are gone. A wineserver outlives its last program by a few seconds, and with it the
+// desktop (explorer.exe) of the display the first program had: a program started meanwhile on another
+// display would join that desktop, and if it had none (an earlier test runs without DISPLAY) every
+// window it creates fails ("Resource data not found").
+func (b bench) restartWine(t *testing.T) {
+	t.Helper()
+	for _, arg := range []string{"-k", "-w"} {
+		cmd := exec.Command("wineserver", arg)
+		cmd.Env = b.env()
+		// -k fails when no wineserver runs, which is what it is for.
+		if out, err := cmd.CombinedOutput(); err != nil && arg == "-w" {
+			t.Fatalf("wineserver -w: %v\n%s", err, out)
+		}
+	}
+}
+
 // wineCommand returns the command that runs the Windows program exe (a Linux path) under Wine.
 func (b bench) wineCommand(exe string, args ...string) *exec.Cmd {
 	cmd := exec.Command("wine", append([]string{exe}, args...)...)
