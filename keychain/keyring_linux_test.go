@@ -83,7 +83,8 @@ func TestKeyringStoreGetDoesNotFallBackWhenTheKeyringStopsAnswering(t *testing.T
 		t.Fatalf("Get while the keyring does not answer = %v (refresh token %q), want ErrUnavailable and no record", err, got.RefreshToken)
 	}
 	f.thaw()
-	if got, err := s.Get("srv"); err != nil || got.RefreshToken != second.RefreshToken {
+	got, err = getAfterThaw(t, k, s, "srv")
+	if err != nil || got.RefreshToken != second.RefreshToken {
 		t.Errorf("Get once the keyring answers again: %v, %v; want the current generation", got, err)
 	}
 }
@@ -132,9 +133,22 @@ func TestKeyringStoreNeverReusesTheGenerationOfAFailedPut(t *testing.T) {
 	if put.Revision != 3 {
 		t.Errorf("Put after a failed Put wrote generation %d, want 3 (never the failed attempt's 2)", put.Revision)
 	}
-	if got, err := s.Get("srv"); err != nil || got.RefreshToken != rec.RefreshToken {
+	if got, err := getAfterThaw(t, k, s, "srv"); err != nil || got.RefreshToken != rec.RefreshToken {
 		t.Errorf("Get: %v, %v; want the last Put", got, err)
 	}
+}
+
+// getAfterThaw is s.Get(name) after the daemon was resumed from a freeze. If the daemon died meanwhile
+// (gnome-keyring can abort on resuming with calls queued: see testbed.Keyring.Revive), it is started
+// again on the same keyring files and Get is asked once more: what these tests check is that the
+// store's items survived, not the daemon.
+func getAfterThaw(t *testing.T, k *testbed.Keyring, s *KeyringStore, name string) (Record, error) {
+	t.Helper()
+	got, err := s.Get(name)
+	if err != nil && k.Revive(t) {
+		got, err = s.Get(name)
+	}
+	return got, err
 }
 
 func TestKeyringStoreNamesTheCauseWhenUnavailable(t *testing.T) {
@@ -196,5 +210,31 @@ func TestKeyringStoreTimesOutOnASecretServiceThatNeverAnswers(t *testing.T) {
 	// 200ms for the call plus at most 2s for diagnose's own probe of the frozen daemon.
 	if d := time.Since(start); d > 5*time.Second {
 		t.Errorf("Get took %v", d)
+	}
+}
+
+// TestKeyringStoreReadsItsRecordsAfterTheDaemonRestarts: the Secret Service goes away (a crash, a
+// logout) and comes back on the same keyring files; the store, holding no state of its own about the
+// connection, reads what it wrote before. This is also what getAfterThaw relies on.
+func TestKeyringStoreReadsItsRecordsAfterTheDaemonRestarts(t *testing.T) {
+	k := testbed.StartKeyring(t)
+	if k.Revive(t) {
+		t.Fatal("Revive restarted a running daemon")
+	}
+	s := newKeyringStore(t, "authkeeper", 64)
+	want, err := s.Put("srv", testRecord(300))
+	if err != nil {
+		t.Fatal(err)
+	}
+	k.Stop(t)
+	if _, err := s.Get("srv"); !errors.Is(err, ErrUnavailable) {
+		t.Fatalf("Get with the daemon stopped: %v, want ErrUnavailable", err)
+	}
+	if !k.Revive(t) {
+		t.Fatal("Revive did not restart a stopped daemon")
+	}
+	got, err := s.Get("srv")
+	if err != nil || got.RefreshToken != want.RefreshToken || got.Revision != want.Revision {
+		t.Errorf("Get after the restart: revision %d, %v; want revision %d and the same refresh token", got.Revision, err, want.Revision)
 	}
 }
