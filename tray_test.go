@@ -61,6 +61,16 @@ func newTrayDesktop(t *testing.T) *trayDesktop {
 	td.env = append([]string{"HOME=" + home, "PATH=" + fakeBin + ":" + os.Getenv("PATH"), "XDG_RUNTIME_DIR=" + rt,
 		"XDG_CONFIG_HOME=" + filepath.Join(home, ".config"), "XDG_STATE_HOME=" + filepath.Join(home, ".state"),
 		"AUTHKEEPER_PROXY_ADDR=127.0.0.1:0"}, td.display.Env()...)
+	// Past the first run, which opens the Add server window (TestTrayFirstRunOpensTheAddWindowOnce):
+	// the other tests start an idle tray.
+	dir := filepath.Join(home, ".config", "authkeeper")
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	settings := `{"servers":[],"prefs":{"store":"keychain","notifications":true,"first_run_done":true}}`
+	if err := os.WriteFile(filepath.Join(dir, "config.json"), []byte(settings), 0o600); err != nil {
+		t.Fatal(err)
+	}
 	return td
 }
 
@@ -139,7 +149,7 @@ func TestTrayAppNotifiesCoalescesSignsInAgainAndShowsStatusOnSecondLaunch(t *tes
 		t.Fatalf("banner %q: want the tray, not the headless engine", banner)
 	}
 	item := td.watcher.WaitItem(t, 30*time.Second)
-	td.waitMenu(t, item, "No servers yet")
+	td.waitMenu(t, item, "Add your first server…")
 	// The idle tray is D-Bus only: fyne's event loop (GLFW, 60 wake-ups a second) has not started, so
 	// the app has not even created GLFW's helper window on the X server.
 	if after := td.topWindows(t); after != before {
@@ -370,13 +380,14 @@ func (td *trayDesktop) waitWindow(t *testing.T, title string) {
 }
 
 // TestIdleTrayQuitsCleanly: a tray that never opened a window (fyne's loop never started) ends cleanly
-// both from its menu's Quit and from SIGTERM, removing its control socket each time.
+// both from its menu's Quit and from SIGTERM, removing its control socket each time. It starts under
+// LANG=C.UTF-8 (the default of Debian containers), then LANG=C, and says nothing about the locale.
 func TestIdleTrayQuitsCleanly(t *testing.T) {
 	td := newTrayDesktop(t)
 	for _, how := range []string{"menu", "SIGTERM"} {
 		n := td.watcher.Registered()
 		cmd := exec.Command(td.bin)
-		cmd.Env = td.env
+		cmd.Env = append(append([]string(nil), td.env...), map[string]string{"menu": "LANG=C.UTF-8", "SIGTERM": "LANG=C"}[how])
 		p := testbed.StartProcess(t, "authkeeper ("+how+")", cmd)
 		p.WaitLine(t, "authkeeper ", 30*time.Second)
 		item := td.watcher.WaitNewItem(t, n, 30*time.Second)
@@ -396,6 +407,42 @@ func TestIdleTrayQuitsCleanly(t *testing.T) {
 		}
 		if _, err := os.Stat(filepath.Join(td.rt, "authkeeper", "control.sock")); !os.IsNotExist(err) {
 			t.Errorf("%s: control socket left behind: %v", how, err)
+		}
+		if strings.Contains(p.Output(), "locale") {
+			t.Errorf("%s: the tray's output speaks of the locale:\n%s", how, p.Output())
+		}
+	}
+}
+
+// TestTrayFirstRunOpensTheAddWindowOnce: the first start of a fresh install on a desktop opens the Add
+// server window with its welcome, next to the menu's "Add your first server…"; after Quit, the second
+// start opens none (fyne's loop does not even start).
+func TestTrayFirstRunOpensTheAddWindowOnce(t *testing.T) {
+	td := newTrayDesktop(t)
+	if err := os.Remove(filepath.Join(td.home, ".config", "authkeeper", "config.json")); err != nil {
+		t.Fatal(err) // a fresh install
+	}
+	const welcome = "Welcome to authkeeper: add your first MCP server"
+	for _, start := range []string{"first", "second"} {
+		before := td.topWindows(t)
+		n := td.watcher.Registered()
+		cmd := exec.Command(td.bin)
+		cmd.Env = td.env
+		p := testbed.StartProcess(t, "authkeeper ("+start+" start)", cmd)
+		p.WaitLine(t, "authkeeper ", 30*time.Second)
+		item := td.watcher.WaitNewItem(t, n, 30*time.Second)
+		td.waitMenu(t, item, "Add your first server…")
+		if start == "first" {
+			td.waitWindow(t, welcome)
+			td.waitPainted(t, welcome)
+		} else if after := td.topWindows(t); after != before {
+			t.Errorf("second start: the X server's top-level windows went from %d to %d", before, after)
+		}
+		td.watcher.Click(t, item, "Quit")
+		select {
+		case <-p.Done():
+		case <-time.After(15 * time.Second):
+			t.Fatalf("%s start: still running 15s after Quit:\n%s", start, p.Output())
 		}
 	}
 }

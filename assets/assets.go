@@ -26,4 +26,8 @@ var (
 	// TrayError is shown while a server cannot get a token for another reason.
 	//go:embed tray-error.png
 	TrayError []byte
+
+	// TrayEmpty is shown while no server is configured (the first run): hollow and grey.
+	//go:embed tray-empty.png
+	TrayEmpty []byte
 )

@@ -1,6 +1,7 @@
 //go:build ignore
 
-// gen draws authkeeper's icons: a key inside a ring, one colour per tray state. The PNGs are committed;
+// gen draws authkeeper's icons: a key inside a ring, one colour per tray state; with no server yet, the
+// ring and key are drawn hollow, in grey, with nothing filled: there is nothing to keep yet. The PNGs are committed;
 // run `go generate ./assets` after changing this file. Linux trays need PNG (not SVG or ICO).
 package main
 
@@ -15,18 +16,20 @@ import (
 
 func main() {
 	icons := []struct {
-		name string
-		size int
-		c    color.RGBA
+		name   string
+		size   int
+		c      color.RGBA
+		hollow bool
 	}{
-		{"icon.png", 512, color.RGBA{0x1f, 0x6f, 0xeb, 0xff}},
-		{"tray-fresh.png", 64, color.RGBA{0x2e, 0xa0, 0x43, 0xff}},
-		{"tray-busy.png", 64, color.RGBA{0x1f, 0x6f, 0xeb, 0xff}},
-		{"tray-attention.png", 64, color.RGBA{0xd2, 0x99, 0x22, 0xff}},
-		{"tray-error.png", 64, color.RGBA{0xcf, 0x22, 0x2e, 0xff}},
+		{"icon.png", 512, color.RGBA{0x1f, 0x6f, 0xeb, 0xff}, false},
+		{"tray-fresh.png", 64, color.RGBA{0x2e, 0xa0, 0x43, 0xff}, false},
+		{"tray-busy.png", 64, color.RGBA{0x1f, 0x6f, 0xeb, 0xff}, false},
+		{"tray-attention.png", 64, color.RGBA{0xd2, 0x99, 0x22, 0xff}, false},
+		{"tray-error.png", 64, color.RGBA{0xcf, 0x22, 0x2e, 0xff}, false},
+		{"tray-empty.png", 64, color.RGBA{0x8c, 0x95, 0x9f, 0xff}, true},
 	}
 	for _, ic := range icons {
-		if err := write(ic.name, draw(ic.size, ic.c)); err != nil {
+		if err := write(ic.name, draw(ic.size, ic.c, ic.hollow)); err != nil {
 			log.Fatal(err)
 		}
 	}
@@ -45,7 +48,8 @@ func write(name string, img image.Image) error {
 }
 
 // draw renders a filled disc in c with a white key: a ring bow at the left and a shaft with two teeth.
-func draw(size int, c color.RGBA) image.Image {
+// Hollow, it renders the disc's rim and the key in c on nothing.
+func draw(size int, c color.RGBA, hollow bool) image.Image {
 	img := image.NewRGBA(image.Rect(0, 0, size, size))
 	s := float64(size)
 	white := color.RGBA{0xff, 0xff, 0xff, 0xff}
@@ -56,12 +60,19 @@ func draw(size int, c color.RGBA) image.Image {
 			if d > 0.48 {
 				continue
 			}
-			img.Set(x, y, c)
+			if !hollow {
+				img.Set(x, y, c)
+			} else if d > 0.39 {
+				img.Set(x, y, c) // the rim
+			}
 			bow := math.Hypot(fx-0.33, fy-0.5)
 			onBow := bow < 0.15 && bow > 0.07
 			onShaft := fx > 0.44 && fx < 0.8 && math.Abs(fy-0.5) < 0.045
 			onTooth := (fx > 0.62 && fx < 0.68 || fx > 0.72 && fx < 0.78) && fy > 0.5 && fy < 0.64
-			if onBow || onShaft || onTooth {
+			switch {
+			case (onBow || onShaft || onTooth) && hollow:
+				img.Set(x, y, c)
+			case onBow || onShaft || onTooth:
 				img.Set(x, y, white)
 			}
 		}

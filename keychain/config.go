@@ -143,6 +143,10 @@ type Prefs struct {
 	// docs/client-metadata.json); it is the client id at authorization servers that support such
 	// documents. Default "": those servers register authkeeper dynamically instead.
 	ClientMetadataURL string `json:"client_metadata_url,omitempty"`
+	// FirstRunDone is set by the tray app's first start with a display, which opens the Add server
+	// window when no server is configured; once set, that window never opens by itself again (the
+	// user closed it, or a server exists). Default false.
+	FirstRunDone bool `json:"first_run_done,omitempty"`
 }
 
 // ValidClientMetadataURL reports why raw cannot be a Client ID Metadata Document URL

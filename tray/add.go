@@ -60,7 +60,9 @@ type addWindow struct {
 	clock engine.Clock
 
 	url, name, clientID, secret, token, expiry *widget.Entry
-	finding, status                            *widget.Label
+	intro, finding, next, status               *widget.Label
+	urlItem                                    *widget.FormItem
+	form                                       *widget.Form
 	clientBox, tokenBox                        *fyne.Container
 	device                                     *deviceBox
 	adv                                        *advanced
@@ -91,8 +93,14 @@ func newAddWindow(ctx context.Context, a fyne.App, eng adder, clock engine.Clock
 	w.token = widget.NewPasswordEntry()
 	w.token.SetPlaceHolder("token or API key")
 	w.expiry = entry("expiry date, YYYY-MM-DD (optional)")
+	w.intro = widget.NewLabel("")
+	w.intro.Wrapping = fyne.TextWrapWord
+	w.intro.Hide()
 	w.finding = widget.NewLabel("Type the MCP server's URL.")
 	w.finding.Wrapping = fyne.TextWrapWord
+	w.next = widget.NewLabel("")
+	w.next.Wrapping = fyne.TextWrapWord
+	w.next.TextStyle.Bold = true
 	w.status = widget.NewLabel("")
 	w.status.Wrapping = fyne.TextWrapWord
 	w.device = newDeviceBox(a)
@@ -108,7 +116,8 @@ func newAddWindow(ctx context.Context, a fyne.App, eng adder, clock engine.Clock
 	w.add.Importance = widget.HighImportance
 	w.url.OnChanged = w.changed
 	w.name.OnChanged = func(string) { w.nameEdited = true }
-	form := widget.NewForm(widget.NewFormItem("URL", w.url), widget.NewFormItem("Name", w.name))
+	w.urlItem = widget.NewFormItem("URL", w.url)
+	w.form = widget.NewForm(w.urlItem, widget.NewFormItem("Name", w.name))
 	// A machine identity needs the client id and secret whatever the server's registration offers.
 	w.adv.clientCredentials.OnChanged = func(on bool) {
 		if on || (w.probe != nil && w.probe.Requirement == oauth.OAuthSignIn && w.probe.Registration == "") {
@@ -116,12 +125,34 @@ func newAddWindow(ctx context.Context, a fyne.App, eng adder, clock engine.Clock
 		} else {
 			w.clientBox.Hide()
 		}
+		w.showNext(on)
 	}
-	w.w.SetContent(container.NewVBox(form, w.finding, w.clientBox, w.tokenBox, w.adv.box, w.device.box, w.status,
+	w.w.SetContent(container.NewVBox(w.intro, w.form, w.finding, w.next, w.clientBox, w.tokenBox, w.adv.box, w.device.box, w.status,
 		container.NewHBox(w.signIn, w.useDevice, w.add, widget.NewButton("Close", w.w.Close))))
 	w.w.Resize(fyne.NewSize(520, 300))
 	w.showFinding(nil, nil)
 	return w
+}
+
+// welcome opens the window for the first run: it says what authkeeper is for and asks for the first
+// server.
+func (w *addWindow) welcome() {
+	w.w.SetTitle("Welcome to authkeeper: add your first MCP server")
+	w.intro.SetText("authkeeper keeps your AI agents signed in to MCP servers: you sign in once, and it renews " +
+		"the tokens before they expire. Paste the URL of the first server to add, e.g. mcp.example.com/mcp " +
+		"(https:// may be left out).")
+	w.intro.Show()
+}
+
+// showNext says what happens next for the current finding; machine is the machine-identity choice.
+func (w *addWindow) showNext(machine bool) {
+	next := nextStep(w.probe, machine)
+	w.next.SetText(next)
+	if next == "" {
+		w.next.Hide()
+	} else {
+		w.next.Show()
+	}
 }
 
 // cancel stops a probe or a sign-in in flight (the window closed).
@@ -137,7 +168,17 @@ func (w *addWindow) changed(text string) {
 	}
 	w.stopProbe()
 	w.probe = nil
-	raw := strings.TrimSpace(text)
+	w.showNext(false)
+	raw := normalizeURL(text)
+	// Say which URL is used when it is not what the field shows (a scheme was added).
+	hint := ""
+	if raw != strings.TrimSpace(text) {
+		hint = "Using " + raw
+	}
+	if w.urlItem.HintText != hint {
+		w.urlItem.HintText = hint
+		w.form.Refresh()
+	}
 	if !w.nameEdited {
 		w.name.SetText(nameFor(raw))
 		w.nameEdited = false
@@ -155,7 +196,7 @@ func (w *addWindow) changed(text string) {
 		cancel()
 		w.post(func() {
 			// The field moved on while the probe ran: this finding is about a URL no longer shown.
-			if strings.TrimSpace(w.url.Text) != raw || superseded {
+			if normalizeURL(w.url.Text) != raw || superseded {
 				w.step("probed " + raw + " stale")
 				return
 			}
@@ -173,6 +214,7 @@ func (w *addWindow) showFinding(p *oauth.Probe, err error) {
 	w.signIn.Hide()
 	w.useDevice.Hide()
 	w.add.Hide()
+	w.showNext(w.adv.clientCredentials.Checked)
 	switch {
 	case err != nil:
 		w.finding.SetText("Unreachable: " + err.Error())
@@ -202,7 +244,7 @@ func (w *addWindow) submit(device bool) {
 	if w.probe == nil {
 		return
 	}
-	req := engine.AddRequest{Name: strings.TrimSpace(w.name.Text), URL: strings.TrimSpace(w.url.Text), Device: device}
+	req := engine.AddRequest{Name: strings.TrimSpace(w.name.Text), URL: normalizeURL(w.url.Text), Device: device}
 	switch w.probe.Requirement {
 	case oauth.OAuthSignIn:
 		if err := w.adv.apply(&req); err != nil {

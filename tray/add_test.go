@@ -83,7 +83,9 @@ func TestAddWindowProbesAsYouTypeAndDropsFindingsForAURLNoLongerShown(t *testing
 	if want := strings.ReplaceAll(strings.Split(strings.TrimPrefix(b.srv.URL, "http://"), "/")[0], ":", "-"); w.name.Text != want {
 		t.Errorf("suggested name %q", w.name.Text)
 	}
-	w.w.Resize(fyne.NewSize(520, 300))
+	// Twice: wrapped labels measure their height at the width the first layout gave them.
+	w.w.Resize(fyne.NewSize(520, 379))
+	w.w.Resize(fyne.NewSize(520, 380))
 	capture(t, w.w.Canvas(), "add-server-window.png")
 
 	closed := "http://127.0.0.1:1/mcp"
@@ -94,13 +96,23 @@ func TestAddWindowProbesAsYouTypeAndDropsFindingsForAURLNoLongerShown(t *testing
 	}
 }
 
-// TestAddWindowLeavesNothingWhenSignInFailsThenSignsIn denies consent in the browser (nothing may be
-// saved), then signs in for real through the browser and the loopback callback.
+// TestAddWindowLeavesNothingWhenSignInFailsThenSignsIn pastes the server's URL with spaces around it
+// and without its scheme (the window says which URL it uses and what happens next), denies consent in
+// the browser (nothing may be saved), then signs in for real through the browser and the loopback
+// callback.
 func TestAddWindowLeavesNothingWhenSignInFailsThenSignsIn(t *testing.T) {
 	b := newBench(t, nil)
 	w, steps := newTestAddWindow(t, b)
-	w.url.SetText(b.srv.URL)
+	w.url.SetText("  " + strings.TrimPrefix(b.srv.URL, "http://") + " \n")
 	steps.wait(t, "probed "+b.srv.URL+" shown")
+	if w.urlItem.HintText != "Using "+b.srv.URL {
+		t.Errorf("URL hint %q", w.urlItem.HintText)
+	}
+	as := strings.TrimPrefix(b.as.Issuer, "http://")
+	as = strings.TrimPrefix(as, "https://")
+	if want := "Next: choose Sign in and your browser opens to sign in to " + strings.SplitN(as, "/", 2)[0] + "."; !strings.HasPrefix(w.next.Text, want) {
+		t.Errorf("next step %q, want it to start %q", w.next.Text, want)
+	}
 	w.name.SetText("bench")
 
 	b.browser.SetOptions(testbed.BrowserOptions{Deny: true})
@@ -125,6 +137,9 @@ func TestAddWindowLeavesNothingWhenSignInFailsThenSignsIn(t *testing.T) {
 	s := b.eng.Snapshot()
 	if len(s.Servers) != 1 || s.Servers[0].State != engine.StateFresh || !s.Servers[0].Expiry.After(time.Now()) {
 		t.Errorf("engine after add: %+v", s.Servers)
+	}
+	if srv, err := b.eng.Server("bench"); err != nil || srv.URL != b.srv.URL {
+		t.Errorf("server saved with URL %q (%v), want %q", srv.URL, err, b.srv.URL)
 	}
 }
 

@@ -4,6 +4,8 @@ package tray
 
 import (
 	"context"
+	"image"
+	"image/draw"
 	"image/png"
 	"os"
 	"path/filepath"
@@ -11,6 +13,7 @@ import (
 	"time"
 
 	"fyne.io/fyne/v2"
+	"fyne.io/fyne/v2/theme"
 
 	"github.com/authkeeper/authkeeper/app/control"
 	"github.com/authkeeper/authkeeper/app/engine"
@@ -50,6 +53,34 @@ func fixture() (engine.Snapshot, []engine.Event) {
 // capture writes canvas c as a PNG to the artifact folder.
 func capture(t *testing.T, c fyne.Canvas, name string) {
 	t.Helper()
+	writePNG(t, c.Capture(), name)
+}
+
+// captureSideBySide writes the canvases, left to right on the theme's background, as one PNG to the
+// artifact folder.
+func captureSideBySide(t *testing.T, name string, cs ...fyne.Canvas) {
+	t.Helper()
+	const gap = 16
+	var imgs []image.Image
+	w, h := 0, 0
+	for _, c := range cs {
+		img := c.Capture()
+		imgs = append(imgs, img)
+		w += img.Bounds().Dx() + gap
+		h = max(h, img.Bounds().Dy())
+	}
+	out := image.NewRGBA(image.Rect(0, 0, w-gap, h))
+	draw.Draw(out, out.Bounds(), image.NewUniform(theme.Color(theme.ColorNameBackground)), image.Point{}, draw.Src)
+	x := 0
+	for _, img := range imgs {
+		draw.Draw(out, img.Bounds().Add(image.Pt(x, 0)), img, img.Bounds().Min, draw.Src)
+		x += img.Bounds().Dx() + gap
+	}
+	writePNG(t, out, name)
+}
+
+func writePNG(t *testing.T, img image.Image, name string) {
+	t.Helper()
 	dir := testbed.ArtifactDir(t)
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		t.Fatal(err)
@@ -59,7 +90,7 @@ func capture(t *testing.T, c fyne.Canvas, name string) {
 		t.Fatal(err)
 	}
 	defer f.Close()
-	if err := png.Encode(f, c.Capture()); err != nil {
+	if err := png.Encode(f, img); err != nil {
 		t.Fatal(err)
 	}
 	t.Logf("screenshot: %s", f.Name())
@@ -132,6 +163,60 @@ func (l *uiLoop) wait(t *testing.T, want string) {
 			f()
 		case <-timeout:
 			t.Fatalf("no step %q within 60s; steps seen: %q", want, l.steps)
+		}
+	}
+}
+
+// drain runs the UI work posted so far, without waiting for more.
+func (l *uiLoop) drain() {
+	for {
+		select {
+		case f := <-l.posts:
+			f()
+		default:
+			return
+		}
+	}
+}
+
+// startEngine starts an engine (file store, proxy on a free port) on paths, without peers; Close it to
+// simulate the app's end, before starting another on the same paths.
+func startEngine(t *testing.T, paths engine.Paths) *engine.Engine {
+	t.Helper()
+	eng, err := engine.New(engine.Config{Paths: paths, ProxyAddr: "127.0.0.1:0", StoreKind: "file", Proxy: proxy.FrontEnd})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := eng.Start(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { eng.Close() })
+	return eng
+}
+
+// tempPaths are an engine's directories in a fresh temporary home.
+func tempPaths(t *testing.T) engine.Paths {
+	t.Helper()
+	home := t.TempDir()
+	rt, err := os.MkdirTemp("/tmp", "akrt")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { os.RemoveAll(rt) })
+	return engine.Paths{ConfigDir: filepath.Join(home, "config"), StateDir: filepath.Join(home, "state"), RuntimeDir: rt}
+}
+
+// until runs posted UI work until cond holds, and fails after 30 s. (A loop over wait(t, "render")
+// would never end: the tray redraws every ageInterval even without events.)
+func (l *uiLoop) until(t *testing.T, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.After(30 * time.Second)
+	for !cond() {
+		select {
+		case f := <-l.posts:
+			f()
+		case <-deadline:
+			t.Fatalf("not within 30s: %s", what)
 		}
 	}
 }

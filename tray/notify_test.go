@@ -61,21 +61,31 @@ func TestRefreshNoticesCoalesceWithinTenSeconds(t *testing.T) {
 	})
 }
 
-func TestNoticesForEventsThatNeedTheUserAreNotRoutine(t *testing.T) {
+// TestNoticesOfferSignInExactlyWhenTheServerNeedsTheUser pins the event → notice mapping: "needs you
+// to sign in again" and "revoked access" carry the Sign in action for their server and are not
+// routine; "Signed in" carries none. Their text points at the button where the daemon shows actions
+// and at the menu item where it does not.
+func TestNoticesOfferSignInExactlyWhenTheServerNeedsTheUser(t *testing.T) {
 	tests := []struct {
-		ev   engine.Event
-		want notice
-		ok   bool
+		ev                        engine.Event
+		want                      notice
+		ok                        bool
+		withButton, withoutButton string
 	}{
 		{engine.Event{Kind: engine.EventNeedsSignIn, Server: "gh", Message: "invalid_grant"},
-			notice{Title: "gh needs you to sign in again", Body: "Choose “Sign in again” under gh in the authkeeper menu. invalid_grant"}, true},
+			notice{Title: "gh needs you to sign in again", Body: "invalid_grant", Action: actSignIn, Server: "gh"}, true,
+			"Click “Sign in” to sign in again. invalid_grant",
+			"Choose “Sign in again” under gh in the authkeeper menu. invalid_grant"},
 		{engine.Event{Kind: engine.EventRevoked, Server: "gh"},
-			notice{Title: "gh: the server revoked access", Body: "Choose “Sign in again” under gh in the authkeeper menu."}, true},
+			notice{Title: "gh: the server revoked access", Action: actSignIn, Server: "gh"}, true,
+			"Click “Sign in” to sign in again.",
+			"Choose “Sign in again” under gh in the authkeeper menu."},
 		{engine.Event{Kind: engine.EventSignedIn, Server: "gh"},
-			notice{Title: "Signed in to gh", Body: "Agents using gh carry on.", Routine: true}, true},
-		{engine.Event{Kind: engine.EventRefreshed, Server: "gh"}, notice{}, false}, // the coalescer's
-		{engine.Event{Kind: engine.EventBusyChanged}, notice{}, false},
-		{engine.Event{Kind: engine.EventDegraded, Server: "gh"}, notice{}, false},
+			notice{Title: "Signed in to gh", Body: "Agents using gh carry on.", Routine: true}, true,
+			"Agents using gh carry on.", "Agents using gh carry on."},
+		{engine.Event{Kind: engine.EventRefreshed, Server: "gh"}, notice{}, false, "", ""}, // the coalescer's
+		{engine.Event{Kind: engine.EventBusyChanged}, notice{}, false, "", ""},
+		{engine.Event{Kind: engine.EventDegraded, Server: "gh"}, notice{}, false, "", ""},
 	}
 	for _, tt := range tests {
 		t.Run(string(tt.ev.Kind), func(t *testing.T) {
@@ -86,14 +96,25 @@ func TestNoticesForEventsThatNeedTheUserAreNotRoutine(t *testing.T) {
 			if diff := cmp.Diff(tt.want, got); diff != "" {
 				t.Errorf("notice (-want +got):\n%s", diff)
 			}
+			if s := got.text(true); s != tt.withButton {
+				t.Errorf("text with a button %q, want %q", s, tt.withButton)
+			}
+			if s := got.text(false); s != tt.withoutButton {
+				t.Errorf("text without buttons %q, want %q", s, tt.withoutButton)
+			}
 		})
+	}
+	if n := refreshNotice([]string{"gh"}); n.Action != actNone {
+		t.Errorf("refresh notice carries action %v", n.Action)
 	}
 }
 
 // daemonFunc is a notification daemon as the tray sees it.
-type daemonFunc func(*fyne.Notification)
+type daemonFunc func(notice)
 
-func (f daemonFunc) SendNotification(n *fyne.Notification) { f(n) }
+func (f daemonFunc) deliver(n notice) { f(n) }
+func (daemonFunc) settle(string)      {}
+func (daemonFunc) close()             {}
 
 // TestNotificationsNeverWaitForAHungDaemon: while the daemon does not answer, sending returns at once;
 // notifyQueue notifications wait and later ones are dropped (counted); quitting waits for the daemon
@@ -103,7 +124,7 @@ func TestNotificationsNeverWaitForAHungDaemon(t *testing.T) {
 		release := make(chan struct{})
 		var mu sync.Mutex
 		var got []string
-		s := newSender(daemonFunc(func(n *fyne.Notification) {
+		s := newSender(daemonFunc(func(n notice) {
 			<-release
 			mu.Lock()
 			got = append(got, n.Title)

@@ -47,7 +47,7 @@ func Run(ctx context.Context, e *engine.Engine) error {
 	defer cancel()
 	m := newMainLoop(a)
 	sh := startShell(a, m.post)
-	u := newUI(ctx, a, e, options{Autostart: autostart.Config{Exec: exe}, Post: m.post, GUI: m.gui, Quit: m.quit, Shell: sh})
+	u := newUI(ctx, a, e, options{Autostart: autostart.Config{Exec: exe}, Post: m.post, GUI: m.gui, Quit: m.quit, Shell: sh, DesktopNotices: true})
 	defer u.close()
 	u.renewAutostart()
 	if !lazyLoop {
@@ -81,6 +81,10 @@ type options struct {
 	Shell shell
 	// Steps, in tests, is told of each asynchronous step the windows complete; nil in the app.
 	Steps func(string)
+	// DesktopNotices shows notifications through the desktop's notification daemon on the session bus,
+	// with a button for a notice's action where the daemon has them (Linux and the BSDs); default
+	// false: through the fyne app's SendNotification, as on macOS and Windows. Run sets it.
+	DesktopNotices bool
 }
 
 // ui is the controller: it renders snapshots and turns clicks into engine calls. Every field below mu
@@ -126,13 +130,14 @@ func newUI(ctx context.Context, a fyne.App, e *engine.Engine, cfg options) *ui {
 		cfg.Quit = a.Quit
 	}
 	u := &ui{ctx: ctx, a: a, eng: e, cfg: cfg, icon: -1, signIns: map[string]*signInWindow{}, removes: map[string]fyne.Window{}}
-	u.out = newSender(a)
+	u.out = newSender(u.notifier())
 	u.notes = newCoalescer(cfg.Clock, cfg.NotifyWindow, u.notify)
 	e.SetShowHandler(func() { cfg.Post(func() { u.gui(u.showStatus) }) })
 	u.loop = follow(ctx, e, cfg.Clock, u.handle, func(s engine.Snapshot, evs []engine.Event) {
 		cfg.Post(func() { u.render(s, evs) })
 	})
 	u.render(u.loop.first, nil)
+	u.firstRun()
 	return u
 }
 
@@ -153,6 +158,10 @@ func (u *ui) handle(ev engine.Event) {
 		u.notes.add(ev.Server)
 		return
 	}
+	if ev.Kind == engine.EventSignedIn || ev.Kind == engine.EventRemoved {
+		// Its "sign in again" notification, if still shown, is done: signed in, or nothing to sign in to.
+		u.out.settle(ev.Server)
+	}
 	if n, ok := noticeFor(ev); ok {
 		u.notify(n)
 	}
@@ -164,7 +173,7 @@ func (u *ui) notify(n notice) {
 	if n.Routine && !u.eng.Prefs().Notifications {
 		return
 	}
-	u.out.send(fyne.NewNotification(n.Title, n.Body))
+	u.out.notice(n)
 }
 
 // render shows snapshot s and appends evs to the recent events. UI goroutine.
@@ -217,6 +226,8 @@ func iconResource(s iconState) fyne.Resource {
 		return fyne.NewStaticResource("tray-attention.png", assets.TrayAttention)
 	case iconError:
 		return fyne.NewStaticResource("tray-error.png", assets.TrayError)
+	case iconEmpty:
+		return fyne.NewStaticResource("tray-empty.png", assets.TrayEmpty)
 	}
 	return fyne.NewStaticResource("tray-fresh.png", assets.TrayFresh)
 }

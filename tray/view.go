@@ -48,16 +48,19 @@ type item struct {
 const trayBusyLease = "tray"
 
 // menuModel is the whole tray menu for snapshot s and preferences p, with lifetimes relative to now.
+// Without servers its first item is the one thing to do, "Add your first server…", instead of a
+// headline that would only say there is nothing.
 func menuModel(s engine.Snapshot, p keychain.Prefs, now time.Time) []item {
 	sep := item{Separator: true}
-	items := []item{{Label: headline(s), Disabled: true}}
-	if len(s.Servers) > 0 {
-		items = append(items, sep)
+	add := item{Label: "Add server…", Action: actAdd}
+	items := []item{{Label: headline(s), Disabled: true}, sep}
+	if len(s.Servers) == 0 {
+		add.Label = "Add your first server…"
+		items = []item{add}
 	}
 	for _, st := range s.Servers {
 		var children []item
-		// A static token or a server without auth has nothing to refresh or sign in to.
-		if st.Auth == "" || st.Auth == "oauth" {
+		if canSignIn(st) {
 			children = append(children,
 				item{Label: "Refresh now", Action: actRefresh, Server: st.Name, Disabled: !canRefresh(st.State)},
 				item{Label: "Sign in again", Action: actSignIn, Server: st.Name})
@@ -68,10 +71,14 @@ func menuModel(s engine.Snapshot, p keychain.Prefs, now time.Time) []item {
 			item{Label: "Remove…", Action: actRemove, Server: st.Name})
 		items = append(items, item{Label: serverLabel(st, now), Children: children})
 	}
-	return append(items, sep,
+	items = append(items, sep,
 		item{Label: busyLabel(s.Leases), Action: actBusy, Check: true, Checked: len(s.Leases) > 0},
 		sep,
-		item{Label: "Add server…", Action: actAdd},
+	)
+	if len(s.Servers) > 0 {
+		items = append(items, add)
+	}
+	return append(items,
 		item{Label: "Status…", Action: actStatus},
 		item{Label: "Notifications", Action: actNotifications, Check: true, Checked: p.Notifications},
 		item{Label: "Start at login", Action: actStartAtLogin, Check: true, Checked: p.StartAtLogin},
@@ -85,10 +92,21 @@ func canRefresh(s engine.State) bool {
 	return s != engine.StateNeedsSignIn && s != engine.StateRevoked && s != engine.StateDisabled
 }
 
+// needsUser: the grant is gone (never there, signed out, refused or revoked) and only the user, by
+// signing in, can bring it back. A disabled server waits for the user too, but by choice: nothing
+// asks for attention.
+func needsUser(s engine.State) bool {
+	return s == engine.StateNeedsSignIn || s == engine.StateRevoked
+}
+
+// canSignIn: only OAuth servers can be signed in to; a static token or a server without auth has
+// nothing to sign in to.
+func canSignIn(st engine.ServerStatus) bool { return st.Auth == "" || st.Auth == "oauth" }
+
 // serverLabel is "name — state, expires in 42 min".
 func serverLabel(st engine.ServerStatus, now time.Time) string {
 	l := st.Name + " — " + stateText(st.State)
-	if st.State == engine.StateNeedsSignIn || st.State == engine.StateRevoked {
+	if needsUser(st.State) {
 		return l
 	}
 	if st.NoExpiry {
@@ -173,10 +191,15 @@ const (
 	iconBusy                       // an agent turn is busy: refreshes wait
 	iconAttention                  // a server needs the user to sign in
 	iconError                      // refreshes fail (retrying)
+	iconEmpty                      // no server is configured yet
 )
 
-// iconFor picks the icon: what needs the user first, then failures, then busy.
+// iconFor picks the icon: no servers first (then nothing can need the user or fail, and a busy lease
+// holds back nothing), then what needs the user, then failures, then busy.
 func iconFor(s engine.Snapshot) iconState {
+	if len(s.Servers) == 0 {
+		return iconEmpty
+	}
 	out := iconFresh
 	if len(s.Leases) > 0 {
 		out = iconBusy
@@ -198,32 +221,19 @@ func iconFor(s engine.Snapshot) iconState {
 
 // headline is the one-line summary at the top of the menu and of the tooltip.
 func headline(s engine.Snapshot) string {
-	var need, failing, deferred []string
-	for _, st := range s.Servers {
-		switch st.State {
-		case engine.StateNeedsSignIn, engine.StateRevoked:
-			need = append(need, st.Name)
-		case engine.StateDegraded:
-			failing = append(failing, st.Name)
-		case engine.StateDeferred:
-			deferred = append(deferred, st.Name)
-		}
-	}
+	need, others := troubles(s)
 	var parts []string
 	if len(need) > 0 {
 		parts = append(parts, names(need)+" need"+plural(len(need), "s", "")+" you to sign in")
 	}
-	if len(failing) > 0 {
-		parts = append(parts, "refresh failing for "+names(failing))
-	}
-	if len(deferred) > 0 {
-		parts = append(parts, "refresh deferred for "+names(deferred))
-	} else if len(s.Leases) > 0 {
-		parts = append(parts, "agent turn busy")
-	}
-	if len(parts) > 0 {
+	if parts = append(parts, others...); len(parts) > 0 {
 		return strings.Join(parts, "; ")
 	}
+	return allWell(s)
+}
+
+// allWell is the headline when nothing is wrong.
+func allWell(s engine.Snapshot) string {
 	switch len(s.Servers) {
 	case 0:
 		return "No servers yet"
@@ -233,8 +243,37 @@ func headline(s engine.Snapshot) string {
 	return fmt.Sprintf("All %d servers fresh", len(s.Servers))
 }
 
-// tooltip is the tray icon's hover text: the headline, then one line per server.
+// troubles lists the servers that need the user, and says in words what else is wrong (failing
+// refreshes, deferred ones, a busy agent turn).
+func troubles(s engine.Snapshot) (need []string, others []string) {
+	var failing, deferred []string
+	for _, st := range s.Servers {
+		switch {
+		case needsUser(st.State):
+			need = append(need, st.Name)
+		case st.State == engine.StateDegraded:
+			failing = append(failing, st.Name)
+		case st.State == engine.StateDeferred:
+			deferred = append(deferred, st.Name)
+		}
+	}
+	if len(failing) > 0 {
+		others = append(others, "refresh failing for "+names(failing))
+	}
+	if len(deferred) > 0 {
+		others = append(others, "refresh deferred for "+names(deferred))
+	} else if len(s.Leases) > 0 {
+		others = append(others, "agent turn busy")
+	}
+	return need, others
+}
+
+// tooltip is the tray icon's hover text: the headline, then one line per server; without servers, what
+// to do first.
 func tooltip(s engine.Snapshot, now time.Time) string {
+	if len(s.Servers) == 0 {
+		return "authkeeper: no servers yet. Open this menu and choose “Add your first server…”."
+	}
 	lines := []string{"authkeeper: " + headline(s)}
 	for _, st := range s.Servers {
 		lines = append(lines, serverLabel(st, now))

@@ -3,7 +3,9 @@
 package tray
 
 import (
+	"bytes"
 	"encoding/json"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -13,6 +15,7 @@ import (
 	"github.com/authkeeper/authkeeper/app/clients"
 	"github.com/authkeeper/authkeeper/app/engine"
 	"github.com/authkeeper/authkeeper/app/proxy"
+	"github.com/authkeeper/authkeeper/assets"
 	"github.com/authkeeper/authkeeper/keychain"
 )
 
@@ -89,12 +92,37 @@ func TestMenuModelShowsEachServerStateLifetimeAndActions(t *testing.T) {
 	}
 }
 
-func TestMenuModelWithoutServersOffersAdd(t *testing.T) {
-	got := labels(menuModel(engine.Snapshot{}, keychain.Prefs{StartAtLogin: true}, now), "")
-	want := []string{"No servers yet (disabled)", "--", "[ ] Agent turn busy", "--",
-		"Add server…", "Status…", "[ ] Notifications", "[x] Start at login", "--", "Quit"}
-	if diff := cmp.Diff(want, got); diff != "" {
+// TestMenuModelWithoutServersStartsWithAddYourFirstServer: with nothing configured the first item is
+// the one thing to do, and it opens the Add window; once a server exists it is "Add server…" again,
+// further down.
+func TestMenuModelWithoutServersStartsWithAddYourFirstServer(t *testing.T) {
+	model := menuModel(engine.Snapshot{}, keychain.Prefs{StartAtLogin: true}, now)
+	want := []string{"Add your first server…", "--", "[ ] Agent turn busy", "--",
+		"Status…", "[ ] Notifications", "[x] Start at login", "--", "Quit"}
+	if diff := cmp.Diff(want, labels(model, "")); diff != "" {
 		t.Errorf("menu (-want +got):\n%s", diff)
+	}
+	if model[0].Action != actAdd || model[0].Disabled {
+		t.Errorf("first item %+v, want the Add action", model[0])
+	}
+	one := engine.Snapshot{Servers: []engine.ServerStatus{{Name: "a", State: engine.StateFresh}}}
+	got := labels(menuModel(one, keychain.Prefs{}, now), "")
+	if got[0] != "1 server, token fresh (disabled)" || !slices.Contains(got, "Add server…") || slices.Contains(got, "Add your first server…") {
+		t.Errorf("menu with a server: %q", got)
+	}
+}
+
+// TestTrayWithoutServersSaysSoInTheIconAndTooltip: the first-run icon is its own, and the tooltip
+// says what to do.
+func TestTrayWithoutServersSaysSoInTheIconAndTooltip(t *testing.T) {
+	if got := iconFor(engine.Snapshot{Leases: []engine.Lease{{ID: "x"}}}); got != iconEmpty {
+		t.Errorf("icon without servers = %v, want iconEmpty", got)
+	}
+	if got, want := tooltip(engine.Snapshot{}, now), "authkeeper: no servers yet. Open this menu and choose “Add your first server…”."; got != want {
+		t.Errorf("tooltip %q, want %q", got, want)
+	}
+	if r := iconResource(iconEmpty); r.Name() != "tray-empty.png" || bytes.Equal(r.Content(), assets.TrayFresh) || len(r.Content()) == 0 {
+		t.Errorf("the empty icon is %s (%d bytes), not an icon of its own", r.Name(), len(r.Content()))
 	}
 }
 
@@ -136,7 +164,7 @@ func TestIconShowsWhatNeedsTheUserBeforeFailuresBeforeBusy(t *testing.T) {
 		s    engine.Snapshot
 		want iconState
 	}{
-		{"no servers", engine.Snapshot{}, iconFresh},
+		{"no servers", engine.Snapshot{}, iconEmpty},
 		{"all fresh", engine.Snapshot{Servers: srv(engine.StateFresh, engine.StateRefreshing, engine.StateDisabled)}, iconFresh},
 		{"lease held", engine.Snapshot{Servers: srv(engine.StateFresh), Leases: busy}, iconBusy},
 		{"deferred", engine.Snapshot{Servers: srv(engine.StateFresh, engine.StateDeferred)}, iconBusy},

@@ -28,19 +28,46 @@ type Display struct {
 	notes  []Notification
 	xvfb   *Process
 	daemon *Process
+	choice string // dunst: the file telling its dmenu script which action to pick
 }
 
 // Notification is one org.freedesktop.Notifications.Notify call seen on the bus.
 type Notification struct {
 	App, Summary, Body string
+	// Actions are the notification's action keys and labels, alternating (key, label, key, label…).
+	Actions []string
+}
+
+// Daemon is a notification daemon a Display can run.
+type Daemon string
+
+const (
+	// Dunst advertises the "actions" capability; InvokeAction and ClickNotification drive its actions.
+	Dunst Daemon = "dunst"
+	// NotifyOSD, Ubuntu's notify-osd (Debian package notify-osd), shows no actions and does not
+	// advertise the "actions" capability: the daemon a client must fall back to text for.
+	NotifyOSD Daemon = "notify-osd"
+)
+
+// DisplayOptions vary a Display.
+type DisplayOptions struct {
+	// Daemon is the notification daemon; default Dunst.
+	Daemon Daemon
 }
 
 // NewDisplay starts Xvfb, a session bus, dunst and the monitor; sets DISPLAY and
 // DBUS_SESSION_BUS_ADDRESS for the test (so it must not be parallel); and stops them all in cleanup.
 func NewDisplay(t testing.TB) *Display {
 	t.Helper()
-	linuxOnly(t, "a virtual display (Xvfb, dunst, D-Bus)")
-	Need(t, "Xvfb", "dunst", "dbus-daemon")
+	return NewDisplayWith(t, DisplayOptions{})
+}
+
+// NewDisplayWith is NewDisplay with another notification daemon.
+func NewDisplayWith(t testing.TB, opts DisplayOptions) *Display {
+	t.Helper()
+	linuxOnly(t, "a virtual display (Xvfb, a notification daemon, D-Bus)")
+	Need(t, "Xvfb", "dbus-daemon")
+	daemon := daemonCommand(t, opts.Daemon)
 	bus := SessionBus(t)
 	d := &Display{Bus: bus}
 	d.cond = sync.NewCond(&d.mu)
@@ -73,16 +100,89 @@ func NewDisplay(t testing.TB) *Display {
 	t.Setenv("WAYLAND_DISPLAY", "")
 
 	d.monitor(t)
-	conf := filepath.Join(bus.Dir, "dunstrc")
-	// Short timeouts keep dunst's queue from growing during a burst; the monitor sees every call anyway.
-	if err := os.WriteFile(conf, []byte("[global]\n    timeout = 2\n"), 0o600); err != nil {
-		t.Fatalf("display: %v", err)
+	if opts.Daemon == "" || opts.Daemon == Dunst {
+		d.configureDunst(t, daemon)
 	}
-	dn := exec.Command("dunst", "-config", conf)
-	dn.Env = append(os.Environ(), "DISPLAY="+d.Name)
-	d.daemon = StartProcess(t, "dunst", dn)
+	daemon.Env = append(os.Environ(), "DISPLAY="+d.Name)
+	d.daemon = StartProcess(t, filepath.Base(daemon.Path), daemon)
 	bus.WaitName(t, "org.freedesktop.Notifications", 10*time.Second, d.daemon.Done())
 	return d
+}
+
+// daemonCommand is the command that runs daemon d, or skips (fails under CI) when it is missing.
+func daemonCommand(t testing.TB, d Daemon) *exec.Cmd {
+	t.Helper()
+	switch d {
+	case "", Dunst:
+		Need(t, "dunst")
+		return exec.Command("dunst")
+	case NotifyOSD:
+		// Not on PATH: Debian installs it under the multiarch libdir for D-Bus activation.
+		paths, _ := filepath.Glob("/usr/lib/*/notify-osd")
+		if len(paths) == 0 {
+			missing(t, "notify-osd not found in /usr/lib/*/ (run `make deps`)")
+		}
+		return exec.Command(paths[0])
+	}
+	t.Fatalf("display: unknown notification daemon %q", d)
+	return nil
+}
+
+// configureDunst writes dunst's config and adds it to cmd. dunst's context menu runs "dmenu" with a
+// line per action ("#Label (summary) [id,key]") on stdin and invokes the one printed back; here dmenu
+// is a script that prints the line InvokeAction asks for.
+func (d *Display) configureDunst(t testing.TB, cmd *exec.Cmd) {
+	t.Helper()
+	d.choice = filepath.Join(d.Bus.Dir, "dmenu-choice")
+	dmenu := filepath.Join(d.Bus.Dir, "dmenu")
+	script := "#!/bin/sh\ngrep -F -- \"$(sed -n 1p '" + d.choice + "')\" | grep -m1 -F -- \"$(sed -n 2p '" + d.choice + "')\"\n"
+	if err := os.WriteFile(dmenu, []byte(script), 0o700); err != nil {
+		t.Fatalf("display: %v", err)
+	}
+	// Short timeouts keep dunst's queue from growing during a burst; the monitor sees every call
+	// anyway. Critical notifications never expire (dunst's default), so a test can act on them.
+	conf := filepath.Join(d.Bus.Dir, "dunstrc")
+	rc := "[global]\n    dmenu = " + dmenu + "\n    show_indicators = yes\n" +
+		"    font = DejaVu Sans 10\n    width = 420\n    frame_width = 2\n    padding = 10\n    horizontal_padding = 12\n" +
+		"[urgency_low]\n    timeout = 2\n[urgency_normal]\n    timeout = 2\n[urgency_critical]\n    timeout = 0\n"
+	if err := os.WriteFile(conf, []byte(rc), 0o600); err != nil {
+		t.Fatalf("display: %v", err)
+	}
+	cmd.Args = append(cmd.Args, "-config", conf)
+}
+
+// ClickNotification does what clicking the newest notification does where the click runs its
+// action (dunst's do_action): dunst emits ActionInvoked with the "default" action, or with the only
+// action the notification has. Dunst only.
+func (d *Display) ClickNotification(t testing.TB) {
+	t.Helper()
+	d.dunstctl(t, "action", "0")
+}
+
+// InvokeAction chooses the action key of the shown notification whose summary contains summary, as
+// a user does from dunst's context menu: dunst emits ActionInvoked(id, key) to the notification's
+// sender. Dunst only.
+func (d *Display) InvokeAction(t testing.TB, summary, key string) {
+	t.Helper()
+	if d.choice == "" {
+		t.Fatal("display: InvokeAction needs dunst")
+	}
+	// The lines end "(summary) [id,key]"; dmenu picks the first with both.
+	if err := os.WriteFile(d.choice, []byte(summary+"\n,"+key+"]\n"), 0o600); err != nil {
+		t.Fatalf("display: %v", err)
+	}
+	d.dunstctl(t, "context")
+}
+
+func (d *Display) dunstctl(t testing.TB, args ...string) {
+	t.Helper()
+	Need(t, "dunstctl")
+	cmd := exec.Command("dunstctl", args...)
+	cmd.Env = append(os.Environ(), d.Env()...)
+	out, err := cmd.CombinedOutput()
+	if err != nil {
+		t.Fatalf("dunstctl %s: %v\n%s", strings.Join(args, " "), err, out)
+	}
 }
 
 // Env returns the environment a child process needs to use this display and its bus.
@@ -103,13 +203,14 @@ func (d *Display) monitor(t testing.TB) {
 	c.Eavesdrop(ch)
 	go func() {
 		for m := range ch {
-			if m.Type != dbus.TypeMethodCall || len(m.Body) < 5 {
+			if m.Type != dbus.TypeMethodCall || len(m.Body) < 6 {
 				continue
 			}
 			n := Notification{}
 			n.App, _ = m.Body[0].(string)
 			n.Summary, _ = m.Body[3].(string)
 			n.Body, _ = m.Body[4].(string)
+			n.Actions, _ = m.Body[5].([]string)
 			d.mu.Lock()
 			d.notes = append(d.notes, n)
 			d.cond.Broadcast()
