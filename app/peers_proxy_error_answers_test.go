@@ -89,8 +89,22 @@ func TestProxyServerRefusingEvenAFreshTokenCostsOneRefreshThenRevoked(t *testing
 // a DELETE get 503 with the error under id null — none of them reaches the server.
 func TestProxyAnswersEveryKindOfRequestWhenSignedOut(t *testing.T) {
 	b := newBench(t, benchOptions{})
+	_, events, unsubscribe := b.eng.Subscribe()
+	defer unsubscribe()
 	if err := b.eng.Logout(t.Context(), "bench"); err != nil {
 		t.Fatal(err)
+	}
+	// The views (tray, serve's log) learn of it at once, not at their next redraw.
+	select {
+	case ev := <-events:
+		if ev.Kind != engine.EventSignedOut || ev.Server != "bench" {
+			t.Errorf("the event after a logout is %s for %q, want signed_out for bench", ev.Kind, ev.Server)
+		}
+	case <-time.After(5 * time.Second):
+		t.Error("a logout published no event")
+	}
+	if n := auditKinds(t, b.paths, engine.EventSignedOut, "bench"); n != 1 {
+		t.Errorf("the audit log has %d signed_out events for bench, want 1", n)
 	}
 	before := b.srv.Stats(t).Requests
 	u := b.eng.ProxyEndpoint("bench")

@@ -24,6 +24,7 @@ const (
 	EventWarning         EventKind = "warning"          // something the user should know (e.g. a failed save)
 	EventAdded           EventKind = "added"            // a server was added
 	EventRemoved         EventKind = "removed"          // a server was removed
+	EventSignedOut       EventKind = "signed_out"       // the user signed out (logout); no token is kept
 )
 
 // Event is one thing that happened to a server (or to the engine when Server is empty). It never

@@ -114,6 +114,9 @@ func (e *Engine) Logout(ctx context.Context, name string) error {
 	if err := e.store.Delete(name); err != nil && !errors.Is(err, keychain.ErrNotFound) {
 		return fmt.Errorf("%s: delete credentials: %w", name, err)
 	}
+	// The keeper announces nothing itself (the user chose this: no "sign in again" notice), but the
+	// views must redraw now, not at their next timer.
+	e.publish(Event{Kind: EventSignedOut, Server: name, Trigger: TriggerUser, Outcome: OutcomeOK})
 	return rerr
 }
 
