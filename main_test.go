@@ -2,6 +2,7 @@ package main
 
 import (
 	"bufio"
+	"debug/buildinfo"
 	"github.com/authkeeper/authkeeper/internal/e2e"
 	"os"
 	"os/exec"
@@ -121,5 +122,67 @@ func TestCLocaleStartsQuietly(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+// TestPlainGoBuildReportsItsRevision builds the program as a user does, with a plain `go build` in
+// this checkout (no -ldflags), and checks that `authkeeper version` names the checkout's commit,
+// with -dirty exactly when the tree had changes, instead of "dev". Whether it had is what the Go
+// toolchain saw as it built (vcs.modified in the binary's build info), not a `git status` taken
+// before or after: other work in the same checkout during the build would make that a guess.
+func TestPlainGoBuildReportsItsRevision(t *testing.T) {
+	t.Parallel()
+	head := func() string {
+		out, err := exec.Command("git", "rev-parse", "HEAD").Output()
+		if err != nil {
+			if os.Getenv("CI") != "" {
+				t.Fatalf("git rev-parse HEAD: %v", err)
+			}
+			t.Skipf("not a git checkout, or no git: %v", err)
+		}
+		return strings.TrimSpace(string(out))
+	}
+	before := head()
+	bin := filepath.Join(t.TempDir(), "authkeeper")
+	// -s -w only spares the linker the symbol table and DWARF (half the build's time); like a plain
+	// build, it sets no version. GOFLAGS from the environment replaces the go env file's: a machine
+	// whose file says -buildvcs=false (some CI images do) would stamp no commit, and a user's `go
+	// build` does by default.
+	build := exec.Command("go", "build", "-ldflags=-s -w", "-o", bin, ".")
+	build.Env = append(os.Environ(), "GOFLAGS=-buildvcs=auto")
+	if out, err := build.CombinedOutput(); err != nil {
+		t.Fatalf("go build: %v\n%s", err, out)
+	}
+	after := head()
+	info, err := buildinfo.ReadFile(bin)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var rev, modified string
+	for _, s := range info.Settings {
+		switch s.Key {
+		case "vcs.revision":
+			rev = s.Value
+		case "vcs.modified":
+			modified = s.Value
+		}
+	}
+	if rev != before && rev != after { // a commit made during the build moves HEAD
+		t.Fatalf("the build recorded revision %q, want HEAD (%s, or %s after the build)", rev, before, after)
+	}
+	want := "authkeeper " + rev[:12]
+	switch modified {
+	case "true":
+		want += "-dirty"
+	case "false":
+	default:
+		t.Fatalf("the build recorded vcs.modified=%q, want true or false", modified)
+	}
+	out, err := exec.Command(bin, "version").Output()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := strings.TrimSpace(string(out)); got != want {
+		t.Errorf("authkeeper version after a plain go build = %q, want %q", got, want)
 	}
 }

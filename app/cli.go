@@ -42,7 +42,10 @@ func parse(fs *flag.FlagSet, args []string) ([]string, error) {
 	}
 }
 
-// cmdSimple runs a one-name command against the owner.
+// cmdSimple runs a one-name command against the owner. While ownership changes hands (a bridge or
+// command that owned hands over to the app or `serve`) it waits for the next owner, saying so, rather
+// than failing or racing to own; a call the owner could not answer because it handed over meanwhile
+// is made once more to the next owner (refresh, logout and remove can be asked twice).
 func cmdSimple(ctx context.Context, verb string, args []string, e env, call func(*control.Remote, string) error, done string) error {
 	fs := newFlags(verb, e)
 	pos, err := parse(fs, args)
@@ -52,16 +55,102 @@ func cmdSimple(ctx context.Context, verb string, args []string, e env, call func
 	if len(pos) != 1 {
 		return fmt.Errorf("usage: authkeeper %s NAME", verb)
 	}
-	r, stop, err := connect(ctx, e, "", nil)
+	paths, err := engine.DefaultPaths(e.getenv)
 	if err != nil {
 		return err
 	}
-	defer stop()
-	if err := call(r, pos[0]); err != nil {
-		return err
+	for attempt := 0; ; attempt++ {
+		// With no owner at all, or one that is not the user's (see connectAfter), connect makes this
+		// command the owner.
+		_, err := awaitNextOwner(ctx, e, paths)
+		if err != nil && !errors.Is(err, errNoOwner) && !errors.Is(err, control.ErrNotYours) {
+			return err
+		}
+		r, stop, err := connect(ctx, e, "", nil)
+		if err != nil {
+			return err
+		}
+		err = call(r, pos[0])
+		stop()
+		if errors.Is(err, control.ErrNoAnswer) && attempt == 0 {
+			continue // the owner went away before it answered: ask the next one
+		}
+		if err != nil && !(attempt > 0 && doneBefore(verb, err)) {
+			return err
+		}
+		fmt.Fprintf(e.stdout, done+"\n", pos[0])
+		return nil
 	}
-	fmt.Fprintf(e.stdout, done+"\n", pos[0])
-	return nil
+}
+
+// doneBefore reports whether err, from verb's call made again to the next owner after the first one
+// went away without answering, means the first owner had done it before it handed over. Only remove
+// needs it: the server it removed is unknown to the next owner (engine.ErrUnknownServer), which is
+// what remove was asked for. logout made again succeeds by itself — the next owner finds no token to
+// revoke, and a credential already deleted is not an error (engine.Logout) — and so does refresh,
+// which merely refreshes once more.
+func doneBefore(verb string, err error) bool {
+	return verb == "remove" && errors.Is(err, engine.ErrUnknownServer)
+}
+
+// errNoOwner: no owner answers and none holds the owner lock (see awaitNextOwner).
+var errNoOwner = errors.New("authkeeper is not running")
+
+// handoverPoll is how often awaitNextOwner asks for the next owner; it looks at the owner lock a
+// tenth as often, since each look takes it for an instant (see engine.OwnerLockHeld).
+const handoverPoll = 50 * time.Millisecond
+
+// awaitNextOwner returns a client of the owner. An owner that answers with an error, or what answers
+// but is not the user's (control.ErrNotYours), is reported at once. When none answers
+// (control.ErrNoAnswer) but the owner lock is held,
+// ownership is changing hands — a bridge or command that owned is handing over to the app or
+// `serve`, or the next owner is starting — and it says so on stderr and waits up to handoverWait for
+// the next owner to answer. With no owner and the lock free (for a second, when it was waiting: the
+// lock is free for a moment between two owners), the error is errNoOwner.
+func awaitNextOwner(ctx context.Context, e env, paths engine.Paths) (*control.Remote, error) {
+	r, err := reach(ctx, paths)
+	if !errors.Is(err, control.ErrNoAnswer) {
+		return r, err // an owner, or one that answered with an error, or one that is not the user's
+	}
+	held, err := engine.OwnerLockHeld(paths)
+	if err != nil {
+		return nil, err
+	}
+	if !held {
+		return nil, errNoOwner
+	}
+	fmt.Fprintf(e.stderr, "authkeeper: the credentials are changing owner (a bridge or command is handing them over to the app, "+
+		"or the next owner is starting); waiting up to %s for it\n", handoverWait)
+	deadline := time.Now().Add(handoverWait)
+	var freeSince time.Time
+	for i := 1; ; i++ {
+		select {
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		case <-time.After(handoverPoll): // the owner is another process, which cannot signal us
+		}
+		r, err := reach(ctx, paths)
+		if !errors.Is(err, control.ErrNoAnswer) {
+			return r, err
+		}
+		if i%10 == 0 {
+			held, err := engine.OwnerLockHeld(paths)
+			switch {
+			case err != nil:
+				return nil, err
+			case held:
+				freeSince = time.Time{}
+			case freeSince.IsZero():
+				freeSince = time.Now()
+			case time.Since(freeSince) >= time.Second:
+				return nil, errNoOwner
+			}
+		}
+		if !time.Now().Before(deadline) {
+			return nil, fmt.Errorf("the credentials are changing owner, but no owner answered on %s within %s; "+
+				"try again, or see `authkeeper status`", engine.OwnerSocket(paths), handoverWait)
+		}
+	}
 }
 
 func cmdBusy(ctx context.Context, args []string, e env) error {

@@ -44,10 +44,12 @@ func commands() []command {
 			run: cmdDefault},
 		{name: "serve", args: "[flags]", summary: "the engine headless: MCP proxy + control API",
 			about: "Runs until interrupted. Takes over the credentials from a bridge or another command that\n" +
-				"started the engine before it; refuses to start beside another app or serve.",
+				"started the engine before it; refuses to start beside another app or serve. Logs one line\n" +
+				"per event on stderr, in logfmt: time=… level=info event=refreshed server=NAME trigger=… next=…",
 			run: func(ctx context.Context, args []string, e env) error { return cmdServe(ctx, args, e, nil) }},
 		{name: "status", args: "[flags]", summary: "each server's state, token lifetime and warnings",
-			about: "Asks the running engine; never starts one.", run: cmdStatus},
+			about: "Asks the running engine; never starts one. While a bridge hands the credentials over to\n" +
+				"the app or serve, it waits for the next owner (up to 10s) and says so.", run: cmdStatus},
 		{name: "add", args: "[flags] URL", summary: "sign in to an MCP server and keep its token fresh",
 			about: "Signs in with the browser (or --device). Other ways in, none of them with a browser:\n" +
 				"  --client-id ID --client-credentials   a machine identity (client_credentials); the secret\n" +
@@ -86,8 +88,14 @@ func commands() []command {
 			run: cmdHeaders},
 		{name: "clients", args: "[flags] [NAME...]", summary: "print or write the MCP config of the agents (" + clientIDs() + ")",
 			about: "Prints, for every supported client, the config that points it at the proxy for the named\n" +
-				"servers (default: all); --write merges it into one client's file, keeping a backup.",
+				"servers (default: all); --write merges it into one client's file, keeping a backup (none when\n" +
+				"nothing changes). The proxy address is the running authkeeper's; with none running, the settings'.",
 			run: cmdClients},
+		{name: "doctor", args: "[flags]", summary: "check the keychain, the owner, the proxy port, each server and the agents' configs",
+			about: "Prints one line per check, ok, warn or FAIL, with the fix for what fails; changes nothing and\n" +
+				"never prints a token or the proxy key.\n" +
+				"Exit status: 0 when no check failed (warnings allowed); 1 when one did.",
+			run: cmdDoctor},
 		{name: "version", aliases: []string{"--version"}, summary: "print the version", run: cmdVersion},
 		{name: "help", aliases: []string{"-h", "-help", "--help"}, args: "[COMMAND]",
 			summary: "this overview, or a command's flags and environment", run: cmdHelp},
@@ -104,19 +112,22 @@ type envVar struct {
 // envVars are all the environment variables authkeeper reads; TestHelpListsEveryEnvironmentVariable
 // finds them in the source and checks this list against them.
 var envVars = []envVar{
-	{"AUTHKEEPER_PROXY_ADDR", []string{"tray", "serve", "clients"},
+	{"AUTHKEEPER_PROXY_ADDR", []string{"tray", "serve", "clients", "doctor"},
 		"the proxy's loopback host:port (the default of --proxy-addr; else the settings' proxy_port, else 127.0.0.1:47615)"},
-	{"AUTHKEEPER_STORE", []string{"tray", "serve"},
+	{"AUTHKEEPER_STORE", []string{"tray", "serve", "doctor"},
 		"the credential store, keychain or file (the default of --store)"},
 	{envClientSecret, []string{"add"}, "the secret of --client-id (client_credentials, cross-app access, or a confidential client)"},
 	{envToken, []string{"add"}, "a static token or API key (instead of --token-stdin)"},
 	{envIDToken, []string{"add", "login"}, "your ID token from the identity provider, for cross-app access (instead of --id-token-stdin)"},
 	{envIdPClientSecret, []string{"add"}, "with --cross-app: authkeeper's client secret at the identity provider"},
 	{"CLAUDE_CODE_MCP_SERVER_NAME", []string{"headers"}, "the server NAME when none is given (Claude Code sets it)"},
-	{"CLAUDE_CONFIG_DIR", []string{"clients"}, "the directory of Claude Code's .claude.json (default: your home directory)"},
-	{"COPILOT_HOME", []string{"clients"}, "GitHub Copilot CLI's directory (default ~/.copilot)"},
+	{"CLAUDE_CONFIG_DIR", []string{"clients", "doctor"}, "the directory of Claude Code's .claude.json (default: your home directory)"},
+	{"COPILOT_HOME", []string{"clients", "doctor"}, "GitHub Copilot CLI's directory (default ~/.copilot)"},
+	{"CODEX_HOME", []string{"clients", "doctor"}, "Codex's directory (default ~/.codex)"},
 	{"DISPLAY, WAYLAND_DISPLAY, DBUS_SESSION_BUS_ADDRESS", []string{"tray"},
 		"the desktop session: without a display the tray runs the headless engine; the keychain is reached over D-Bus"},
+	{"JOURNAL_STREAM", []string{"tray", "serve"},
+		"set by systemd: when it names the headless engine's stderr, its log lines leave the time to the journal"},
 	{"LANGUAGE", nil, "messages are in English; when LANGUAGE is unset and LC_ALL, LC_MESSAGES or LANG name a C or " +
 		"POSIX locale such as C.UTF-8, authkeeper sets LANGUAGE=en for its GUI toolkit"},
 	{"XDG_CONFIG_HOME, XDG_STATE_HOME, XDG_RUNTIME_DIR, HOME, APPDATA", nil,

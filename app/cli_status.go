@@ -5,14 +5,14 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"github.com/authkeeper/authkeeper/app/control"
 	"github.com/authkeeper/authkeeper/app/engine"
 	"io"
 	"time"
 )
 
 // cmdStatus asks the running engine for its state over the control API (its unix socket; on Windows
-// its named pipe). It never starts one.
+// its named pipe). It never starts one. During a hand-over it waits for the next owner (see
+// awaitNextOwner).
 func cmdStatus(ctx context.Context, args []string, e env) error {
 	fs := newFlags("status", e)
 	asJSON := fs.Bool("json", false, "print the raw /healthz document")
@@ -27,13 +27,18 @@ func cmdStatus(ctx context.Context, args []string, e env) error {
 	if err != nil {
 		return err
 	}
-	r := control.NewRemote(engine.OwnerSocket(paths))
-	h, err := r.Health(ctx)
-	if errors.Is(err, control.ErrNotYours) {
-		return err
+	// While ownership changes hands (a bridge handing over to the app, the next owner starting) this
+	// waits for the next owner, saying so, instead of reporting that nothing runs.
+	r, err := awaitNextOwner(ctx, e, paths)
+	if errors.Is(err, errNoOwner) {
+		return fmt.Errorf("authkeeper is not running (no answer on %s); start it with `authkeeper` or `authkeeper serve`", engine.OwnerSocket(paths))
 	}
 	if err != nil {
-		return fmt.Errorf("authkeeper is not running (no answer on %s); start it with `authkeeper` or `authkeeper serve`", engine.OwnerSocket(paths))
+		return err
+	}
+	h, err := r.Health(ctx)
+	if err != nil {
+		return err
 	}
 	if *asJSON {
 		enc := json.NewEncoder(e.stdout)
@@ -44,8 +49,12 @@ func cmdStatus(ctx context.Context, args []string, e env) error {
 	if err != nil {
 		return err
 	}
-	fmt.Fprintf(e.stdout, "authkeeper %s: running for %s, proxy %s, %d server(s)\n",
-		h.Version, time.Duration(h.Uptime*float64(time.Second)).Round(time.Second), h.ProxyURL, len(s.Servers))
+	owner := ""
+	if h.Temporary {
+		owner = " (a bridge or command owns the credentials until the app or `serve` starts)"
+	}
+	fmt.Fprintf(e.stdout, "authkeeper %s: running for %s%s, proxy %s, %d server(s)\n",
+		h.Version, time.Duration(h.Uptime*float64(time.Second)).Round(time.Second), owner, h.ProxyURL, len(s.Servers))
 	printServers(e.stdout, s.Servers, time.Now())
 	for _, l := range s.Leases {
 		fmt.Fprintf(e.stdout, "  busy: %s (%s) until %s\n", l.ID, l.Label, l.Expires().Format(time.Kitchen))

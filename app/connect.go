@@ -40,18 +40,27 @@ func connectAfter(ctx context.Context, e env, store string, onHandover func(), w
 		return nil, nil, err
 	}
 	err = eng.Start(ctx)
-	if errors.Is(err, engine.ErrNotOwner) {
-		// Another process won the race to own; wait for its control API.
-		r, err := awaitOwner(ctx, paths, 10*time.Second)
-		if err == nil {
+	// Another process won the race to own, or is handing over: wait for its control API. Should the
+	// lock come free with no one answering (an owner that died while starting, or a `status` that
+	// looked at the lock in that instant, see engine.OwnerLockHeld), own after all.
+	for deadline := time.Now().Add(10 * time.Second); errors.Is(err, engine.ErrNotOwner); err = eng.Start(ctx) {
+		r, rerr := reach(ctx, paths)
+		if rerr == nil {
 			return r, func() {}, nil
 		}
-		if errors.Is(err, control.ErrNotYours) {
-			// The lock is held, yet what answers at the recorded address is not the user's: stop
-			// rather than send it anything or wait for an owner that will not answer there.
-			return nil, nil, fmt.Errorf("%w, but what answers at its control address is not yours: %w", engine.ErrNotOwner, err)
+		if errors.Is(rerr, control.ErrNotYours) {
+			// The lock is held, yet what answers at the recorded address is not the user's: stop at
+			// once rather than send it anything or wait for an owner that will not answer there.
+			return nil, nil, fmt.Errorf("%w, but what answers at its control address is not yours: %w", engine.ErrNotOwner, rerr)
 		}
-		return nil, nil, fmt.Errorf("%w, but it does not answer on %s", engine.ErrNotOwner, engine.OwnerSocket(paths))
+		if !time.Now().Before(deadline) {
+			return nil, nil, fmt.Errorf("%w, but it does not answer on %s", engine.ErrNotOwner, engine.OwnerSocket(paths))
+		}
+		select {
+		case <-ctx.Done():
+			return nil, nil, ctx.Err()
+		case <-time.After(50 * time.Millisecond): // polling the other process's control API and lock
+		}
 	}
 	if err != nil {
 		return nil, nil, err

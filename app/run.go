@@ -9,9 +9,12 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 	"os"
 	"os/signal"
+	"regexp"
 	"runtime"
+	"runtime/debug"
 	"syscall"
 	"time"
 
@@ -20,8 +23,61 @@ import (
 	"github.com/authkeeper/authkeeper/oauth"
 )
 
-// Version is the release version, set at build time with -ldflags "-X .../app.Version=…".
-var Version = "dev"
+// Version is the program's version. `make build` sets it at link time (-ldflags "-X
+// .../app.Version=…", from `git describe`); left empty, it is derived at start from what the Go
+// toolchain recorded in the binary (see buildVersion), so that a plain `go build` reports the commit
+// it was built from and `go install …@v1.2.3` its release, never an unhelpful "dev".
+var Version string
+
+func init() {
+	if Version == "" {
+		info, ok := debug.ReadBuildInfo()
+		Version = buildVersion(info, ok)
+	}
+}
+
+// buildVersion is the version a binary built without -ldflags reports, from its build info (ok is
+// ReadBuildInfo's): a release version the module was fetched at (`go install …@v1.2.3`, or `go build`
+// on a commit tagged v1.2.3 with Go 1.24 or later); else the commit of the checkout it was built
+// from, as its first 12 hex digits (what Go's pseudo-versions use) with "-dirty" when the tree had
+// changes, the way `git describe --always --dirty` writes it; else Go's pseudo-version; else "dev" (a
+// build with -buildvcs=false, or outside a checkout).
+func buildVersion(info *debug.BuildInfo, ok bool) string {
+	if !ok || info == nil {
+		return "dev"
+	}
+	v := info.Main.Version
+	if v != "" && v != "(devel)" && !pseudoVersion.MatchString(v) {
+		return v
+	}
+	var rev string
+	var dirty bool
+	for _, s := range info.Settings {
+		switch s.Key {
+		case "vcs.revision":
+			rev = s.Value
+		case "vcs.modified":
+			dirty = s.Value == "true"
+		}
+	}
+	if rev != "" {
+		if len(rev) > 12 {
+			rev = rev[:12]
+		}
+		if dirty {
+			rev += "-dirty"
+		}
+		return rev
+	}
+	if v != "" && v != "(devel)" {
+		return v
+	}
+	return "dev"
+}
+
+// pseudoVersion matches Go's pseudo-versions (vX.Y.Z-[pre.]0.yyyymmddhhmmss-abcdefabcdef, with an
+// optional +dirty or +incompatible), which name a commit, not a release: the commit is shown instead.
+var pseudoVersion = regexp.MustCompile(`[.-]\d{14}-[0-9a-f]{12}(\+[0-9A-Za-z.-]+)?$`)
 
 // UI runs the desktop front end over a started engine and blocks until the user quits or ctx ends.
 // It must be called on the main goroutine (GUI toolkits need the main thread).
@@ -92,7 +148,7 @@ func cmdDefault(ctx context.Context, args []string, e env) error {
 }
 
 // cmdServe starts the engine, prints where it listens, and serves until ctx ends (or, with a UI, until
-// the user quits the tray).
+// the user quits the tray). Headless, it logs every event on stderr (see eventLog.follow).
 func cmdServe(ctx context.Context, args []string, e env, ui UI) error {
 	var o serveOpts
 	if err := parseServeFlags("serve", args, e, &o); err != nil {
@@ -107,20 +163,49 @@ func cmdServe(ctx context.Context, args []string, e env, ui UI) error {
 	if err != nil {
 		return err
 	}
+	// Headless, serve's stderr is its event log, and what serve itself says there is a line of it too,
+	// so that a journal or a log collector parses every line (the banner and the shutdown notice go to
+	// stdout). With the tray it says it in plain words; notifications tell the rest.
+	var evlog *eventLog
+	if ui == nil {
+		evlog = newEventLog(eng, e.stderr, !journalStderr(e.getenv, e.stderr))
+	}
+	report := func(level slog.Level, event, message, plain string) {
+		if evlog != nil {
+			evlog.notice(level, event, message)
+			return
+		}
+		fmt.Fprintln(e.stderr, "authkeeper:", plain)
+	}
 	err = eng.Start(ctx)
 	if errors.Is(err, engine.ErrNotOwner) {
-		err = takeOver(ctx, e, paths, eng, err)
+		var tookOver bool
+		tookOver, err = takeOver(ctx, paths, eng, err)
+		if tookOver {
+			const msg = "took over the credentials from a command (a bridge or the CLI) that was running before the app"
+			report(slog.LevelInfo, eventTookOver, msg, msg)
+		}
 	}
 	if err != nil {
+		if evlog != nil { // the reason as a log line too; the exit status says it failed
+			evlog.notice(slog.LevelError, eventStartFailed, err.Error())
+			return exitCode(1)
+		}
 		return err
 	}
-	defer eng.Close()
+	var stopLog func() // the headless engine's event log; the tray has notifications instead
+	defer func() {
+		eng.Close()
+		if stopLog != nil {
+			stopLog() // after Close: what closing reports is logged too
+		}
+	}()
 	mode := "headless"
 	if ui != nil {
 		mode = "with tray"
 	}
 	if w := eng.Warning(); w != "" {
-		fmt.Fprintln(e.stderr, "authkeeper: warning:", w)
+		report(slog.LevelWarn, eventStartWarning, w, "warning: "+w)
 	}
 	fmt.Fprintf(e.stdout, "authkeeper %s: engine running (%s)\n", Version, mode)
 	fmt.Fprintf(e.stdout, "  proxy:   %s/mcp/<server>\n", eng.ProxyURL())
@@ -129,6 +214,7 @@ func cmdServe(ctx context.Context, args []string, e env, ui UI) error {
 	if ui != nil {
 		return ui(ctx, eng)
 	}
+	stopLog = evlog.follow()
 	<-ctx.Done()
 	fmt.Fprintln(e.stdout, "authkeeper: shutting down")
 	return nil
@@ -141,41 +227,42 @@ const takeOverWait = 40 * time.Second
 // takeOver starts eng in place of the temporary owner that holds the lock (notOwner is Start's error):
 // it asks that owner to hand over, then takes the lock as soon as it is free. The app and `serve` own
 // the stable proxy port and the tray; a bridge that became the owner because it started first must not
-// keep them from it. Another app or `serve` is never taken over.
-func takeOver(ctx context.Context, e env, paths engine.Paths, eng *engine.Engine, notOwner error) error {
+// keep them from it. Another app or `serve` is never taken over. It reports true when eng started
+// after a temporary owner was asked to hand over (not merely after the lock was busy a moment).
+func takeOver(ctx context.Context, paths engine.Paths, eng *engine.Engine, notOwner error) (bool, error) {
 	deadline := time.Now().Add(takeOverWait)
-	var asked time.Time
+	var askedAt time.Time
 	var refused error // the last refusal of a hand-over, if any
+	asked := false    // a temporary owner was asked to hand over (else the lock was only busy a moment)
 	for {
-		if time.Since(asked) >= time.Second {
+		if time.Since(askedAt) >= time.Second {
 			// Ask whoever owns now: the first owner may not have let go yet, or another command took the
 			// lock in the moment it was free.
-			asked = time.Now()
+			askedAt = time.Now()
 			r := control.NewRemote(engine.OwnerSocket(paths))
 			if h, err := r.Health(ctx); err == nil {
 				if !h.Temporary {
-					return fmt.Errorf("another authkeeper is already running (see `authkeeper status`): %w", notOwner)
+					return false, fmt.Errorf("another authkeeper is already running (see `authkeeper status`): %w", notOwner)
 				}
-				refused = r.Handover(ctx)
+				refused, asked = r.Handover(ctx), true
 			}
 		}
 		err := eng.Start(ctx)
 		if err == nil {
-			fmt.Fprintln(e.stderr, "authkeeper: took over the credentials from a command (a bridge or the CLI) that was running before the app")
-			return nil
+			return asked, nil
 		}
 		if !errors.Is(err, engine.ErrNotOwner) {
-			return fmt.Errorf("take over from the authkeeper command that owns the credentials: %w", err)
+			return false, fmt.Errorf("take over from the authkeeper command that owns the credentials: %w", err)
 		}
 		if !time.Now().Before(deadline) {
 			if refused != nil {
 				err = refused
 			}
-			return fmt.Errorf("take over from the authkeeper command that owns the credentials: %w", err)
+			return false, fmt.Errorf("take over from the authkeeper command that owns the credentials: %w", err)
 		}
 		select {
 		case <-ctx.Done():
-			return ctx.Err()
+			return false, ctx.Err()
 		case <-time.After(50 * time.Millisecond): // the lock is another process's
 		}
 	}

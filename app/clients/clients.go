@@ -1,15 +1,20 @@
-// Package clients reads and writes the agents' MCP config files (Claude Code, Claude Desktop, Cursor,
-// VS Code, …): the entry that points an agent at the proxy, merged without touching anything else.
+// Package clients reads and writes the agents' MCP config files (Claude Code, Claude Desktop, VS Code,
+// Copilot CLI, Cursor, Gemini CLI, Codex, opencode): the entry that points an agent at the proxy,
+// merged without touching anything else (JSON, or Codex's TOML line by line), and Audit, which reports
+// the entries that point at authkeeper and whether they still agree with its proxy address and key.
 package clients
 
 import (
 	"bytes"
 	"encoding/json"
-	"github.com/authkeeper/authkeeper/app/proxy"
+	"fmt"
 	"net/url"
 	"os"
 	"path/filepath"
 	"runtime"
+	"strings"
+
+	"github.com/authkeeper/authkeeper/app/proxy"
 )
 
 // An agent reaches a server through the proxy at its stable address, http://127.0.0.1:47615/mcp/NAME,
@@ -34,7 +39,13 @@ func (s Setup) headers() map[string]string {
 type Target struct {
 	ID      string // the name --write takes
 	Title   string
-	Section string // the object holding the servers
+	Section string // the object (TOML: table) holding the servers; dotted when nested ("mcp.servers")
+	Format  Format // the file's syntax; default JSON
+	// ReadAlso are other sections the client reads servers from, whose entry wins over Section's of
+	// the same name (opencode V2's mcp.servers): Audit reads them, --write never writes them.
+	ReadAlso []string
+	// Note is what a user should know about the client beyond its file ("" for none).
+	Note string
 	// Path is the user-level config file, from the user's directories.
 	Path func(d Dirs) string
 	// Entry is the server entry for name; its field order is the order written.
@@ -57,6 +68,20 @@ type (
 	cursorEntry struct {
 		URL     string            `json:"url"`
 		Headers map[string]string `json:"headers"`
+	}
+	geminiEntry struct {
+		HTTPURL string            `json:"httpUrl"`
+		Headers map[string]string `json:"headers"`
+	}
+	codexEntry struct {
+		URL         string            `json:"url"`
+		HTTPHeaders map[string]string `json:"http_headers"`
+	}
+	opencodeEntry struct {
+		Type    string            `json:"type"`
+		URL     string            `json:"url"`
+		Headers map[string]string `json:"headers"`
+		Enabled bool              `json:"enabled"`
 	}
 	stdioEntry struct {
 		Command string   `json:"command"`
@@ -115,6 +140,64 @@ var Targets = []Target{
 			return cursorEntry{URL: s.Endpoint(name), Headers: s.headers()}
 		},
 	},
+	{
+		// Gemini CLI docs (docs/tools/mcp-server.md, "Configuration Properties"): "`url` (string): SSE
+		// endpoint URL", "`httpUrl` (string): HTTP streaming endpoint URL", "`headers` (object): Custom
+		// HTTP headers when using `url` or `httpUrl`"; transport selection: "`httpUrl` →
+		// StreamableHTTPClientTransport, `url` → SSEClientTransport". The proxy speaks streamable HTTP,
+		// so the entry must use httpUrl. User scope: ~/.gemini/settings.json's mcpServers.
+		ID: "gemini-cli", Title: "Gemini CLI", Section: "mcpServers",
+		Path: func(d Dirs) string { return filepath.Join(d.Home, ".gemini", "settings.json") },
+		Entry: func(s Setup, name string) any {
+			return geminiEntry{HTTPURL: s.Endpoint(name), Headers: s.headers()}
+		},
+		// Gemini CLI 0.61, run in a folder not yet trusted: "MCP servers are configured but disabled
+		// because this folder is untrusted. User-level servers are also suppressed in untrusted folders".
+		Note: "Gemini CLI starts no MCP server, not even these user-level ones, in a folder you have not trusted " +
+			"(`gemini mcp list` shows them as Disabled there): trust the folder when Gemini CLI asks.",
+	},
+	{
+		// Codex (codex-rs/config/src/mcp_types.rs, RawMcpServerConfig): a [mcp_servers.NAME] table whose
+		// `url` selects streamable HTTP and whose `http_headers` are sent on every request. serde
+		// ignores unknown keys there, so a `headers` key (the JSON clients' name) is silently dropped
+		// and the proxy answers 403. $CODEX_HOME moves ~/.codex.
+		ID: "codex", Title: "Codex", Section: "mcp_servers", Format: FormatTOML,
+		Path: func(d Dirs) string {
+			if c := d.getenv("CODEX_HOME"); c != "" {
+				return filepath.Join(c, "config.toml")
+			}
+			return filepath.Join(d.Home, ".codex", "config.toml")
+		},
+		Entry: func(s Setup, name string) any {
+			return codexEntry{URL: s.Endpoint(name), HTTPHeaders: s.headers()}
+		},
+	},
+	{
+		// opencode (opencode.ai/docs/mcp-servers, V1): servers are members of the config's `mcp`
+		// object; a remote one is {"type": "remote", "url", "headers", "enabled"}; the schema allows no
+		// other members. opencode V2 documents `mcp.servers.NAME` (with `disabled`) and still reads the
+		// `mcp.NAME` form, a `mcp.servers` entry of the same name winning — so authkeeper writes the
+		// form both read and audits both. The global config is $XDG_CONFIG_HOME/opencode (default
+		// ~/.config/opencode, on every OS: opencode uses xdg-basedir), opencode.json or opencode.jsonc.
+		ID: "opencode", Title: "opencode", Section: "mcp", ReadAlso: []string{"mcp.servers"},
+		Path: func(d Dirs) string {
+			dir := d.getenv("XDG_CONFIG_HOME")
+			if dir == "" {
+				dir = filepath.Join(d.Home, ".config")
+			}
+			dir = filepath.Join(dir, "opencode")
+			jsonc := filepath.Join(dir, "opencode.jsonc")
+			if _, err := os.Stat(filepath.Join(dir, "opencode.json")); os.IsNotExist(err) {
+				if _, err := os.Stat(jsonc); err == nil {
+					return jsonc
+				}
+			}
+			return filepath.Join(dir, "opencode.json")
+		},
+		Entry: func(s Setup, name string) any {
+			return opencodeEntry{Type: "remote", URL: s.Endpoint(name), Headers: s.headers(), Enabled: true}
+		},
+	},
 }
 
 func TargetByID(id string) (Target, bool) {
@@ -141,13 +224,27 @@ func (t Target) Entries(s Setup, names []string) ([]Member, error) {
 	return out, nil
 }
 
-// Snippet renders the target's config holding the entries for names, {section: {name: entry, ...}}
-// and a newline: what `authkeeper clients` prints for the target and the tray's "Copy client config"
-// copies, for the user to paste into the client's file.
+// Snippet renders the target's config holding the entries for names and a newline: what `authkeeper
+// clients` prints for the target and the tray's "Copy client config" copies, for the user to paste
+// into the client's file. JSON: {section: {name: entry, ...}}; TOML: one [section.name] table each.
 func (t Target) Snippet(s Setup, names []string) (string, error) {
 	entries, err := t.Entries(s, names)
 	if err != nil {
 		return "", err
+	}
+	if t.Format == FormatTOML {
+		var b strings.Builder
+		for i, e := range entries {
+			tbl, err := tomlTable(t.Section, e.Key, e.Value)
+			if err != nil {
+				return "", err
+			}
+			if i > 0 {
+				b.WriteByte('\n')
+			}
+			b.WriteString(tbl)
+		}
+		return b.String(), nil
 	}
 	var inner, out bytes.Buffer
 	if err := writeObject(&inner, entries, ""); err != nil {
@@ -160,16 +257,42 @@ func (t Target) Snippet(s Setup, names []string) (string, error) {
 	return out.String(), nil
 }
 
+// Merge returns the client's file old (nil: none yet) with the entries for names written into it and
+// everything else kept (MergeServers, MergeTOMLServers). An error wrapping ErrUnmergeable means the
+// file is left for the user to edit by hand.
+func (t Target) Merge(old []byte, s Setup, names []string) ([]byte, error) {
+	entries, err := t.Entries(s, names)
+	if err != nil {
+		return nil, err
+	}
+	if t.Format == FormatTOML {
+		return MergeTOMLServers(old, t.Section, entries)
+	}
+	merged, err := MergeServers(old, t.Section, entries)
+	if err != nil {
+		return nil, fmt.Errorf("%w: not plain JSON (%v; comments are not supported)", ErrUnmergeable, syntaxError(old, err))
+	}
+	return merged, nil
+}
+
 // Dirs are the directories client configs live in, read from the command's environment so that
 // tests can point them at a temporary HOME.
 type Dirs struct {
 	Home   string // $HOME
 	Config string // the OS's per-user config directory, as os.UserConfigDir picks it
-	getenv func(string) string
+	lookup func(string) string
+}
+
+// getenv reads the command's environment; a Dirs built as a literal (tests) has none.
+func (d Dirs) getenv(k string) string {
+	if d.lookup == nil {
+		return ""
+	}
+	return d.lookup(k)
 }
 
 func DirsFrom(getenv func(string) string) (Dirs, error) {
-	d := Dirs{Home: getenv("HOME"), getenv: getenv}
+	d := Dirs{Home: getenv("HOME"), lookup: getenv}
 	if d.Home == "" {
 		h, err := os.UserHomeDir()
 		if err != nil {

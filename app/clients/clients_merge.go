@@ -24,6 +24,11 @@ type Member struct {
 	Value json.RawMessage
 }
 
+var (
+	errNotObject = errors.New("not a JSON object")
+	errTrailing  = errors.New("trailing data after the JSON object")
+)
+
 // parseObject reads a JSON object keeping its members' order. Empty input is an empty object.
 func parseObject(data []byte) ([]Member, error) {
 	if len(bytes.TrimSpace(data)) == 0 {
@@ -31,7 +36,10 @@ func parseObject(data []byte) ([]Member, error) {
 	}
 	dec := json.NewDecoder(bytes.NewReader(data))
 	if tok, err := dec.Token(); err != nil || tok != json.Delim('{') {
-		return nil, errors.New("not a JSON object")
+		if err != nil {
+			return nil, err
+		}
+		return nil, errNotObject
 	}
 	var out []Member
 	for dec.More() {
@@ -50,7 +58,7 @@ func parseObject(data []byte) ([]Member, error) {
 		return nil, err
 	}
 	if _, err := dec.Token(); !errors.Is(err, io.EOF) {
-		return nil, errors.New("trailing data after the JSON object")
+		return nil, errTrailing
 	}
 	return out, nil
 }
@@ -83,7 +91,8 @@ func writeObject(buf *bytes.Buffer, members []Member, prefix string) error {
 }
 
 // MergeServers returns doc with doc[section][name] = entry for every entry, keeping all other members
-// and their order; an entry of an existing name replaces it in place, a new one goes last.
+// and their order; an entry of an existing name replaces it in place (keeping the user's members of it
+// that are not transportKeys: see mergeEntry), a new one goes last.
 func MergeServers(doc []byte, section string, entries []Member) ([]byte, error) {
 	top, err := parseObject(doc)
 	if err != nil {
@@ -105,7 +114,11 @@ func MergeServers(doc []byte, section string, entries []Member) ([]byte, error) 
 		replaced := false
 		for i := range servers {
 			if servers[i].Key == e.Key {
-				servers[i].Value, replaced = e.Value, true
+				v, err := mergeEntry(servers[i].Value, e.Value)
+				if err != nil {
+					return nil, fmt.Errorf("%q: %w", e.Key, err)
+				}
+				servers[i].Value, replaced = v, true
 			}
 		}
 		if !replaced {

@@ -63,16 +63,18 @@ func (e *RemoteError) Is(target error) bool {
 	return false
 }
 
-// errNotRunning means nothing answers at the control address.
-var errNotRunning = errors.New("authkeeper is not running")
+// ErrNoAnswer means a call got no answer at the control address: no owner listens there (none runs,
+// or it is handing over to the next), or it went away before it answered. Callers that wait for the
+// next owner branch on it.
+var ErrNoAnswer = errors.New("authkeeper is not running")
 
-// unreachable is the error for a call that got no answer: errNotRunning, unless the one listening is
+// unreachable is the error for a call that got no answer: ErrNoAnswer, unless the one listening is
 // not the user's own (ErrNotYours), which must not pass for an owner that is merely absent.
 func (r *Remote) unreachable(err error) error {
 	if errors.Is(err, ErrNotYours) {
 		return fmt.Errorf("control API: %w", err)
 	}
-	return fmt.Errorf("%w (no answer on %s)", errNotRunning, r.addr())
+	return fmt.Errorf("%w (no answer on %s)", ErrNoAnswer, r.addr())
 }
 
 func (r *Remote) do(ctx context.Context, method, path string, body, out any) error {

@@ -105,7 +105,7 @@ func TestRemoteRefusesAPipeSomeoneElseOwns(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
 	_, err = NewRemote(name).Status(ctx)
-	if !errors.Is(err, ErrNotYours) || errors.Is(err, errNotRunning) {
+	if !errors.Is(err, ErrNotYours) || errors.Is(err, ErrNoAnswer) {
 		t.Fatalf("status from someone else's pipe: %v; want ErrNotYours", err)
 	}
 	t.Logf("refused: %v", err)
@@ -144,7 +144,7 @@ func TestRemoteCallsAPipeThatShutsTheUserOutNotYours(t *testing.T) {
 		t.Fatalf("dial a pipe that shuts the user out: %v, want access denied", err)
 	}
 	_, err = NewRemote(name).Status(ctx)
-	if !errors.Is(err, ErrNotYours) || errors.Is(err, errNotRunning) {
+	if !errors.Is(err, ErrNotYours) || errors.Is(err, ErrNoAnswer) {
 		t.Fatalf("status from a pipe that shuts the user out: %v; want ErrNotYours", err)
 	}
 	t.Logf("refused: %v", err)

@@ -54,3 +54,24 @@ func OwnerSocket(p Paths) string {
 	}
 	return defaultControlAddr(p)
 }
+
+// OwnerLockHeld reports whether a process holds the owner lock now: the owner, or a process that is
+// starting to own or handing over, whose control API may not answer yet or any more. With no answer
+// on the control address, that tells "changing hands" from "not running". It takes the lock and
+// lets it go at once (no platform says who holds a lock without trying it): a process that tries to
+// own in that instant is refused as if an owner ran, and tries again (the app and `serve` take over,
+// commands keep trying while no owner answers). It never creates the lock file.
+func OwnerLockHeld(p Paths) (bool, error) {
+	path := OwnerLockPath(p)
+	if _, err := os.Stat(path); errors.Is(err, os.ErrNotExist) {
+		return false, nil // no owner ever ran with these paths
+	}
+	l, err := keychain.LockFile(path, 0)
+	if errors.Is(err, keychain.ErrLockHeld) {
+		return true, nil
+	}
+	if err != nil {
+		return false, fmt.Errorf("owner lock: %w", err)
+	}
+	return false, l.Unlock()
+}
