@@ -27,7 +27,7 @@ var (
 	//go:embed tray-error.png
 	TrayError []byte
 
-	// TrayEmpty is shown while no server is configured (the first run): hollow and grey.
+	// TrayEmpty is shown while no server is configured (the first run): grey, on a pale disc.
 	//go:embed tray-empty.png
 	TrayEmpty []byte
 )

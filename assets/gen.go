@@ -1,7 +1,9 @@
 //go:build ignore
 
 // gen draws authkeeper's icons: a key inside a ring, one colour per tray state; with no server yet, the
-// ring and key are drawn hollow, in grey, with nothing filled: there is nothing to keep yet. The PNGs are committed;
+// ring and key are drawn hollow, in grey on a pale disc: there is nothing to keep yet. (The disc is
+// opaque: a tray that does not clear an icon's transparent pixels — Wine's — would show the icon set
+// before it through them.) The PNGs are committed;
 // run `go generate ./assets` after changing this file. Linux trays need PNG (not SVG or ICO).
 package main
 
@@ -48,11 +50,12 @@ func write(name string, img image.Image) error {
 }
 
 // draw renders a filled disc in c with a white key: a ring bow at the left and a shaft with two teeth.
-// Hollow, it renders the disc's rim and the key in c on nothing.
+// Hollow, it renders the disc's rim and the key in c on a pale disc.
 func draw(size int, c color.RGBA, hollow bool) image.Image {
 	img := image.NewRGBA(image.Rect(0, 0, size, size))
 	s := float64(size)
 	white := color.RGBA{0xff, 0xff, 0xff, 0xff}
+	pale := color.RGBA{0xf4, 0xf5, 0xf7, 0xff}
 	for y := 0; y < size; y++ {
 		for x := 0; x < size; x++ {
 			fx, fy := (float64(x)+0.5)/s, (float64(y)+0.5)/s
@@ -64,6 +67,8 @@ func draw(size int, c color.RGBA, hollow bool) image.Image {
 				img.Set(x, y, c)
 			} else if d > 0.39 {
 				img.Set(x, y, c) // the rim
+			} else {
+				img.Set(x, y, pale)
 			}
 			bow := math.Hypot(fx-0.33, fy-0.5)
 			onBow := bow < 0.15 && bow > 0.07

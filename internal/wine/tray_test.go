@@ -69,7 +69,11 @@ func TestTrayIconAndMenuAppearInWinesSystemTray(t *testing.T) {
 	shown := ""
 	waitFor(t, 30*time.Second, "no-servers icon in Wine's tray window", func() bool {
 		icon = screenshot(t, d)
-		shown = closestIcon(t, icon, iconArea, icon.At(tg.Max.X-2, tg.Min.Y+tg.Dy()/2))
+		now := closestIcon(t, icon, iconArea, icon.At(tg.Max.X-2, tg.Min.Y+tg.Dy()/2))
+		if now != shown {
+			t.Logf("Wine's tray window shows %q", now) // what it showed, should the wait fail
+			shown = now
+		}
 		return shown == "tray-empty"
 	})
 	// openMenu right-clicks the icon (the window's first), as Windows users open a notification icon's
