@@ -345,6 +345,19 @@ func keySet(m map[string]any) map[string]bool {
 	return out
 }
 
+// tomlArray renders an array on one line.
+func tomlArray[T any](v []T) (string, error) {
+	parts := make([]string, len(v))
+	for i, x := range v {
+		p, err := tomlAny(x)
+		if err != nil {
+			return "", err
+		}
+		parts[i] = p
+	}
+	return "[" + strings.Join(parts, ", ") + "]", nil
+}
+
 // tomlAny renders a value as BurntSushi/toml decodes it (string, bool, int64, float64, time, arrays,
 // tables) on one line: tables become inline tables, keys sorted. The caller proves the result.
 func tomlAny(v any) (string, error) {
@@ -365,25 +378,9 @@ func tomlAny(v any) (string, error) {
 		}
 		return f, nil
 	case []any:
-		parts := make([]string, len(v))
-		for i, x := range v {
-			p, err := tomlAny(x)
-			if err != nil {
-				return "", err
-			}
-			parts[i] = p
-		}
-		return "[" + strings.Join(parts, ", ") + "]", nil
+		return tomlArray(v)
 	case []map[string]any:
-		parts := make([]string, len(v))
-		for i, x := range v {
-			p, err := tomlAny(x)
-			if err != nil {
-				return "", err
-			}
-			parts[i] = p
-		}
-		return "[" + strings.Join(parts, ", ") + "]", nil
+		return tomlArray(v)
 	case map[string]any:
 		if len(v) == 0 {
 			return "{}", nil
