@@ -122,8 +122,10 @@ func TestClientCredentialsServerIsKeptFreshWithoutABrowser(t *testing.T) {
 		t.Errorf("the browser was asked to open %d times", n)
 	}
 	for _, st := range eng.Snapshot().Servers {
-		if st.State != engine.StateFresh || st.GrantType != "client_credentials" {
-			t.Errorf("%s: %s %q, want a fresh client_credentials server", st.Name, st.State, st.GrantType)
+		// With 6-s tokens a scheduled refresh is in flight about one moment in ten: healthy too.
+		healthy := st.State == engine.StateFresh || st.State == engine.StateRefreshing
+		if !healthy || st.GrantType != "client_credentials" {
+			t.Errorf("%s: %s %q, want a fresh (or refreshing) client_credentials server", st.Name, st.State, st.GrantType)
 		}
 	}
 
