@@ -268,11 +268,7 @@ func TestClientsWriteCodexKeepsTheUsersTOML(t *testing.T) {
 // one's; once it stops, `clients` falls back to the settings' address and says no authkeeper runs.
 func TestClientsNamesTheRunningEnginesProxy(t *testing.T) {
 	home, key := clientsHome(t)
-	rt, err := os.MkdirTemp("/tmp", "akrt") // a unix socket path must stay short
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { os.RemoveAll(rt) })
+	rt := shortRuntimeDir(t)
 	t.Setenv("XDG_RUNTIME_DIR", rt)
 	t.Setenv("DISPLAY", "")
 	t.Setenv("WAYLAND_DISPLAY", "")

@@ -24,11 +24,7 @@ import (
 func isolate(t *testing.T) {
 	t.Helper()
 	home := t.TempDir()
-	rt, err := os.MkdirTemp("/tmp", "akrt")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { os.RemoveAll(rt) })
+	rt := shortRuntimeDir(t)
 	t.Setenv("HOME", home)
 	t.Setenv("XDG_CONFIG_HOME", filepath.Join(home, ".config"))
 	t.Setenv("XDG_STATE_HOME", filepath.Join(home, ".state"))

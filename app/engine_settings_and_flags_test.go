@@ -4,7 +4,6 @@ import (
 	"context"
 	"fmt"
 	"io"
-	"os"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -23,11 +22,7 @@ import (
 // that address; an explicit address wins over the setting.
 func TestProxyPortComesFromTheSettingsUnlessAFlagNamesOne(t *testing.T) {
 	home := t.TempDir()
-	rt, err := os.MkdirTemp("/tmp", "akrt")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { os.RemoveAll(rt) })
+	rt := shortRuntimeDir(t)
 	vars := map[string]string{"HOME": home, "XDG_CONFIG_HOME": filepath.Join(home, ".config"),
 		"XDG_STATE_HOME": filepath.Join(home, ".state"), "XDG_RUNTIME_DIR": rt}
 	e := env{stdout: io.Discard, stderr: io.Discard, getenv: func(k string) string { return vars[k] }}

@@ -26,11 +26,7 @@ import (
 func tempPaths(t *testing.T) engine.Paths {
 	t.Helper()
 	home := t.TempDir()
-	rt, err := os.MkdirTemp("/tmp", "akrt")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { os.RemoveAll(rt) })
+	rt := shortRuntimeDir(t)
 	return engine.Paths{ConfigDir: filepath.Join(home, "config"), StateDir: filepath.Join(home, "state"), RuntimeDir: rt}
 }
 
@@ -210,4 +206,16 @@ func auditKinds(t *testing.T, paths engine.Paths, kind engine.EventKind, server 
 		}
 	}
 	return n
+}
+
+// shortRuntimeDir is a new directory for XDG_RUNTIME_DIR / Paths.RuntimeDir, removed in cleanup. Not
+// t.TempDir: it holds the control socket, and a unix socket path is limited to 108 bytes.
+func shortRuntimeDir(t *testing.T) string {
+	t.Helper()
+	rt, err := os.MkdirTemp("/tmp", "akrt")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { os.RemoveAll(rt) })
+	return rt
 }

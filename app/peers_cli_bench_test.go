@@ -17,11 +17,7 @@ import (
 func privateHome(t *testing.T) engine.Paths {
 	t.Helper()
 	home := t.TempDir()
-	rt, err := os.MkdirTemp("/tmp", "akrt") // short: it holds the control socket
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { os.RemoveAll(rt) })
+	rt := shortRuntimeDir(t)
 	t.Setenv("HOME", home)
 	t.Setenv("XDG_CONFIG_HOME", filepath.Join(home, ".config"))
 	t.Setenv("XDG_STATE_HOME", filepath.Join(home, ".local", "state"))

@@ -15,11 +15,7 @@ import (
 // stable address and says why.
 func TestClientsKeepTheStableAddressWhileATemporaryOwnerRuns(t *testing.T) {
 	home, _ := clientsHome(t)
-	rt, err := os.MkdirTemp("/tmp", "akrt") // a unix socket path must stay short
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { os.RemoveAll(rt) })
+	rt := shortRuntimeDir(t)
 	t.Setenv("XDG_RUNTIME_DIR", rt)
 	paths, err := engine.DefaultPaths(os.Getenv)
 	if err != nil {

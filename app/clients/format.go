@@ -135,29 +135,20 @@ func sortedKeys(m map[string]any) []string {
 
 // standardJSON turns JSONC into JSON of the same length: comments (// and /* */) and trailing commas
 // become spaces, so offsets in errors still point into the user's file. VS Code's mcp.json and
-// opencode's opencode.jsonc allow both.
+// opencode's opencode.jsonc allow both. Two passes: a trailing comma is found by looking past the
+// comments the first pass blanked.
 func standardJSON(b []byte) []byte {
 	out := slices.Clone(b)
-	inString := false
-	for i := 0; i < len(out); i++ {
-		c := out[i]
+	outsideStrings(out, func(i int) int {
 		switch {
-		case inString:
-			if c == '\\' {
-				i++
-			} else if c == '"' {
-				inString = false
-			}
-		case c == '"':
-			inString = true
-		case c == '/' && i+1 < len(out) && out[i+1] == '/':
+		case out[i] == '/' && i+1 < len(out) && out[i+1] == '/':
 			for ; i < len(out) && out[i] != '\n'; i++ {
 				out[i] = ' '
 			}
-		case c == '/' && i+1 < len(out) && out[i+1] == '*':
-			end := bytes.Index(out[i+2:], []byte("*/"))
+			return i
+		case out[i] == '/' && i+1 < len(out) && out[i+1] == '*':
 			stop := len(out)
-			if end >= 0 {
+			if end := bytes.Index(out[i+2:], []byte("*/")); end >= 0 {
 				stop = i + 2 + end + 2
 			}
 			for ; i < stop; i++ {
@@ -165,31 +156,41 @@ func standardJSON(b []byte) []byte {
 					out[i] = ' '
 				}
 			}
-			i--
+			return i - 1
 		}
-	}
-	// Trailing commas: a comma whose next non-space byte closes an object or array.
-	inString = false
-	for i := 0; i < len(out); i++ {
-		c := out[i]
-		switch {
+		return i
+	})
+	outsideStrings(out, func(i int) int {
+		if out[i] != ',' {
+			return i
+		}
+		j := i + 1
+		for j < len(out) && (out[j] == ' ' || out[j] == '\t' || out[j] == '\n' || out[j] == '\r') {
+			j++
+		}
+		if j < len(out) && (out[j] == '}' || out[j] == ']') {
+			out[i] = ' '
+		}
+		return i
+	})
+	return out
+}
+
+// outsideStrings calls visit with the index of every byte of b outside a JSON string literal, in
+// order; visit returns the index of the last byte it consumed (i itself, or further on).
+func outsideStrings(b []byte, visit func(i int) int) {
+	inString := false
+	for i := 0; i < len(b); i++ {
+		switch c := b[i]; {
+		case inString && c == '\\':
+			i++
+		case inString && c == '"':
+			inString = false
 		case inString:
-			if c == '\\' {
-				i++
-			} else if c == '"' {
-				inString = false
-			}
 		case c == '"':
 			inString = true
-		case c == ',':
-			j := i + 1
-			for j < len(out) && (out[j] == ' ' || out[j] == '\t' || out[j] == '\n' || out[j] == '\r') {
-				j++
-			}
-			if j < len(out) && (out[j] == '}' || out[j] == ']') {
-				out[i] = ' '
-			}
+		default:
+			i = visit(i)
 		}
 	}
-	return out
 }
