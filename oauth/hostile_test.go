@@ -29,7 +29,7 @@ func (r *recorder) RoundTrip(req *http.Request) (*http.Response, error) {
 	r.mu.Lock()
 	r.reqs = append(r.reqs, req)
 	r.mu.Unlock()
-	if !isLoopback(req.URL.Hostname()) {
+	if !IsLoopbackHost(req.URL.Hostname()) {
 		return nil, errors.New("test transport: refusing to leave loopback")
 	}
 	return http.DefaultTransport.RoundTrip(req)

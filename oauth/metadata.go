@@ -122,14 +122,17 @@ func checkURL(raw string) error {
 	case "https":
 		return nil
 	case "http":
-		if isLoopback(u.Hostname()) {
+		if IsLoopbackHost(u.Hostname()) {
 			return nil
 		}
 	}
 	return fmt.Errorf("%w: %q", ErrInsecureURL, shown)
 }
 
-func isLoopback(host string) bool {
+// IsLoopbackHost reports whether host (a URL's Hostname: no port, no brackets) is localhost or a
+// loopback address: the only hosts where this package accepts plain http. Callers that add a
+// scheme or judge a proxy URL use it so that they agree with that rule.
+func IsLoopbackHost(host string) bool {
 	if strings.EqualFold(host, "localhost") {
 		return true
 	}

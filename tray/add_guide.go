@@ -3,7 +3,6 @@
 package tray
 
 import (
-	"net"
 	"net/url"
 	"strings"
 
@@ -29,18 +28,10 @@ func normalizeURL(text string) string {
 	if i := strings.IndexAny(host, "/?#"); i >= 0 {
 		host = host[:i]
 	}
-	if isLoopbackHost((&url.URL{Host: host}).Hostname()) {
+	if oauth.IsLoopbackHost((&url.URL{Host: host}).Hostname()) { // the hosts oauth allows plain http to
 		return "http://" + raw
 	}
 	return "https://" + raw
-}
-
-func isLoopbackHost(host string) bool {
-	if strings.EqualFold(host, "localhost") {
-		return true
-	}
-	ip := net.ParseIP(host)
-	return ip != nil && ip.IsLoopback()
 }
 
 // nextStep says in plain words what happens once the user goes on, for finding p ("" when there is

@@ -4,13 +4,13 @@ import (
 	"crypto/subtle"
 	"errors"
 	"fmt"
-	"net"
 	"net/url"
 	"os"
 	"path/filepath"
 	"strings"
 
 	"github.com/authkeeper/authkeeper/app/proxy"
+	"github.com/authkeeper/authkeeper/oauth"
 )
 
 // Via says how an agent's config entry reaches authkeeper. Code branches on it; the words are Problem's.
@@ -134,7 +134,7 @@ func proxyRef(fields map[string]any) *proxyURL {
 			continue
 		}
 		u, err := url.Parse(str)
-		if err != nil || (u.Scheme != "http" && u.Scheme != "https") || !isLoopback(u.Hostname()) {
+		if err != nil || (u.Scheme != "http" && u.Scheme != "https") || !oauth.IsLoopbackHost(u.Hostname()) {
 			continue
 		}
 		parts := strings.Split(strings.TrimSuffix(u.EscapedPath(), "/"), "/")
@@ -157,14 +157,6 @@ func proxyRef(fields map[string]any) *proxyURL {
 	return nil
 }
 
-func isLoopback(host string) bool {
-	if host == "localhost" {
-		return true
-	}
-	ip := net.ParseIP(host)
-	return ip != nil && ip.IsLoopback()
-}
-
 // auditProxy compares a proxy entry with what t writes for s: the member names the client reads, the
 // proxy's address, and the key.
 func (t Target) auditProxy(fields map[string]any, ref *proxyURL, s Setup) []string {
@@ -174,7 +166,7 @@ func (t Target) auditProxy(fields map[string]any, ref *proxyURL, s Setup) []stri
 		problems = append(problems, fmt.Sprintf("has the URL under %q, where %s expects %q", ref.field, t.Title, wantURLField))
 	}
 	if want, err := url.Parse(s.ProxyURL); err == nil && want.Host != "" && ref.u.Host != want.Host {
-		if ref.u.Hostname() == want.Hostname() || (isLoopback(ref.u.Hostname()) && ref.u.Port() != want.Port()) {
+		if ref.u.Hostname() == want.Hostname() || (oauth.IsLoopbackHost(ref.u.Hostname()) && ref.u.Port() != want.Port()) {
 			problems = append(problems, fmt.Sprintf("points at port %s but the proxy listens on %s", portOf(ref.u), want.Host))
 		} else {
 			problems = append(problems, fmt.Sprintf("points at %s but the proxy listens on %s", ref.u.Host, want.Host))
