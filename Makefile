@@ -25,7 +25,7 @@ BUILD_PKGS := gcc pkg-config libgl1-mesa-dev libx11-dev libxcursor-dev libxrandr
 # The Windows build's: the mingw-w64 cross compiler (the tray's cgo) and Wine to run it (make windows).
 WINDOWS_PKGS := wine wine64 gcc-mingw-w64-x86-64
 TEST_PKGS  := xvfb xauth dbus dbus-x11 gnome-keyring dunst notify-osd libnotify-bin libglib2.0-bin x11-utils xdotool imagemagick \
-              openssh-server openssh-client $(WINDOWS_PKGS)
+              openssh-server openssh-client etcd-server etcd-client $(WINDOWS_PKGS)
 FUZZTIME   ?= 5s
 
 .PHONY: help deps deps-build build run test test-go fuzz lint bench package clean

@@ -70,6 +70,25 @@ func commands() []command {
 			run: simple("remove", "Removed %s", (*control.Remote).Remove)},
 		{name: "refresh", args: "NAME", summary: "refresh a server's token now",
 			run: simple("refresh", "Refreshed %s", (*control.Remote).Refresh)},
+		{name: "export", args: "[flags] NAME", summary: "move a server's grant to another machine, sealed with the fleet key",
+			about: "Moves, never copies: this machine stops refreshing the grant and forgets it (without revoking\n" +
+				"it) once the sealed line is written, since two machines refreshing one grant get it revoked.\n" +
+				"  authkeeper export NAME | ssh HOST authkeeper import\n" +
+				"  authkeeper export NAME --out FILE     a new 0600 file; then `authkeeper import FILE` there\n" +
+				"The line is ciphertext only the fleet key opens; it is never written to a terminal. Both\n" +
+				"machines need the key (`authkeeper fleet keygen`). Not for a fleet's etcd store: it is shared.",
+			run: cmdExport},
+		{name: "import", args: "[flags] [FILE|-]", summary: "install a grant moved with `authkeeper export` (from stdin by default)",
+			about: "Opens the line with the fleet key, adds the server (unless it is here for the same URL) and\n" +
+				"refreshes its grant from now on. It refuses to overwrite credentials stored under the name\n" +
+				"unless --replace. A line read from stdin that cannot be imported is kept, sealed, in a 0600\n" +
+				"file under the state directory, so that it can be imported again once the cause is fixed.",
+			run: cmdImport},
+		{name: "fleet", args: "keygen [ID]", summary: "print a new fleet key line (ID default k1)",
+			about: "The fleet key seals a fleet's records in etcd and grants moved with export/import. Store it\n" +
+				"in a file only you can read (`authkeeper fleet keygen > fleet.key; chmod 600 fleet.key`) and\n" +
+				"copy it to every machine out of band. To rotate: put the new line first, keep the old after it.",
+			run: cmdFleet},
 		{name: "busy", args: "start|end|run|list [flags] [-- COMMAND [ARGS...]]",
 			summary: "hold refreshes while an agent turn runs",
 			about: "  busy start --id ID [--ttl 30m] [--label TEXT]   hold refreshes until `busy end` or the TTL\n" +
@@ -115,11 +134,14 @@ var envVars = []envVar{
 	{"AUTHKEEPER_PROXY_ADDR", []string{"tray", "serve", "clients", "doctor"},
 		"the proxy's loopback host:port (the default of --proxy-addr; else the settings' proxy_port, else 127.0.0.1:47615)"},
 	{"AUTHKEEPER_STORE", []string{"tray", "serve", "doctor"},
-		"the credential store, keychain or file (the default of --store)"},
+		"the credential store: keychain, file, or a fleet's etcd://host:port,…/prefix (the default of --store)"},
 	{envClientSecret, []string{"add"}, "the secret of --client-id (client_credentials, cross-app access, or a confidential client)"},
 	{envToken, []string{"add"}, "a static token or API key (instead of --token-stdin)"},
 	{envIDToken, []string{"add", "login"}, "your ID token from the identity provider, for cross-app access (instead of --id-token-stdin)"},
 	{envIdPClientSecret, []string{"add"}, "with --cross-app: authkeeper's client secret at the identity provider"},
+	{envFleetKeyFile, []string{"tray", "serve", "export", "import"}, "the fleet key file (the default of --fleet-key-file)"},
+	{envFleetKey, []string{"tray", "serve", "export", "import"}, "the fleet key line(s) themselves, when no key file is named"},
+	{envInstance, []string{"tray", "serve"}, "with an etcd store: this instance's name in the fleet (the default of --instance)"},
 	{"CLAUDE_CODE_MCP_SERVER_NAME", []string{"headers"}, "the server NAME when none is given (Claude Code sets it)"},
 	{"CLAUDE_CONFIG_DIR", []string{"clients", "doctor"}, "the directory of Claude Code's .claude.json (default: your home directory)"},
 	{"COPILOT_HOME", []string{"clients", "doctor"}, "GitHub Copilot CLI's directory (default ~/.copilot)"},

@@ -5,9 +5,11 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"github.com/authkeeper/authkeeper/app/engine"
 	"io"
+	"strings"
 	"time"
+
+	"github.com/authkeeper/authkeeper/app/engine"
 )
 
 // cmdStatus asks the running engine for its state over the control API (its unix socket; on Windows
@@ -55,6 +57,7 @@ func cmdStatus(ctx context.Context, args []string, e env) error {
 	}
 	fmt.Fprintf(e.stdout, "authkeeper %s: running for %s%s, proxy %s, %d server(s)\n",
 		h.Version, time.Duration(h.Uptime*float64(time.Second)).Round(time.Second), owner, h.ProxyURL, len(s.Servers))
+	printFleet(e.stdout, s.Fleet)
 	printServers(e.stdout, s.Servers, time.Now())
 	for _, l := range s.Leases {
 		fmt.Fprintf(e.stdout, "  busy: %s (%s) until %s\n", l.ID, l.Label, l.Expires().Format(time.Kitchen))
@@ -66,6 +69,9 @@ func cmdStatus(ctx context.Context, args []string, e env) error {
 func printServers(w io.Writer, servers []engine.ServerStatus, now time.Time) {
 	for _, st := range servers {
 		fmt.Fprintln(w, statusLine(st, now))
+		if st.Fleet != nil {
+			fmt.Fprintf(w, "  %-20s %s\n", "", fleetLine(*st.Fleet, now))
+		}
 		for _, wn := range st.Warnings {
 			fmt.Fprintf(w, "  %-20s warning: %s\n", "", wn.Message)
 		}
@@ -88,4 +94,42 @@ func statusLine(st engine.ServerStatus, now time.Time) string {
 		note = " — " + st.Message
 	}
 	return fmt.Sprintf("  %-20s %-14s %s%s", st.Name, st.State, left, note)
+}
+
+// printFleet prints the fleet's line of `authkeeper status`: this instance and the live ones.
+func printFleet(w io.Writer, v *engine.FleetView) {
+	if v == nil {
+		return
+	}
+	ids := make([]string, 0, len(v.Members))
+	for _, m := range v.Members {
+		ids = append(ids, m.ID)
+	}
+	fmt.Fprintf(w, "fleet: this is %s; %d instance(s) live: %s\n", v.Instance, len(ids), strings.Join(ids, ", "))
+	if v.Error != "" {
+		fmt.Fprintf(w, "fleet: the store did not answer at %s: %s\n", v.Read.Format(time.TimeOnly), v.Error)
+	}
+}
+
+// fleetLine is a server's fleet line: who refreshes its grant, when it was last written, who serves it.
+func fleetLine(f engine.FleetServer, now time.Time) string {
+	owner := f.Owner
+	switch {
+	case f.Leading:
+		owner = "this instance"
+	case owner == "":
+		owner = "no instance (an election is under way, or the store has no quorum)"
+	}
+	line := "refreshed by " + owner
+	if !f.LastWrite.IsZero() {
+		by := ""
+		if f.LastWriter != "" {
+			by = " by " + f.LastWriter
+		}
+		line += fmt.Sprintf("; last written %s ago%s", now.Sub(f.LastWrite).Round(time.Second), by)
+	}
+	if len(f.Serving) > 0 {
+		line += "; served by " + strings.Join(f.Serving, ", ")
+	}
+	return line
 }

@@ -35,7 +35,7 @@ func connectAfter(ctx context.Context, e env, store string, onHandover func(), w
 		return r, func() {}, nil
 	}
 	eng, err := newEngine(engine.Config{Paths: paths, ProxyAddr: "127.0.0.1:0", Version: Version, StoreKind: store,
-		Temporary: true, OnHandover: onHandover})
+		Temporary: true, OnHandover: onHandover, OpenFleet: fleetOpener(e, fleetOpts{})})
 	if err != nil {
 		return nil, nil, err
 	}

@@ -76,6 +76,9 @@ func cmdDoctor(ctx context.Context, args []string, e env) error {
 		return err
 	}
 	results := d.run(ctx)
+	if d.closeFleet != nil {
+		_ = d.closeFleet() // leaves the fleet at once (its membership lease is revoked)
+	}
 	if *asJSON {
 		enc := json.NewEncoder(e.stdout)
 		enc.SetIndent("", "  ")
@@ -142,12 +145,16 @@ type doctor struct {
 
 	owner   ownerAPI
 	keyring func() (keyringProbe, error) // opens the OS keychain (called only for storeKind keychain)
-	http    *http.Client                 // probes servers and authorization servers; never sends a token
-	listen  func(addr string) error      // nil when addr could be listened on (the port is free)
-	audit   func(clients.Dirs, clients.Setup) []clients.Finding
-	dirs    clients.Dirs
-	exe     string
-	now     func() time.Time
+	// openFleet opens a fleet's etcd store (storeKind an etcd:// URL) as a short-lived instance;
+	// closeFleet, once it did, leaves the fleet again.
+	openFleet  func(url string) (keychain.Store, engine.Fleet, error)
+	closeFleet func() error
+	http       *http.Client            // probes servers and authorization servers; never sends a token
+	listen     func(addr string) error // nil when addr could be listened on (the port is free)
+	audit      func(clients.Dirs, clients.Setup) []clients.Finding
+	dirs       clients.Dirs
+	exe        string
+	now        func() time.Time
 
 	// Found by the checks, for the later ones.
 	store    recordReader     // the store, once it answered; nil otherwise
@@ -181,12 +188,15 @@ func newDoctor(e env, o serveOpts) (*doctor, error) {
 	if d.storeKind == "" {
 		d.storeKind = d.settings.Prefs.Store
 	}
-	switch d.storeKind {
-	case "", "keychain":
+	switch {
+	case d.storeKind == "", d.storeKind == "keychain":
 		d.storeKind = "keychain"
-	case "file":
+	case d.storeKind == "file":
+	case engine.IsFleetStore(d.storeKind):
+		host, _ := os.Hostname()
+		d.openFleet = fleetOpener(e, fleetOpts{instance: fmt.Sprintf("doctor-%s-%d", host, os.Getpid())})
 	default:
-		return nil, fmt.Errorf("doctor: store %q must be \"keychain\" or \"file\"", d.storeKind)
+		return nil, fmt.Errorf("doctor: store %q must be \"keychain\", \"file\" or an etcd:// URL", d.storeKind)
 	}
 	d.proxyAddr = o.proxyAddr
 	if d.proxyAddr == "" {

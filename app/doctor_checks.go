@@ -28,6 +28,9 @@ func (d *doctor) checkStore() checkResult {
 	if d.storeKind == "file" {
 		return d.checkFileStore()
 	}
+	if d.openFleet != nil {
+		return d.checkFleetStore()
+	}
 	r := checkResult{Check: "keychain"}
 	ks, err := d.keyring()
 	if err != nil {
@@ -52,6 +55,23 @@ func (d *doctor) checkStore() checkResult {
 			d.store = rr
 		}
 	}
+	return r
+}
+
+// checkFleetStore checks a fleet's etcd store: a quorum of its members answers, the fleet key loads,
+// and etcd's authentication (if any) lets this user in. It joins the fleet for the length of the run.
+func (d *doctor) checkFleetStore() checkResult {
+	r := checkResult{Check: "fleet store"}
+	st, f, err := d.openFleet(d.storeKind)
+	if err != nil {
+		r.Status, r.Detail = checkFail, err.Error()
+		r.Fix = "check the etcd:// URL (members, TLS files, user), that a quorum of the members runs, and the fleet key " +
+			"(--fleet-key-file, $AUTHKEEPER_FLEET_KEY_FILE or $AUTHKEEPER_FLEET_KEY)"
+		return r
+	}
+	d.closeFleet = f.Close
+	d.store = st
+	r.Status, r.Detail = checkOK, "the fleet's etcd answers and the fleet key is loaded"
 	return r
 }
 

@@ -159,7 +159,7 @@ func cmdServe(ctx context.Context, args []string, e env, ui UI) error {
 		return err
 	}
 	eng, err := newEngine(engine.Config{Paths: paths, ProxyAddr: o.proxyAddr, Version: Version, StoreKind: o.store,
-		OAuth: oauth.Config{ClientMetadataURL: o.clientMetadataURL}})
+		OAuth: oauth.Config{ClientMetadataURL: o.clientMetadataURL}, OpenFleet: fleetOpener(e, o.fleet)})
 	if err != nil {
 		return err
 	}
@@ -207,6 +207,12 @@ func cmdServe(ctx context.Context, args []string, e env, ui UI) error {
 	if w := eng.Warning(); w != "" {
 		report(slog.LevelWarn, eventStartWarning, w, "warning: "+w)
 	}
+	stopHook, err := startHook(ctx, eng, o.fleet.instance, e, report)
+	if err != nil {
+		report(slog.LevelError, eventStartFailed, err.Error(), err.Error())
+		return exitCode(1)
+	}
+	defer stopHook()
 	fmt.Fprintf(e.stdout, "authkeeper %s: engine running (%s)\n", Version, mode)
 	fmt.Fprintf(e.stdout, "  proxy:   %s/mcp/<server>\n", eng.ProxyURL())
 	fmt.Fprintf(e.stdout, "  control: %s\n", eng.ControlAddr())

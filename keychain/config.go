@@ -135,7 +135,7 @@ func (srv Server) Validate() error {
 
 // Prefs are app-wide preferences. The zero value is not the default: use DefaultSettings.
 type Prefs struct {
-	Store         string `json:"store"`         // "keychain" (default) or "file"
+	Store         string `json:"store"`         // "keychain" (default), "file", or a fleet's "etcd://host:port/prefix"
 	Notifications bool   `json:"notifications"` // default true
 	StartAtLogin  bool   `json:"start_at_login"`
 	ProxyPort     int    `json:"proxy_port,omitempty"` // 0: the app's default
@@ -147,6 +147,52 @@ type Prefs struct {
 	// window when no server is configured; once set, that window never opens by itself again (the
 	// user closed it, or a server exists). Default false.
 	FirstRunDone bool `json:"first_run_done,omitempty"`
+	// EventHook, when set, tells someone (a command, a webhook) that a grant needs a human: for a
+	// headless fleet, where nobody sees the tray. Default nil: no hook.
+	EventHook *EventHook `json:"event_hook,omitempty"`
+}
+
+// EventHook is the event hook's settings (see package app/hook): a command to run, a URL to POST to,
+// or both.
+type EventHook struct {
+	// Command is run for each event, without a shell; argv[0] is looked up in PATH. Default: none.
+	Command []string `json:"command,omitempty"`
+	// URL receives each event as a JSON POST: https, or http to a loopback host (checked by the hook,
+	// as this package does not judge hosts). Default: none.
+	URL string `json:"url,omitempty"`
+	// HeadersFile is the absolute path of a private file (see CheckPrivate) of "Name: value" lines
+	// sent with each POST, e.g. a webhook secret, which so stays out of this file. Default: none.
+	HeadersFile string `json:"headers_file,omitempty"`
+	// DegradedAfter is how long, as a Go duration ("10m"), a server may stay degraded before the hook
+	// fires. Default "": the hook's default, 10 minutes.
+	DegradedAfter string `json:"degraded_after,omitempty"`
+}
+
+// Validate reports the first problem with the hook's settings that can be seen without reading a
+// file or resolving a program: the headers file's privacy and the command's presence are checked
+// when the hook starts, so that a file changed later does not make the whole config corrupt.
+func (h EventHook) Validate() error {
+	if len(h.Command) == 0 && h.URL == "" {
+		return errors.New("event hook: set a command, a URL or both")
+	}
+	if len(h.Command) > 0 && h.Command[0] == "" {
+		return errors.New("event hook: the command's first word (the program) is empty")
+	}
+	if h.URL != "" {
+		// The URL is not echoed: chat webhooks carry their secret in it.
+		if u, err := url.Parse(h.URL); err != nil || (u.Scheme != "https" && u.Scheme != "http") || u.Host == "" {
+			return errors.New("event hook: the URL is not an absolute http(s) URL")
+		}
+	}
+	if h.HeadersFile != "" && (h.URL == "" || !filepath.IsAbs(h.HeadersFile)) {
+		return fmt.Errorf("event hook: headers file %q must be an absolute path, and goes with a URL", h.HeadersFile)
+	}
+	if h.DegradedAfter != "" {
+		if d, err := time.ParseDuration(h.DegradedAfter); err != nil || d <= 0 {
+			return fmt.Errorf("event hook: degraded_after %q is not a positive duration such as \"10m\"", h.DegradedAfter)
+		}
+	}
+	return nil
 }
 
 // ValidClientMetadataURL reports why raw cannot be a Client ID Metadata Document URL
@@ -201,14 +247,20 @@ func (s Settings) Validate() error {
 		}
 		seen[srv.Name] = true
 	}
-	if s.Prefs.Store != "keychain" && s.Prefs.Store != "file" {
-		return fmt.Errorf("store %q: must be \"keychain\" or \"file\"", s.Prefs.Store)
+	fleetStore := strings.HasPrefix(s.Prefs.Store, "etcd://") || strings.HasPrefix(s.Prefs.Store, "etcds://")
+	if s.Prefs.Store != "keychain" && s.Prefs.Store != "file" && !fleetStore {
+		return fmt.Errorf("store %q: must be \"keychain\", \"file\" or a fleet's etcd:// URL", s.Prefs.Store)
 	}
 	if s.Prefs.ProxyPort < 0 || s.Prefs.ProxyPort > 65535 {
 		return fmt.Errorf("proxy port %d out of range", s.Prefs.ProxyPort)
 	}
 	if s.Prefs.ClientMetadataURL != "" {
 		if err := ValidClientMetadataURL(s.Prefs.ClientMetadataURL); err != nil {
+			return err
+		}
+	}
+	if s.Prefs.EventHook != nil {
+		if err := s.Prefs.EventHook.Validate(); err != nil {
 			return err
 		}
 	}

@@ -44,6 +44,10 @@ var (
 	ErrLocked = errors.New("keychain locked")
 	// ErrCorrupt means a stored record cannot be decoded and no earlier complete copy exists.
 	ErrCorrupt = errors.New("stored credentials corrupt")
+	// ErrConflict means a store shared by several instances (the fleet's) refused a write because the
+	// record changed since the revision the writer read, or because the writer no longer holds the
+	// grant's election. Nothing was written; read the record again.
+	ErrConflict = errors.New("the stored credentials changed meanwhile")
 )
 
 // maxNameLen bounds a server name; it becomes part of keychain item names.

@@ -123,6 +123,44 @@ func controlHandler(e *engine.Engine) http.Handler {
 				OnDevice: p.device, OnURL: p.url})
 		})
 	})
+	// Moving a grant to another machine (see engine.ExportBegin): the record travels in these bodies
+	// only, over the user-only socket or pipe; the CLI seals it before it goes anywhere else.
+	mux.HandleFunc("POST /v1/servers/{name}/export", func(w http.ResponseWriter, r *http.Request) {
+		t, err := e.ExportBegin(r.Context(), r.PathValue("name"))
+		if err != nil {
+			writeErr(w, err)
+			return
+		}
+		w.Header().Set("Cache-Control", "no-store")
+		writeJSON(w, http.StatusOK, t)
+	})
+	mux.HandleFunc("POST /v1/servers/{name}/export/commit", func(w http.ResponseWriter, r *http.Request) {
+		reply(w, e.ExportCommit(r.PathValue("name")))
+	})
+	mux.HandleFunc("POST /v1/servers/{name}/export/abort", func(w http.ResponseWriter, r *http.Request) {
+		var req ExportAbortBody
+		if !decode(w, r, &req) {
+			return
+		}
+		if req.Server.Name != r.PathValue("name") {
+			writeJSON(w, http.StatusBadRequest, errorBody{Error: "the server in the body is not the one in the path", Code: CodeBadRequest})
+			return
+		}
+		reply(w, e.ExportAbort(req.Server))
+	})
+	mux.HandleFunc("POST /v1/import", func(w http.ResponseWriter, r *http.Request) {
+		var req ImportBody
+		if !decode(w, r, &req) {
+			return
+		}
+		st, err := e.Import(r.Context(), engine.ImportRequest{Transfer: engine.Transfer{Server: req.Server, Record: req.Record},
+			Replace: req.Replace, From: req.From})
+		if err != nil {
+			writeErr(w, err)
+			return
+		}
+		writeJSON(w, http.StatusOK, st)
+	})
 	mux.HandleFunc("POST /v1/servers", func(w http.ResponseWriter, r *http.Request) {
 		// The client secrets, private key, ID token and static token travel only here, in the body, over
 		// the user-only socket or pipe: never on a command line, in a URL or in a log.
@@ -222,6 +260,12 @@ func classifyErr(err error) (int, errorBody) {
 		status, ce.Code = http.StatusNotFound, CodeUnknownServer
 	case errors.Is(err, engine.ErrServerExists):
 		status, ce.Code = http.StatusConflict, CodeExists
+	case errors.Is(err, engine.ErrHasCredentials):
+		status, ce.Code = http.StatusConflict, CodeHasCredentials
+	case errors.Is(err, engine.ErrURLMismatch):
+		status, ce.Code = http.StatusConflict, CodeURLMismatch
+	case errors.Is(err, engine.ErrSharedStore):
+		status, ce.Code = http.StatusConflict, CodeSharedStore
 	case errors.Is(err, engine.ErrNothingToRefresh):
 		status, ce.Code = http.StatusConflict, CodeNothingToRefresh
 	case errors.Is(err, engine.ErrNeedsSignIn), errors.Is(err, oauth.ErrReauthRequired):

@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"github.com/authkeeper/authkeeper/app/engine"
+	"github.com/authkeeper/authkeeper/keychain"
 	"io"
 	"net"
 	"net/http"
@@ -59,6 +60,12 @@ func (e *RemoteError) Is(target error) bool {
 		return e.Code == CodeUnknownServer
 	case engine.ErrServerExists:
 		return e.Code == CodeExists
+	case engine.ErrHasCredentials:
+		return e.Code == CodeHasCredentials
+	case engine.ErrURLMismatch:
+		return e.Code == CodeURLMismatch
+	case engine.ErrSharedStore:
+		return e.Code == CodeSharedStore
 	}
 	return false
 }
@@ -176,6 +183,29 @@ func (r *Remote) Logout(ctx context.Context, name string) error {
 // Remove removes server name.
 func (r *Remote) Remove(ctx context.Context, name string) error {
 	return r.do(ctx, http.MethodDelete, "/v1/servers/"+url.PathEscape(name), nil, nil)
+}
+
+// ExportBegin stops refreshing server name at the owner and returns its settings and credentials,
+// to move them to another machine; finish with ExportCommit, or ExportAbort (see engine.ExportBegin).
+func (r *Remote) ExportBegin(ctx context.Context, name string) (engine.Transfer, error) {
+	var t engine.Transfer
+	return t, r.do(ctx, http.MethodPost, "/v1/servers/"+url.PathEscape(name)+"/export", nil, &t)
+}
+
+// ExportCommit completes a move: the owner deletes server name's credentials without revoking them.
+func (r *Remote) ExportCommit(ctx context.Context, name string) error {
+	return r.do(ctx, http.MethodPost, "/v1/servers/"+url.PathEscape(name)+"/export/commit", nil, nil)
+}
+
+// ExportAbort undoes ExportBegin: srv is configured again and refreshed at the owner.
+func (r *Remote) ExportAbort(ctx context.Context, srv keychain.Server) error {
+	return r.do(ctx, http.MethodPost, "/v1/servers/"+url.PathEscape(srv.Name)+"/export/abort", ExportAbortBody{Server: srv}, nil)
+}
+
+// Import installs a grant moved from another machine at the owner and returns the server's status.
+func (r *Remote) Import(ctx context.Context, body ImportBody) (engine.ServerStatus, error) {
+	var st engine.ServerStatus
+	return st, r.do(ctx, http.MethodPost, "/v1/import", body, &st)
 }
 
 // SignInProgress receives what a sign-in reports before its outcome; either func may be nil.

@@ -44,8 +44,13 @@ type Config struct {
 	// Store holds the credentials; default: the OS keychain, or the 0600 file store when StoreKind or
 	// the settings say "file".
 	Store keychain.Store
-	// StoreKind overrides the settings' store choice: "keychain", "file", or "" for the settings'.
+	// StoreKind overrides the settings' store choice: "keychain", "file", an etcd:// URL (a fleet's
+	// shared store, opened by OpenFleet), or "" for the settings'.
 	StoreKind string
+	// OpenFleet opens the store a fleet shares, named by an etcd:// URL; package app sets it (it owns
+	// app/fleet). Nil: such a store kind is an error. Fleet, when set, is used instead (with Store).
+	OpenFleet func(url string) (keychain.Store, Fleet, error)
+	Fleet     Fleet
 	// HTTPClient makes every request to authorization servers; default: 30 s timeout.
 	HTTPClient *http.Client
 	// Opener opens the browser for interactive sign-in; default: the system browser (pkg/browser).
@@ -81,9 +86,10 @@ type Engine struct {
 	audit    *AuditLog
 	busy     *Busy
 	wake     *WakeDetector
-	warning  string // shown at every start, e.g. the file store's
-	proxyKey string // the per-install access key local callers present to the proxy
-	control  string // the control API's address, chosen in New (see newControlAddr)
+	fleet    *fleetState // set when the credentials are shared with a fleet
+	warning  string      // shown at every start, e.g. the file store's
+	proxyKey string      // the per-install access key local callers present to the proxy
+	control  string      // the control API's address, chosen in New (see newControlAddr)
 
 	mu       sync.Mutex
 	showUI   func() // set by the tray: a second launch asks the running one to show its status
@@ -132,10 +138,13 @@ func New(cfg Config) (*Engine, error) {
 			return nil, fmt.Errorf("engine config: proxy address %q must be a loopback IP such as 127.0.0.1", cfg.ProxyAddr)
 		}
 	}
-	switch cfg.StoreKind {
-	case "", "keychain", "file":
+	switch {
+	case cfg.StoreKind == "", cfg.StoreKind == "keychain", cfg.StoreKind == "file", IsFleetStore(cfg.StoreKind):
 	default:
-		return nil, fmt.Errorf("engine config: store %q must be \"keychain\" or \"file\"", cfg.StoreKind)
+		return nil, fmt.Errorf("engine config: store %q must be \"keychain\", \"file\" or an etcd:// URL", cfg.StoreKind)
+	}
+	if cfg.Fleet != nil && cfg.Store == nil {
+		return nil, errors.New("engine config: Fleet needs the fleet's Store")
 	}
 	if _, err := cfg.Policy.Validate(); err != nil {
 		return nil, fmt.Errorf("engine config: %w", err)
@@ -195,10 +204,16 @@ func (e *Engine) Start(ctx context.Context) (err error) {
 	}
 	e.mu.Lock()
 	e.started = e.cfg.Clock.Now()
-	for _, k := range e.keepers {
+	for name, k := range e.keepers {
 		k.Start()
+		if e.fleet != nil {
+			e.fleet.f.Join(name)
+		}
 	}
 	e.mu.Unlock()
+	if e.fleet != nil {
+		e.watchFleetView()
+	}
 	e.wake = NewWakeDetector(e.cfg.Clock, 0, 0, e.woke)
 	e.scheduleReload()
 	return nil
@@ -248,11 +263,25 @@ func (e *Engine) load() error {
 // when the keychain cannot be used: there is never a silent fallback to plain text.
 func (e *Engine) openStore(settings keychain.Settings) (keychain.Store, error) {
 	if e.cfg.Store != nil {
+		if e.cfg.Fleet != nil {
+			e.joinFleet(e.cfg.Fleet)
+		}
 		return e.cfg.Store, nil
 	}
 	kind := e.cfg.StoreKind
 	if kind == "" {
 		kind = settings.Prefs.Store
+	}
+	if IsFleetStore(kind) {
+		if e.cfg.OpenFleet == nil {
+			return nil, fmt.Errorf("store %s: this program cannot open a fleet's store", kind)
+		}
+		st, f, err := e.cfg.OpenFleet(kind)
+		if err != nil {
+			return nil, err
+		}
+		e.joinFleet(f)
+		return st, nil
 	}
 	if kind == "file" {
 		fs, err := keychain.NewFileStore(keychain.FileConfig{Dir: e.cfg.Paths.ConfigDir})
@@ -377,6 +406,10 @@ func (e *Engine) close() error {
 		wg.Go(k.Close)
 	}
 	wg.Wait()
+	if e.fleet != nil {
+		// After the keepers: their last saves need the elections they hold.
+		errs = append(errs, e.fleet.f.Close())
+	}
 	if e.audit != nil {
 		errs = append(errs, e.audit.Close())
 	}

@@ -24,11 +24,17 @@ func (e *Engine) newKeeper(s keychain.Server) (*Keeper, error) {
 		policy.Fraction = s.RefreshFraction
 	}
 	st := e.fromRecord(s, rec)
-	k, err := NewKeeper(KeeperConfig{Name: s.Name, Clock: e.cfg.Clock, Store: e.store, Auth: e.oauth,
-		Busy: e.busy, Emit: e.publish, Policy: policy, OnUnreadable: e.kickReload}, st.tok, st.grant, st.issued)
+	kc := KeeperConfig{Name: s.Name, Clock: e.cfg.Clock, Store: e.store, Auth: e.oauth,
+		Busy: e.busy, Emit: e.publish, Policy: policy, OnUnreadable: e.kickReload}
+	if e.fleet != nil {
+		kc.Fleet = e.fleet.f
+		kc.OnConflict = func() { go e.fleetRead(s.Name, false) }
+	}
+	k, err := NewKeeper(kc, st.tok, st.grant, st.issued)
 	if err != nil {
 		return nil, err
 	}
+	k.SetRevision(rec.Revision)
 	k.challenge = st.challenge // before Start: nothing else holds k yet
 	switch {
 	case unreadable != nil:

@@ -25,6 +25,7 @@ const (
 	EventAdded           EventKind = "added"            // a server was added
 	EventRemoved         EventKind = "removed"          // a server was removed
 	EventSignedOut       EventKind = "signed_out"       // the user signed out (logout); no token is kept
+	EventAdopted         EventKind = "adopted"          // took the pair another instance of the fleet wrote
 )
 
 // Event is one thing that happened to a server (or to the engine when Server is empty). It never

@@ -13,6 +13,8 @@ type Health struct {
 	Servers  []ServerHealth `json:"servers"`
 	// Temporary is set when a command owns only until the app starts (see Config.Temporary).
 	Temporary bool `json:"temporary,omitempty"`
+	// Fleet is set when the credentials are shared with other instances (see Engine.FleetMode).
+	Fleet *FleetView `json:"fleet,omitempty"`
 }
 
 // ServerHealth is one server's line in Health.
@@ -25,6 +27,8 @@ type ServerHealth struct {
 	// Quirks and Warnings are the spec deviations tolerated for the grant (see ServerStatus).
 	Quirks   []oauth.Quirk `json:"quirks,omitempty"`
 	Warnings []Warning     `json:"warnings,omitempty"`
+	// Fleet says which instance refreshes the grant and which serve it (fleet mode only).
+	Fleet *FleetServer `json:"fleet,omitempty"`
 }
 
 // Health reports whether the engine serves and, per server, whether it can hand out a token.
@@ -35,8 +39,10 @@ func (e *Engine) Health() Health {
 	e.mu.Lock()
 	h.Uptime = now.Sub(e.started).Seconds()
 	e.mu.Unlock()
-	for _, st := range e.Snapshot().Servers {
-		sh := ServerHealth{Name: st.Name, State: "healthy", NoExpiry: st.NoExpiry, Quirks: st.Quirks, Warnings: st.Warnings}
+	snap := e.Snapshot()
+	h.Fleet = snap.Fleet
+	for _, st := range snap.Servers {
+		sh := ServerHealth{Name: st.Name, State: "healthy", NoExpiry: st.NoExpiry, Quirks: st.Quirks, Warnings: st.Warnings, Fleet: st.Fleet}
 		if !st.Expiry.IsZero() {
 			sh.SecondsLeft = max(0, st.Expiry.Sub(now).Seconds())
 		}

@@ -61,6 +61,13 @@ type KeeperConfig struct {
 	// could not be read: the engine then tries the keychain again. It is called with the keeper's lock
 	// held, so it must neither block nor call back into the keeper synchronously.
 	OnUnreadable func()
+	// Fleet, when set, makes the keeper one of several instances sharing the grant through Store (see
+	// keeper_fleet.go): it refreshes only while Fleet says it leads, and asks the leader otherwise.
+	// Nil: this process alone owns the grant.
+	Fleet FleetGate
+	// OnConflict, if set, is called when Store refused a write because the record changed meanwhile
+	// (keychain.ErrConflict): the engine then reads the newer record. Called without the keeper's locks.
+	OnConflict func()
 }
 
 // LastRefresh records the outcome of the latest refresh attempt.
@@ -100,6 +107,8 @@ type ServerStatus struct {
 	// Unsaved is set while the newest token pair is only in memory because the keychain refused the
 	// save (it is retried); an exit now would lose it.
 	Unsaved bool `json:"unsaved,omitempty"`
+	// Fleet is the server's place in the fleet, when the credentials are shared (see FleetMode).
+	Fleet *FleetServer `json:"fleet,omitempty"`
 }
 
 // Keeper owns one server's grant: it hands out valid access tokens, refreshes them ahead of expiry
@@ -144,6 +153,9 @@ type Keeper struct {
 	// logout, removal). A refresh that started in an older epoch is stale: its result is discarded,
 	// never persisted, so it cannot overwrite what the user just did.
 	epoch uint64
+	// rev is the store's revision of the record the current pair came from or was last saved as; a
+	// fleet's store refuses a write based on an older one (see put).
+	rev uint64
 
 	// saveMu orders every write of this server's record, so the keychain always ends up with the
 	// newest pair: a slow save of an older pair can never land after a newer one.
@@ -155,6 +167,7 @@ type flight struct {
 	done  chan struct{}
 	err   error
 	epoch uint64
+	ask   bool // a follower's wait for the fleet's refresher (askLocked), not a refresh
 }
 
 // errClosed is returned by a keeper whose server was removed or whose engine stopped.
@@ -226,7 +239,7 @@ func (k *Keeper) Close() {
 	unsaved, rec := k.unsaved, k.recordLocked()
 	k.mu.Unlock()
 	if unsaved {
-		_, err := k.cfg.Store.Put(k.cfg.Name, rec)
+		_, err := k.put(rec)
 		if err == nil {
 			k.mu.Lock()
 			k.unsaved = false

@@ -40,6 +40,9 @@ func (k *Keeper) initialStateLocked() {
 // The one exception is a grant whose AS was seen not to rotate (Grant.Rotation == RotationFixed): its
 // refresh token is still good, and refreshing is safe. A client_credentials grant has no refresh token.
 func (k *Keeper) interruptedLocked() bool {
+	if k.following() {
+		return false // the refresher's own refresh in flight: not this instance's to judge (see Lead)
+	}
 	return !k.marker.IsZero() && k.tok.RefreshToken != "" && k.grant.Rotation != oauth.RotationFixed &&
 		k.grant.GrantType != oauth.GrantClientCredentials
 }

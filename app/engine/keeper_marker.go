@@ -51,7 +51,7 @@ func (k *Keeper) recordStart(f *flight, trigger Trigger, started time.Time, g oa
 	rec.RefreshStarted = started
 	deadline := k.deadlineLocked()
 	k.mu.Unlock()
-	_, err := k.cfg.Store.Put(k.cfg.Name, rec)
+	_, err := k.put(rec)
 	k.mu.Lock()
 	if err == nil {
 		// The write saved the current pair too.
@@ -59,7 +59,18 @@ func (k *Keeper) recordStart(f *flight, trigger Trigger, started time.Time, g oa
 	}
 	k.mu.Unlock()
 	k.saveMu.Unlock()
-	if err == nil || stale || g.Rotation == oauth.RotationFixed || !started.Before(deadline) {
+	if err == nil || g.Rotation == oauth.RotationFixed {
+		return true
+	}
+	if k.cfg.Fleet != nil {
+		// In a fleet the recorded start is what keeps two instances from sending the same refresh
+		// token: a write refused for a conflict (another writer, or this instance no longer leads) or
+		// for want of the store's quorum never lets the refresh go, not even at the deadline. The
+		// current token serves until it expires; then callers get a retryable error.
+		k.notRecorded(f, trigger, err, time.Time{}, prev)
+		return false
+	}
+	if stale || !started.Before(deadline) {
 		return true
 	}
 	k.notRecorded(f, trigger, err, deadline, prev)
@@ -96,8 +107,21 @@ func (k *Keeper) notRecorded(f *flight, trigger Trigger, err error, deadline tim
 	}
 	k.lastErr = err
 	at := now.Add(k.cfg.Backoff.Delay(k.attempt, 0, k.cfg.Rand()))
-	if deadline.Before(at) {
+	if !deadline.IsZero() && deadline.Before(at) {
 		at = deadline
+	}
+	if errors.Is(err, keychain.ErrConflict) {
+		// Not a failure of the store: the record moved on (see put's OnConflict). Check again soon.
+		k.state = prev
+		if k.state == StateRefreshing {
+			k.state = StateFresh
+		}
+		if !k.closed {
+			k.armLocked(now.Add(MinRefreshGap), TriggerRetry)
+		}
+		close(f.done)
+		k.mu.Unlock()
+		return
 	}
 	k.attempt++
 	k.state, k.message, k.cause = StateDegraded, err.Error(), CauseRefreshNotRecorded

@@ -15,6 +15,9 @@ func (k *Keeper) startLocked(trigger Trigger) *flight {
 	if k.flight != nil {
 		return k.flight
 	}
+	if k.following() {
+		return k.askLocked(trigger)
+	}
 	f := &flight{done: make(chan struct{}), epoch: k.epoch}
 	k.flight = f
 	k.stopTimerLocked()
@@ -72,7 +75,11 @@ func (k *Keeper) refresh(f *flight, trigger Trigger, g oauth.Grant, rt string, p
 	k.mu.Unlock()
 	var perr error
 	if !stale {
-		_, perr = k.cfg.Store.Put(k.cfg.Name, rec)
+		_, perr = k.put(rec)
+		// A fleet's store refused the write: the record changed since this refresh recorded its start
+		// (a sign-in or an import on another instance). That record wins; this answer is dropped like
+		// one a local sign-in overtook.
+		stale = errors.Is(perr, keychain.ErrConflict)
 	}
 	k.mu.Lock()
 	k.flight = nil
@@ -212,7 +219,11 @@ func (k *Keeper) Adopt(tok oauth.Token, g oauth.Grant) error {
 	rec := ToRecord(tok, g)
 	rec.Challenge = k.challenge // a later sign-in may need it again (see SignInWith)
 	k.mu.Unlock()
-	_, perr := k.cfg.Store.Put(k.cfg.Name, rec)
+	_, perr := k.put(rec)
+	if errors.Is(perr, keychain.ErrConflict) {
+		// A fleet's record changed since this keeper read it: a sign-in replaces whatever is there.
+		perr = k.replace(rec)
+	}
 	k.mu.Lock()
 	now := k.cfg.Clock.Now()
 	k.epoch++
@@ -314,7 +325,7 @@ func (k *Keeper) reregistered(epoch uint64, g oauth.Grant) {
 	k.grant = g
 	rec := k.recordLocked()
 	k.mu.Unlock()
-	if _, err := k.cfg.Store.Put(k.cfg.Name, rec); err != nil {
+	if _, err := k.put(rec); err != nil {
 		k.emit(Event{Kind: EventWarning, Trigger: TriggerPersist, Outcome: OutcomeError,
 			Message: "could not save the new client registration: " + err.Error()})
 	}

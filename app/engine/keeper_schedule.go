@@ -1,6 +1,7 @@
 package engine
 
 import (
+	"errors"
 	"time"
 
 	"github.com/authkeeper/authkeeper/keychain"
@@ -76,6 +77,10 @@ func (k *Keeper) due(gen uint64) {
 		}
 		return
 	}
+	if k.dueFollowingLocked(trigger) {
+		k.mu.Unlock()
+		return
+	}
 	if k.state != StateDegraded && k.cfg.Busy.Active(k.cfg.Name) {
 		if now.Before(k.plan.Deadline) {
 			first := k.state != StateDeferred
@@ -131,7 +136,7 @@ func (k *Keeper) Reevaluate(delay time.Duration) {
 // saveOrRetry writes rec (the caller holds saveMu, not mu); if the keychain refuses, the current pair
 // is marked unsaved and its save retried with backoff, as after a refresh.
 func (k *Keeper) saveOrRetry(rec keychain.Record) {
-	if _, err := k.cfg.Store.Put(k.cfg.Name, rec); err == nil {
+	if _, err := k.put(rec); err == nil {
 		return
 	}
 	k.mu.Lock()
@@ -164,9 +169,15 @@ func (k *Keeper) persist() {
 	}
 	rec := k.recordLocked()
 	k.mu.Unlock()
-	_, err := k.cfg.Store.Put(k.cfg.Name, rec)
+	_, err := k.put(rec)
 	k.mu.Lock()
 	defer k.mu.Unlock()
+	if errors.Is(err, keychain.ErrConflict) {
+		// A fleet's record changed meanwhile: a newer pair is there (OnConflict reads it); this one
+		// is not retried over it.
+		k.unsaved, k.saveTries = false, 0
+		return
+	}
 	if err != nil {
 		k.saveTries++
 		k.armPersistLocked()

@@ -24,6 +24,8 @@ type Snapshot struct {
 	ProxyURL string         `json:"proxy_url,omitempty"`
 	Servers  []ServerStatus `json:"servers"`
 	Leases   []Lease        `json:"leases"`
+	// Fleet is set when the credentials are shared with other instances (see FleetMode).
+	Fleet *FleetView `json:"fleet,omitempty"`
 }
 
 // Snapshot returns the current state.
@@ -40,6 +42,7 @@ func (e *Engine) Snapshot() Snapshot {
 		st.URL = urls[st.Name]
 		s.Servers = append(s.Servers, st)
 	}
+	e.fleetStatus(&s)
 	return s
 }
 
@@ -122,16 +125,25 @@ func (e *Engine) Logout(ctx context.Context, name string) error {
 
 // Remove revokes server name's tokens, deletes them and removes the server from the settings. The
 // keeper is closed first: nothing refreshes or saves for a server being removed.
+//
+// In a fleet the grant is the fleet's: Remove takes the server off this instance only (it leaves the
+// election and stops serving it) and neither revokes nor deletes the shared credentials; `logout`
+// ends the grant for the whole fleet.
 func (e *Engine) Remove(ctx context.Context, name string) error {
 	k, err := e.keeper(name)
 	if err != nil {
 		return err
 	}
 	k.Close()
-	tok, g := k.Forget()
-	rerr := e.revoke(ctx, tok, g)
-	if err := e.store.Delete(name); err != nil && !errors.Is(err, keychain.ErrNotFound) {
-		return fmt.Errorf("%s: delete credentials: %w", name, err)
+	var rerr error
+	if e.fleet != nil {
+		e.fleet.f.Leave(name)
+	} else {
+		tok, g := k.Forget()
+		rerr = e.revoke(ctx, tok, g)
+		if err := e.store.Delete(name); err != nil && !errors.Is(err, keychain.ErrNotFound) {
+			return fmt.Errorf("%s: delete credentials: %w", name, err)
+		}
 	}
 	e.mu.Lock()
 	next := e.settings

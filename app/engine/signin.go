@@ -122,6 +122,9 @@ func (e *Engine) Add(ctx context.Context, req AddRequest) error {
 		delete(e.adding, req.Name)
 		e.mu.Unlock()
 	}()
+	if shared, err := e.sharedGrant(srv, req); shared || err != nil {
+		return err
+	}
 	var (
 		tok oauth.Token
 		g   = oauth.Grant{Resource: req.URL}
@@ -159,17 +162,25 @@ func (e *Engine) Add(ctx context.Context, req AddRequest) error {
 func (e *Engine) save(srv keychain.Server, tok oauth.Token, g oauth.Grant) error {
 	// Credentials first: a keychain failure must not leave a server entry without them. (A no-auth
 	// server's record holds no secret, only the marker that it needs none.)
-	if _, err := e.store.Put(srv.Name, ToRecord(tok, g)); err != nil {
+	if err := e.putNew(srv.Name, ToRecord(tok, g)); err != nil {
 		return fmt.Errorf("%s: save credentials: %w", srv.Name, err)
 	}
+	return e.installServer(srv, Event{Kind: EventAdded, Server: srv.Name, Trigger: TriggerUser, Outcome: OutcomeOK, Scopes: tok.Scopes,
+		Expiry: tok.Expiry, Quirks: g.Quirks, Message: quirkSummary(g)}, func() error {
+		// Leave nothing half-added: drop the credentials and tell the AS we are done with them.
+		return errors.Join(e.store.Delete(srv.Name), e.revoke(context.Background(), tok, g))
+	})
+}
+
+// installServer adds srv to the settings and starts its keeper from the stored record, then publishes
+// ev. If the settings cannot be saved, undo runs (a sign-in's deletes the record and revokes it).
+func (e *Engine) installServer(srv keychain.Server, ev Event, undo func() error) error {
 	e.mu.Lock()
 	next := e.settings
 	next.Servers = append(append([]keychain.Server(nil), e.settings.Servers...), srv)
 	if err := e.conf.Save(next); err != nil {
 		e.mu.Unlock()
-		// Leave nothing half-added: drop the credentials and tell the AS we are done with them.
-		derr := e.store.Delete(srv.Name)
-		return errors.Join(fmt.Errorf("%s: save settings: %w", srv.Name, err), derr, e.revoke(context.Background(), tok, g))
+		return errors.Join(fmt.Errorf("%s: save settings: %w", srv.Name, err), undo())
 	}
 	e.settings = next
 	e.mu.Unlock()
@@ -188,8 +199,10 @@ func (e *Engine) save(srv keychain.Server, tok oauth.Token, g oauth.Grant) error
 	e.keepers[srv.Name] = k
 	e.mu.Unlock()
 	k.Start()
-	e.publish(Event{Kind: EventAdded, Server: srv.Name, Trigger: TriggerUser, Outcome: OutcomeOK, Scopes: tok.Scopes, Expiry: tok.Expiry,
-		Quirks: g.Quirks, Message: quirkSummary(g)})
+	if e.fleet != nil {
+		e.fleet.f.Join(srv.Name)
+	}
+	e.publish(ev)
 	return nil
 }
 

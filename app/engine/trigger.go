@@ -23,6 +23,7 @@ const (
 	TriggerShutdown Trigger = "shutdown"  // the engine closed
 	TriggerStepUp   Trigger = "step-up"   // the server asked for more scope
 	TriggerExpiry   Trigger = "expiry"    // a token that cannot be renewed expired
+	TriggerFleet    Trigger = "fleet"     // another instance of the fleet refreshed, or asked for a refresh
 )
 
 // Outcome is how a refresh or an action ended: OutcomeOK, an OAuth error class (OutcomeReauth …), or

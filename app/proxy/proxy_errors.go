@@ -36,6 +36,9 @@ const (
 	SubtypeUpstreamUnavailable = "upstream_unavailable" // the AS cannot be reached; retryable
 	SubtypeServerDisabled      = "server_disabled"      // the user turned the server off
 	SubtypeKeychainUnavailable = "keychain_unavailable" // the keychain is locked or does not answer; retryable
+	// SubtypeFleetUnavailable: no instance of the fleet renewed the token (the shared store has no
+	// quorum, or the refresher is changing hands); retryable.
+	SubtypeFleetUnavailable = "fleet_unavailable"
 )
 
 // Subtypes of a proxy_error.
@@ -169,6 +172,11 @@ func authFailure(k Upstream, err error) rpcError {
 		msg = "the credentials are in the keychain, which is locked or does not answer"
 		d.Action = fmt.Sprintf("Unlock the keychain (log in to the desktop again, or open Passwords and Keys), or start its service if the message says it is missing; authkeeper reads it again within %d s, and the call then works with no sign-in.", d.RetryAfter)
 		return rpcError{Code: CodeAuthFailure, Message: "authkeeper: " + name + ": " + msg + ": " + st.Message, Data: d, status: http.StatusServiceUnavailable}
+	}
+	if errors.Is(err, engine.ErrNoRefresher) {
+		d.Subtype, d.Retryable, d.RetryAfter = SubtypeFleetUnavailable, true, 5
+		d.Action = "Nothing to click: the fleet's instances take the refresh over by themselves once its etcd cluster has a quorum; retry the call shortly."
+		return rpcError{Code: CodeAuthFailure, Message: "authkeeper: " + name + ": " + err.Error(), Data: d, status: http.StatusServiceUnavailable}
 	}
 	switch st.State {
 	case engine.StateRevoked:

@@ -1,0 +1,226 @@
+package engine
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strings"
+	"sync/atomic"
+	"time"
+
+	"github.com/authkeeper/authkeeper/keychain"
+)
+
+// Fleet is a credential store shared by several authkeeper instances that elects one refresher per
+// grant (package app/fleet, over etcd). The engine's store is then the fleet's: its writes are
+// compare-and-swap on the record's revision, and a refresh's recorded start is fenced by the election
+// (see keeper_fleet.go). Implementations are safe for concurrent use.
+type Fleet interface {
+	FleetGate
+	// Join campaigns for name's election in the background and marks this instance as serving it.
+	Join(name string)
+	// Leave resigns name's election and stops serving it.
+	Leave(name string)
+	// Watch sets the callbacks the fleet reports to; call it once, before the first Join. The
+	// callbacks must not block.
+	Watch(FleetEvents)
+	// View reads the fleet's state: its live instances and, per server, who refreshes and who serves.
+	View(ctx context.Context) (FleetView, error)
+	// Close resigns every election and leaves the fleet.
+	Close() error
+}
+
+// FleetEvents are what a fleet reports to the engine.
+type FleetEvents struct {
+	Changed func(name string)                 // another instance wrote or deleted name's record
+	Leader  func(name string, leading bool)   // this instance won or lost name's election
+	Asked   func(name, digest, reason string) // an instance asks this one, the refresher, for a refresh
+}
+
+// FleetView is the fleet's state as `authkeeper status` shows it.
+type FleetView struct {
+	Instance string                 `json:"instance"`
+	Members  []FleetMember          `json:"members"`
+	Servers  map[string]FleetServer `json:"-"` // copied into each ServerStatus
+	Read     time.Time              `json:"read"`
+	// Error says why the fleet's state could not be read (no quorum, say); the rest is then the last
+	// state read.
+	Error string `json:"error,omitempty"`
+}
+
+// FleetMember is one live instance of the fleet.
+type FleetMember struct {
+	ID      string    `json:"id"`
+	Host    string    `json:"host"`
+	PID     int       `json:"pid"`
+	Started time.Time `json:"started"`
+	Version string    `json:"version,omitempty"`
+}
+
+// FleetServer is one server's place in the fleet.
+type FleetServer struct {
+	Owner      string    `json:"owner,omitempty"` // the instance elected to refresh; "" while none is
+	Leading    bool      `json:"leading"`         // this instance is the owner
+	Serving    []string  `json:"serving,omitempty"`
+	LastWriter string    `json:"last_writer,omitempty"`
+	LastWrite  time.Time `json:"last_write,omitzero"` // when the stored pair was last written
+}
+
+// fleetState is the engine's fleet, when it runs in one.
+type fleetState struct {
+	f    Fleet
+	view atomic.Pointer[FleetView]
+}
+
+// IsFleetStore reports whether a store kind names a store shared by a fleet (an etcd:// URL).
+func IsFleetStore(kind string) bool {
+	return strings.HasPrefix(kind, "etcd://") || strings.HasPrefix(kind, "etcds://")
+}
+
+// FleetMode reports whether the engine's credentials are shared with other instances through a fleet.
+func (e *Engine) FleetMode() bool { return e.fleet != nil }
+
+// joinFleet installs the fleet's callbacks; the keepers join as they start.
+func (e *Engine) joinFleet(f Fleet) {
+	e.fleet = &fleetState{f: f}
+	f.Watch(FleetEvents{
+		Changed: func(name string) { go e.fleetRead(name, false) },
+		Leader: func(name string, leading bool) {
+			if leading {
+				go e.fleetRead(name, true)
+				return
+			}
+			if k, err := e.keeper(name); err == nil {
+				go k.Follow()
+			}
+		},
+		Asked: func(name, digest, reason string) {
+			if k, err := e.keeper(name); err == nil {
+				go k.Asked(digest, reason)
+			}
+		},
+	})
+}
+
+// fleetRead reads name's record as another instance left it and hands it to the keeper: to adopt, or,
+// when lead is set, to take the grant over from.
+func (e *Engine) fleetRead(name string, lead bool) {
+	k, err := e.keeper(name)
+	if err != nil {
+		return
+	}
+	srv, err := e.Server(name)
+	if err != nil {
+		return
+	}
+	rec, err := e.store.Get(name)
+	switch {
+	case errors.Is(err, keychain.ErrNotFound):
+		if !lead {
+			if tok, _ := k.Credentials(); tok.AccessToken != "" {
+				k.Dropped() // signed out on another instance: the grant is gone for the whole fleet
+				e.publish(Event{Kind: EventSignedOut, Server: name, Trigger: TriggerFleet, Outcome: OutcomeOK})
+			}
+			return
+		}
+		rec = keychain.Record{}
+	case err != nil:
+		// The store does not answer: a leader plans from what it holds, and its first write finds out
+		// whether that is current (compare-and-swap); a follower waits for the next change.
+		if lead {
+			k.Lead(stored{}, 0)
+		}
+		return
+	}
+	st := e.fromRecord(srv, rec)
+	if lead {
+		k.Lead(st, rec.Revision)
+		return
+	}
+	k.Observe(st, rec.Revision)
+}
+
+// fleetViewEvery is how often the engine reads the fleet's state for its snapshot.
+const fleetViewEvery = 2 * time.Second
+
+// watchFleetView keeps the snapshot's fleet view current until the engine closes.
+func (e *Engine) watchFleetView() {
+	fs := e.fleet
+	var tick func()
+	tick = func() {
+		e.mu.Lock()
+		closing := e.closing
+		e.mu.Unlock()
+		if closing {
+			return
+		}
+		ctx, cancel := context.WithTimeout(context.Background(), fleetViewEvery)
+		v, err := fs.f.View(ctx)
+		cancel()
+		if err != nil {
+			if old := fs.view.Load(); old != nil {
+				v = *old
+			}
+			v.Error = err.Error()
+		}
+		fs.view.Store(&v)
+		e.cfg.Clock.AfterFunc(fleetViewEvery, tick)
+	}
+	tick()
+}
+
+// fleetStatus fills a snapshot's fleet fields.
+func (e *Engine) fleetStatus(s *Snapshot) {
+	if e.fleet == nil {
+		return
+	}
+	v := e.fleet.view.Load()
+	if v != nil {
+		cp := *v
+		s.Fleet = &cp
+	}
+	for i := range s.Servers {
+		st := &s.Servers[i]
+		var fs FleetServer
+		if v != nil {
+			fs = v.Servers[st.Name]
+		}
+		fs.Leading = e.fleet.f.Leading(st.Name)
+		st.Fleet = &fs
+	}
+}
+
+// putNew stores a new server's first record. In a fleet a record of that name may exist already (a
+// grant another instance signed in): a sign-in's pair replaces it.
+func (e *Engine) putNew(name string, rec keychain.Record) error {
+	_, err := e.store.Put(name, rec)
+	if e.fleet == nil || !errors.Is(err, keychain.ErrConflict) {
+		return err
+	}
+	cur, err := e.store.Get(name)
+	if err != nil && !errors.Is(err, keychain.ErrNotFound) {
+		return err
+	}
+	rec.Revision = cur.Revision
+	_, err = e.store.Put(name, rec)
+	return err
+}
+
+// sharedGrant adds srv without a sign-in when the fleet already holds a grant for it: the instance
+// joins the grant another instance signed in (or imported). It reports whether it did so. A record
+// for another URL under that name is an error, never overwritten silently.
+func (e *Engine) sharedGrant(srv keychain.Server, req AddRequest) (bool, error) {
+	if e.fleet == nil || req.StaticToken != "" {
+		return false, nil
+	}
+	rec, err := e.store.Get(srv.Name)
+	if err != nil || (rec.AccessToken == "" && rec.RefreshToken == "") {
+		return false, nil // none (or unreadable: the sign-in's write will say so)
+	}
+	if res := grantOf(rec.Binding).Resource; res != "" && res != srv.URL {
+		return true, fmt.Errorf("%s: the fleet's credentials of that name are for %s, not %s; choose another name", srv.Name, res, srv.URL)
+	}
+	tok := tokenOf(rec)
+	return true, e.installServer(srv, Event{Kind: EventAdded, Server: srv.Name, Trigger: TriggerFleet, Outcome: OutcomeOK,
+		Scopes: tok.Scopes, Expiry: tok.Expiry, Message: "joined the grant the fleet holds"}, func() error { return nil })
+}

@@ -1,0 +1,246 @@
+package engine
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/authkeeper/authkeeper/keychain"
+)
+
+// A keeper in a fleet (issue 15): several authkeeper instances share one grant through a store that
+// elects one refresher per grant (app/fleet over etcd). Only the elected instance refreshes; it
+// records the start of every refresh with a compare-and-swap write fenced by its election (so at
+// most one instance can ever pass that gate for a given stored refresh token), then persists the
+// answer before adopting it, as on one machine. The others adopt every record the refresher writes
+// (Observe) and, when their token nears expiry or the MCP server refuses it, ask the refresher for a
+// refresh (FleetGate.Ask) instead of refreshing themselves.
+
+// FleetGate is the part of the fleet a keeper needs.
+type FleetGate interface {
+	// Leading reports whether this instance is the grant's elected refresher now.
+	Leading(name string) bool
+	// Ask asks the grant's refresher for a refresh of the token with the given digest (see
+	// TokenDigest); reason is the trigger that made this instance ask.
+	Ask(name, digest, reason string) error
+}
+
+// ErrNoRefresher means no instance of the fleet refreshed a token this instance asked for in time:
+// the refresher is changing hands, or the fleet's store has lost its quorum. Retry shortly; the token
+// still serves while it is valid.
+var ErrNoRefresher = errors.New("no instance of the fleet refreshed the token in time (the refresher is changing, " +
+	"or the credential store has lost its quorum); retry shortly")
+
+// TokenDigest names a token without revealing it: the first 16 hex digits of its SHA-256. The fleet
+// sends it to the refresher so that a request about a token the refresher has already replaced is
+// ignored.
+func TokenDigest(token string) string {
+	sum := sha256.Sum256([]byte(token))
+	return hex.EncodeToString(sum[:8])
+}
+
+// following reports whether this keeper is in a fleet and not its grant's refresher. Caller holds k.mu.
+func (k *Keeper) following() bool {
+	return k.cfg.Fleet != nil && !k.cfg.Fleet.Leading(k.cfg.Name)
+}
+
+// maxAskWait bounds a follower's wait for the refresher's answer: an agent's call waits that long at
+// most before it gets a retryable error (the refresher may be degraded itself, retrying with backoff).
+const maxAskWait = 10 * time.Second
+
+// askLocked is startLocked for a follower: it asks the refresher instead of refreshing, and the
+// flight ends when a newer record arrives (Observe) or after maxAskWait. Caller holds k.mu.
+func (k *Keeper) askLocked(trigger Trigger) *flight {
+	f := &flight{done: make(chan struct{}), epoch: k.epoch, ask: true}
+	k.flight = f
+	digest := TokenDigest(k.tok.AccessToken)
+	t := k.cfg.Clock.AfterFunc(min(k.cfg.RefreshTimeout, maxAskWait), func() { k.endAsk(f, ErrNoRefresher) })
+	go func() {
+		if err := k.cfg.Fleet.Ask(k.cfg.Name, digest, string(trigger)); err != nil {
+			t.Stop()
+			k.endAsk(f, fmt.Errorf("%w: %w", ErrNoRefresher, err))
+		}
+	}()
+	return f
+}
+
+// endAsk ends a follower's flight that no newer record answered.
+func (k *Keeper) endAsk(f *flight, err error) {
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	if k.flight != f {
+		return
+	}
+	k.flight = nil
+	f.err = fmt.Errorf("%s: %w", k.cfg.Name, err)
+	close(f.done)
+	if !k.closed && k.state != StateNeedsSignIn && k.state != StateRevoked && k.state != StateDisabled {
+		k.armLocked(k.cfg.Clock.Now().Add(k.cfg.Backoff.Delay(0, 0, k.cfg.Rand())), TriggerRetry)
+	}
+}
+
+// dueFollowing handles a follower's timer: nothing before the plan's deadline (the refresher refreshes
+// at the planned time and this keeper adopts its record); at the deadline, ask the refresher, which
+// also wakes a fleet whose refresher stalled. Caller holds k.mu; it reports whether it handled the call.
+func (k *Keeper) dueFollowingLocked(trigger Trigger) bool {
+	if !k.following() {
+		return false
+	}
+	if now := k.cfg.Clock.Now(); now.Before(k.plan.Deadline) && trigger != TriggerRetry {
+		k.armLocked(k.plan.Deadline, TriggerDeadline)
+		return true
+	}
+	k.askLocked(trigger)
+	return true
+}
+
+// Observe adopts the record another instance of the fleet wrote (its revision rev): a refreshed pair,
+// a sign-in, an import, or the start of a refresh. A record no newer than the keeper's is ignored.
+func (k *Keeper) Observe(s stored, rev uint64) {
+	k.mu.Lock()
+	if k.closed || rev <= k.rev {
+		k.mu.Unlock()
+		return
+	}
+	k.rev = rev
+	k.marker = s.refreshStarted
+	if k.unreadable == nil && s.tok.AccessToken == k.tok.AccessToken && s.tok.RefreshToken == k.tok.RefreshToken {
+		// The same pair (the refresher recorded a refresh's start, or cleared it): only the marker
+		// changed, which matters only if this instance takes the grant over (see Lead).
+		k.mu.Unlock()
+		return
+	}
+	k.epoch++ // a refresh of this keeper still in flight is now stale: its write would conflict anyway
+	k.unreadable, k.unsaved = nil, false
+	k.tok, k.grant, k.issued, k.challenge = s.tok, s.grant, s.issued, s.challenge
+	k.initialStateLocked()
+	if k.state == StateFresh {
+		k.attempt, k.lastErr, k.announced = 0, nil, false
+	}
+	k.last = LastRefresh{At: k.cfg.Clock.Now(), Trigger: TriggerFleet, Outcome: OutcomeOK}
+	if f := k.flight; f != nil && f.ask {
+		k.flight = nil
+		close(f.done)
+	}
+	k.planLocked()
+	state, expiry := k.state, k.tok.Expiry
+	k.mu.Unlock()
+	if state == StateFresh {
+		k.emit(Event{Kind: EventAdopted, Trigger: TriggerFleet, Outcome: OutcomeOK, Expiry: expiry})
+	}
+}
+
+// Dropped forgets the pair after another instance of the fleet deleted the record (a logout there).
+func (k *Keeper) Dropped() {
+	k.Forget()
+}
+
+// Lead is called when this instance becomes the grant's refresher, with the record as stored now:
+// the keeper adopts it when it is newer, then plans the next refresh from it. A record carrying a
+// refresh's start (the previous refresher died between recording a refresh and saving its answer) is
+// not refreshed: its refresh token may have been spent (see interruptedLocked).
+func (k *Keeper) Lead(s stored, rev uint64) {
+	k.Observe(s, rev)
+	k.mu.Lock()
+	if k.closed || k.unmanagedLocked() || k.flight != nil {
+		k.mu.Unlock()
+		return
+	}
+	var ev Event
+	if k.state == StateFresh || k.state == StateDegraded || k.state == StateDeferred {
+		k.initialStateLocked()
+		ev = k.announceLoadedLocked()
+	}
+	k.planLocked()
+	k.mu.Unlock()
+	if ev.Kind != "" {
+		k.emit(ev)
+	}
+}
+
+// Follow is called when this instance stops being the grant's refresher: a planned refresh turns into
+// a wait for the new refresher's record (see dueFollowingLocked).
+func (k *Keeper) Follow() {
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	if !k.closed && k.flight == nil && !k.next.IsZero() {
+		k.armLocked(k.next, k.trigger)
+	}
+}
+
+// Asked is called on the refresher when another instance asks for a refresh of the token with the
+// given digest. A request about a token already replaced is ignored: the asker adopts the newer
+// record through its watch. A refused token (reason proxy-401) is handled as a refusal seen here.
+func (k *Keeper) Asked(digest, reason string) {
+	k.mu.Lock()
+	current := k.tok.AccessToken
+	k.mu.Unlock()
+	if current == "" || TokenDigest(current) != digest {
+		return
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), k.cfg.RefreshTimeout+5*time.Second)
+	defer cancel()
+	if Trigger(reason) == TriggerProxy401 {
+		_ = k.Rejected(ctx, current) // the outcome reaches the asker as a record, or as its timeout
+		return
+	}
+	k.mu.Lock()
+	if k.tok.AccessToken != current || k.flight != nil {
+		k.mu.Unlock()
+		return
+	}
+	f := k.startLocked(TriggerFleet)
+	k.mu.Unlock()
+	_ = wait(ctx, f)
+}
+
+// put writes rec as the successor of the revision the keeper holds (a store shared by a fleet
+// compares it; the others ignore it) and records the revision written. Caller holds saveMu, not mu.
+func (k *Keeper) put(rec keychain.Record) (keychain.Record, error) {
+	k.mu.Lock()
+	rec.Revision = k.rev
+	k.mu.Unlock()
+	out, err := k.cfg.Store.Put(k.cfg.Name, rec)
+	if err != nil {
+		if errors.Is(err, keychain.ErrConflict) && k.cfg.OnConflict != nil {
+			k.cfg.OnConflict() // read the newer record (Observe) instead of retrying this write
+		}
+		return out, err
+	}
+	k.mu.Lock()
+	if out.Revision > k.rev {
+		k.rev = out.Revision
+	}
+	k.mu.Unlock()
+	return out, nil
+}
+
+// SetRevision installs the revision of the record the keeper was built from; call it before Start.
+func (k *Keeper) SetRevision(rev uint64) {
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	k.rev = rev
+}
+
+// replace writes rec over whatever the store holds now: a sign-in's pair wins over any record another
+// instance of the fleet wrote since this keeper read one. Caller holds saveMu, not mu.
+func (k *Keeper) replace(rec keychain.Record) error {
+	g, ok := k.cfg.Store.(interface {
+		Get(name string) (keychain.Record, error)
+	})
+	if !ok {
+		return keychain.ErrConflict
+	}
+	cur, err := g.Get(k.cfg.Name)
+	if err != nil && !errors.Is(err, keychain.ErrNotFound) {
+		return err
+	}
+	k.mu.Lock()
+	k.rev = cur.Revision
+	k.mu.Unlock()
+	_, err = k.put(rec)
+	return err
+}
