@@ -143,3 +143,37 @@ func TestStatusLinesSayNoExpiryAndListWarnings(t *testing.T) {
 		t.Errorf("status (-want +got):\n%s", diff)
 	}
 }
+
+// TestStatusSaysWhoRefreshesAFleetGrant: in a fleet, each server's status has a line naming the
+// instance that refreshes it (or this one, or none during an election), the last write and its writer,
+// and the instances serving it; the fleet's own line names this instance and the live ones.
+func TestStatusSaysWhoRefreshesAFleetGrant(t *testing.T) {
+	now := time.Date(2026, 12, 2, 8, 0, 0, 0, time.UTC)
+	tests := []struct {
+		name string
+		in   engine.FleetServer
+		want string
+	}{
+		{"another instance", engine.FleetServer{Owner: "box1", Serving: []string{"box1", "box2"}, LastWriter: "box1", LastWrite: now.Add(-12 * time.Second)},
+			"refreshed by box1; last written 12s ago by box1; served by box1, box2"},
+		{"this instance", engine.FleetServer{Owner: "box2", Leading: true}, "refreshed by this instance"},
+		{"none elected", engine.FleetServer{}, "refreshed by no instance (an election is under way, or the store has no quorum)"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			if got := fleetLine(tt.in, now); got != tt.want {
+				t.Errorf("fleetLine = %q, want %q", got, tt.want)
+			}
+		})
+	}
+	var b strings.Builder
+	printFleet(&b, &engine.FleetView{Instance: "box2", Members: []engine.FleetMember{{ID: "box1"}, {ID: "box2"}}})
+	if want := "fleet: this is box2; 2 instance(s) live: box1, box2\n"; b.String() != want {
+		t.Errorf("printFleet = %q, want %q", b.String(), want)
+	}
+	b.Reset()
+	printFleet(&b, nil)
+	if b.Len() != 0 {
+		t.Errorf("printFleet without a fleet printed %q", b.String())
+	}
+}

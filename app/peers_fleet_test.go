@@ -29,6 +29,7 @@ type fleetBench struct {
 	key     string // the fleet key line
 	engines []*engine.Engine
 	ids     []string
+	browser *testbed.Browser
 
 	mu     sync.Mutex
 	events []fleetEvent // refreshed and adopted events, from every instance, in arrival order
@@ -40,7 +41,7 @@ type fleetEvent struct {
 	kind     engine.EventKind
 }
 
-func newFleetBench(t *testing.T, ttl time.Duration) *fleetBench {
+func newFleetBench(t *testing.T, ttl time.Duration, n int) *fleetBench {
 	t.Helper()
 	fb := &fleetBench{cluster: testbed.StartEtcdCluster(t, 3),
 		as: testbed.NewAuthServer(t, testbed.AuthServerOptions{AccessTokenTTL: ttl, Opaque: true})}
@@ -56,31 +57,38 @@ func newFleetBench(t *testing.T, ttl time.Duration) *fleetBench {
 	if fb.key, err = fleet.NewKeyLine("k1"); err != nil {
 		t.Fatal(err)
 	}
-	browser := testbed.NewBrowser(t, testbed.BrowserOptions{})
-	for i := range 3 {
-		id := fmt.Sprintf("box%d", i+1)
-		getenv := func(k string) string {
-			if k == "AUTHKEEPER_FLEET_KEY" {
-				return fb.key
-			}
-			return ""
-		}
-		eng := startEngine(t, engine.Config{Paths: tempPaths(t), ProxyAddr: "127.0.0.1:0", Opener: browser, StoreKind: fb.store,
-			OpenFleet: fleetOpener(env{getenv: getenv}, fleetOpts{instance: id})})
-		fb.engines, fb.ids = append(fb.engines, eng), append(fb.ids, id)
-		_, ch, cancel := eng.Subscribe()
-		t.Cleanup(cancel)
-		go func() {
-			for ev := range ch {
-				if ev.Kind == engine.EventRefreshed || ev.Kind == engine.EventDeadlineRefresh || ev.Kind == engine.EventAdopted {
-					fb.mu.Lock()
-					fb.events = append(fb.events, fleetEvent{at: ev.Time, instance: id, kind: ev.Kind})
-					fb.mu.Unlock()
-				}
-			}
-		}()
+	fb.browser = testbed.NewBrowser(t, testbed.BrowserOptions{})
+	for range n {
+		fb.add(t)
 	}
 	return fb
+}
+
+// add starts one more engine of the fleet, "boxN", on directories of its own.
+func (fb *fleetBench) add(t *testing.T) *engine.Engine {
+	t.Helper()
+	id := fmt.Sprintf("box%d", len(fb.engines)+1)
+	getenv := func(k string) string {
+		if k == envFleetKey {
+			return fb.key
+		}
+		return ""
+	}
+	eng := startEngine(t, engine.Config{Paths: tempPaths(t), ProxyAddr: "127.0.0.1:0", Opener: fb.browser, StoreKind: fb.store,
+		OpenFleet: fleetOpener(env{getenv: getenv}, fleetOpts{instance: id})})
+	fb.engines, fb.ids = append(fb.engines, eng), append(fb.ids, id)
+	_, ch, cancel := eng.Subscribe()
+	t.Cleanup(cancel)
+	go func() {
+		for ev := range ch {
+			if ev.Kind == engine.EventRefreshed || ev.Kind == engine.EventDeadlineRefresh || ev.Kind == engine.EventAdopted {
+				fb.mu.Lock()
+				fb.events = append(fb.events, fleetEvent{at: ev.Time, instance: id, kind: ev.Kind})
+				fb.mu.Unlock()
+			}
+		}
+	}()
+	return eng
 }
 
 // leader is the index of the engine that refreshes "bench" now, or -1.
@@ -208,7 +216,7 @@ func (fb *fleetBench) assertNoReuse(t *testing.T) {
 // twice, and etcd holds no token in plain text.
 func TestFleetOfThreeSharesOneGrantWithOneRefresherAtATime(t *testing.T) {
 	const ttl = 5 * time.Second
-	fb := newFleetBench(t, ttl)
+	fb := newFleetBench(t, ttl, 3)
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
 	if err := fb.engines[0].Add(ctx, engine.AddRequest{Name: "bench", URL: fb.srv.URL}); err != nil {
@@ -422,4 +430,85 @@ func TestDoctorChecksAFleetStore(t *testing.T) {
 	if status, text := check(); status != string(checkOK) {
 		t.Errorf("with the key: %s %q; want ok", status, text)
 	}
+}
+
+// TestFleetNeverRefreshesAfterAnotherInstancesUnansweredRefreshStart: an instance recorded the start
+// of a refresh and died before saving the answer, so the stored refresh token may be spent. The
+// instances that take the grant over never send it: the new refresher asks for a sign-in once, a
+// follower's asks are refused, and the AS sees no refresh at all — until a sign-in replaces the grant,
+// which every instance then adopts.
+func TestFleetNeverRefreshesAfterAnotherInstancesUnansweredRefreshStart(t *testing.T) {
+	const ttl = 4 * time.Second
+	fb := newFleetBench(t, ttl, 1)
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	if err := fb.engines[0].Add(ctx, engine.AddRequest{Name: "bench", URL: fb.srv.URL}); err != nil {
+		t.Fatalf("add: %v", err)
+	}
+	fb.engines[0].Close()
+	fb.engines[0] = nil
+	// The dead refresher: elected, it records a refresh's start, then goes away without an answer.
+	keys, err := fleet.LoadKeys("", fb.key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg, err := fleet.ParseURL(fb.store)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg.Keys, cfg.Instance = keys, "ghost"
+	ghost, err := fleet.Open(ctx, cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ghost.Join("bench")
+	for deadline := time.Now().Add(10 * time.Second); !ghost.Leading("bench"); time.Sleep(20 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatal("the ghost never led")
+		}
+	}
+	rec, err := ghost.Get("bench")
+	if err != nil {
+		t.Fatal(err)
+	}
+	rec.RefreshStarted = time.Now()
+	if _, err := ghost.Put("bench", rec); err != nil {
+		t.Fatal(err)
+	}
+	ghost.Close()
+	refreshes := fb.as.TokenRequests(t, "refresh_token")
+
+	for range 2 {
+		if err := fb.add(t).Add(ctx, engine.AddRequest{Name: "bench", URL: fb.srv.URL}); err != nil {
+			t.Fatalf("join: %v", err)
+		}
+	}
+	leader := fb.waitLeader(t, 10*time.Second, -1)
+	follower := 3 - leader // engines 1 and 2
+	sessions := fb.agents(t)
+	time.Sleep(ttl + 2*time.Second) // past the token's expiry: everyone would refresh now
+	st := fb.engines[leader].Snapshot().Servers[0]
+	if st.State != engine.StateNeedsSignIn || st.Cause != engine.CauseRefreshInterrupted {
+		t.Fatalf("the new refresher: %s/%s %q; want needs-sign-in, refresh interrupted\n%s", st.State, st.Cause, st.Message, fb.states())
+	}
+	if _, err := proxyEcho(ctx, sessions[follower], "hi"); err == nil {
+		t.Error("a call through the follower with an expired token succeeded")
+	}
+	if n := fb.as.TokenRequests(t, "refresh_token") - refreshes; n != 0 {
+		t.Fatalf("%d refreshes of a refresh token another instance may have spent", n)
+	}
+	if err := fb.engines[follower].SignIn(ctx, "bench", false, nil); err != nil {
+		t.Fatalf("sign in again on the follower: %v", err)
+	}
+	for deadline := time.Now().Add(15 * time.Second); ; time.Sleep(100 * time.Millisecond) {
+		_, err1 := proxyEcho(ctx, sessions[leader], "hi")
+		_, err2 := proxyEcho(ctx, sessions[follower], "hi")
+		if err1 == nil && err2 == nil {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("after a sign-in on the follower: %v / %v\n%s", err1, err2, fb.states())
+		}
+	}
+	fb.assertNoReuse(t)
 }

@@ -206,7 +206,7 @@ func (e *Engine) Start(ctx context.Context) (err error) {
 	e.started = e.cfg.Clock.Now()
 	for name, k := range e.keepers {
 		k.Start()
-		if e.fleet != nil {
+		if e.joining() {
 			e.fleet.f.Join(name)
 		}
 	}

@@ -95,6 +95,9 @@ func (e *Engine) joinFleet(f Fleet) {
 			}
 		},
 		Asked: func(name, digest, reason string) {
+			if e.isClosing() {
+				return // keepers are closing while the elections are still held: start nothing
+			}
 			if k, err := e.keeper(name); err == nil {
 				go k.Asked(digest, reason)
 			}
@@ -126,10 +129,17 @@ func (e *Engine) fleetRead(name string, lead bool) {
 		rec = keychain.Record{}
 	case err != nil:
 		// The store does not answer: a leader plans from what it holds, and its first write finds out
-		// whether that is current (compare-and-swap); a follower waits for the next change.
+		// whether that is current (compare-and-swap); a follower reads again shortly, or it would
+		// keep asking about a token the refresher has replaced (and ignores asks about).
 		if lead {
 			k.Lead(stored{}, 0)
+			return
 		}
+		e.cfg.Clock.AfterFunc(fleetRereadAfter, func() {
+			if !e.isClosing() {
+				e.fleetRead(name, false)
+			}
+		})
 		return
 	}
 	st := e.fromRecord(srv, rec)
@@ -139,6 +149,20 @@ func (e *Engine) fleetRead(name string, lead bool) {
 	}
 	k.Observe(st, rec.Revision)
 }
+
+// fleetRereadAfter is how soon a follower reads a record again after the store did not answer.
+const fleetRereadAfter = 5 * time.Second
+
+// isClosing reports whether Close has begun.
+func (e *Engine) isClosing() bool {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	return e.closing
+}
+
+// joining reports whether the engine campaigns for its grants: a temporary owner (a command that runs
+// only until the app or serve starts) serves them but never becomes a grant's refresher.
+func (e *Engine) joining() bool { return e.fleet != nil && !e.cfg.Temporary }
 
 // fleetViewEvery is how often the engine reads the fleet's state for its snapshot.
 const fleetViewEvery = 2 * time.Second

@@ -153,6 +153,9 @@ type Keeper struct {
 	// logout, removal). A refresh that started in an older epoch is stale: its result is discarded,
 	// never persisted, so it cannot overwrite what the user just did.
 	epoch uint64
+	// ownMarker is the RefreshStarted this keeper last tried to record (see recordStart). A marker the
+	// store holds that is not this one was written by another instance of a fleet (foreignMarkerLocked).
+	ownMarker time.Time
 	// rev is the store's revision of the record the current pair came from or was last saved as; a
 	// fleet's store refuses a write based on an older one (see put).
 	rev uint64

@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/authkeeper/authkeeper/keychain"
+	"github.com/authkeeper/authkeeper/oauth"
 )
 
 // A keeper in a fleet (issue 15): several authkeeper instances share one grant through a store that
@@ -79,6 +80,11 @@ func (k *Keeper) endAsk(f *flight, err error) {
 	close(f.done)
 	if !k.closed && k.state != StateNeedsSignIn && k.state != StateRevoked && k.state != StateDisabled {
 		k.armLocked(k.cfg.Clock.Now().Add(k.cfg.Backoff.Delay(0, 0, k.cfg.Rand())), TriggerRetry)
+	}
+	if k.cfg.OnConflict != nil {
+		// The refresher may have written a record this instance missed (a read that failed): read it
+		// again, so the next ask names the current token (the refresher ignores asks about old ones).
+		go k.cfg.OnConflict()
 	}
 }
 
@@ -173,12 +179,18 @@ func (k *Keeper) Follow() {
 
 // Asked is called on the refresher when another instance asks for a refresh of the token with the
 // given digest. A request about a token already replaced is ignored: the asker adopts the newer
-// record through its watch. A refused token (reason proxy-401) is handled as a refusal seen here.
+// record through its watch. So is one the keeper's state forbids — a grant that needs a sign-in, a
+// closed keeper, a backoff the authorization server asked for — exactly as for a local caller. A
+// refused token (reason proxy-401) is handled as a refusal seen here.
 func (k *Keeper) Asked(digest, reason string) {
 	k.mu.Lock()
 	current := k.tok.AccessToken
+	now := k.cfg.Clock.Now()
+	refuse := k.closed || k.unreadable != nil || current == "" || TokenDigest(current) != digest || k.flight != nil ||
+		k.state == StateNeedsSignIn || k.state == StateRevoked || k.state == StateDisabled ||
+		(k.state == StateDegraded && now.Before(k.next))
 	k.mu.Unlock()
-	if current == "" || TokenDigest(current) != digest {
+	if refuse {
 		return
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), k.cfg.RefreshTimeout+5*time.Second)
@@ -187,14 +199,14 @@ func (k *Keeper) Asked(digest, reason string) {
 		_ = k.Rejected(ctx, current) // the outcome reaches the asker as a record, or as its timeout
 		return
 	}
-	k.mu.Lock()
-	if k.tok.AccessToken != current || k.flight != nil {
-		k.mu.Unlock()
-		return
-	}
-	f := k.startLocked(TriggerFleet)
-	k.mu.Unlock()
-	_ = wait(ctx, f)
+	_ = k.ForceRefresh(ctx, TriggerFleet) // its checks run again under the lock
+}
+
+// foreignMarkerLocked reports whether, in a fleet, the current pair's record carries a refresh start
+// that this keeper did not write: another instance recorded a refresh of this refresh token and saved
+// no answer, so the token may be spent. A grant seen not to rotate is exempt. Caller holds k.mu.
+func (k *Keeper) foreignMarkerLocked(g oauth.Grant) bool {
+	return k.cfg.Fleet != nil && !k.marker.IsZero() && !k.marker.Equal(k.ownMarker) && g.Rotation != oauth.RotationFixed
 }
 
 // put writes rec as the successor of the revision the keeper holds (a store shared by a fleet

@@ -46,9 +46,24 @@ func (k *Keeper) recordStart(f *flight, trigger Trigger, started time.Time, g oa
 		k.fail(f, trigger, errReplaced, prev, false)
 		return false
 	}
+	if k.foreignMarkerLocked(g) {
+		// In a fleet, the record holds another instance's refresh start with no answer saved after it:
+		// that refresh may have spent this refresh token (see interruptedLocked). Never sent.
+		ev := k.unansweredLocked(trigger, errors.New("another instance of the fleet recorded a refresh of it and saved no answer"))
+		k.flight = nil
+		f.err = fmt.Errorf("%s: %w", k.cfg.Name, ErrNeedsSignIn)
+		close(f.done)
+		k.mu.Unlock()
+		k.saveMu.Unlock()
+		if ev.Kind != "" {
+			k.emit(ev)
+		}
+		return false
+	}
 	stale := k.unsaved
 	rec := k.recordLocked()
 	rec.RefreshStarted = started
+	k.ownMarker = started // whether or not the write lands: a start this instance never sent
 	deadline := k.deadlineLocked()
 	k.mu.Unlock()
 	_, err := k.put(rec)
@@ -117,7 +132,9 @@ func (k *Keeper) notRecorded(f *flight, trigger Trigger, err error, deadline tim
 			k.state = StateFresh
 		}
 		if !k.closed {
-			k.armLocked(now.Add(MinRefreshGap), TriggerRetry)
+			// A schedule, not a retry: should this instance have become a follower meanwhile, it then
+			// waits for the refresher's record instead of asking at once (see dueFollowingLocked).
+			k.armLocked(now.Add(MinRefreshGap), TriggerSchedule)
 		}
 		close(f.done)
 		k.mu.Unlock()

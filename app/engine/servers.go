@@ -134,7 +134,7 @@ func (e *Engine) Remove(ctx context.Context, name string) error {
 	if err != nil {
 		return err
 	}
-	k.Close()
+	k.Close() // a refresh in flight finishes (and is saved) first; a closed keeper refuses asks
 	var rerr error
 	if e.fleet != nil {
 		e.fleet.f.Leave(name)

@@ -199,7 +199,7 @@ func (e *Engine) installServer(srv keychain.Server, ev Event, undo func() error)
 	e.keepers[srv.Name] = k
 	e.mu.Unlock()
 	k.Start()
-	if e.fleet != nil {
+	if e.joining() {
 		e.fleet.f.Join(srv.Name)
 	}
 	e.publish(ev)

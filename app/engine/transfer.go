@@ -295,7 +295,7 @@ func (e *Engine) install(srv keychain.Server, old *Keeper, ev Event) error {
 	e.keepers[srv.Name] = k
 	e.mu.Unlock()
 	k.Start()
-	if e.fleet != nil {
+	if e.joining() {
 		e.fleet.f.Join(srv.Name) // as Start does for every keeper; idempotent for a name already joined
 	}
 	ev.Server = srv.Name

@@ -2,6 +2,7 @@ package fleet
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"os"
 	"sync"
@@ -86,12 +87,18 @@ func Open(ctx context.Context, cfg Config) (*Fleet, error) {
 	defer cancel()
 	rev, err := f.loadRecords(start)
 	if err == nil {
+		err = f.claimInstance()
+	}
+	if err == nil {
 		f.sess, err = f.newSession(start)
 	}
 	if err != nil {
 		f.cancel()
 		f.wg.Wait() // a revocation newSession started gives up with f.ctx
 		_ = cli.Close()
+		if errors.Is(err, ErrInstanceInUse) {
+			return nil, err
+		}
 		return nil, connectError(cfg, err)
 	}
 	f.wg.Add(4)

@@ -34,6 +34,25 @@ func TestFleetOnAThreeMemberCluster(t *testing.T) {
 	t.Run("RecordSealedWithAnUnknownKeyIsRefused", func(t *testing.T) { testUnknownKey(t, newRig(t, c)) })
 	t.Run("LeaveResignsAndStopsServing", func(t *testing.T) { testLeave(t, newRig(t, c)) })
 	t.Run("WatchAfterACompactedGapReportsEveryDifference", func(t *testing.T) { testResync(t, newRig(t, c)) })
+	t.Run("ASecondLiveInstanceWithTheSameIDIsRefused", func(t *testing.T) { testDuplicateID(t, newRig(t, c)) })
+}
+
+// testDuplicateID: two live instances with one id would hide each other's writes and asks; the second
+// Open waits out a previous holder's lease (a restart) and then refuses, naming the holder. Once the
+// first leaves, the id is free at once.
+func testDuplicateID(t *testing.T, r *rig) {
+	first, _ := r.open("same")
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	_, err := Open(ctx, Config{Endpoints: r.c.Endpoints(), Prefix: r.prefix, Keys: r.keys, Instance: "same", LeaseTTL: testTTL,
+		OpTimeout: time.Second})
+	if !errors.Is(err, ErrInstanceInUse) || !strings.Contains(err.Error(), "--instance") {
+		t.Fatalf("a second live instance with the same id: %v; want ErrInstanceInUse naming --instance", err)
+	}
+	if err := first.Close(); err != nil {
+		t.Fatal(err)
+	}
+	r.open("same") // fails the test if refused
 }
 
 // secretRecord is a record whose every secret is unique to the test, so a scan can look for them.
