@@ -215,6 +215,7 @@ func (fb *fleetBench) assertNoReuse(t *testing.T) {
 // retryable error, and refreshing resumes when the quorum returns. The AS never sees a refresh token
 // twice, and etcd holds no token in plain text.
 func TestFleetOfThreeSharesOneGrantWithOneRefresherAtATime(t *testing.T) {
+	t.Parallel() // its peers are its own (no environment), and it mostly waits on tokens expiring
 	const ttl = 5 * time.Second
 	fb := newFleetBench(t, ttl, 3)
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
@@ -438,6 +439,7 @@ func TestDoctorChecksAFleetStore(t *testing.T) {
 // follower's asks are refused, and the AS sees no refresh at all — until a sign-in replaces the grant,
 // which every instance then adopts.
 func TestFleetNeverRefreshesAfterAnotherInstancesUnansweredRefreshStart(t *testing.T) {
+	t.Parallel() // as above
 	const ttl = 4 * time.Second
 	fb := newFleetBench(t, ttl, 1)
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)

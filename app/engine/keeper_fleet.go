@@ -48,6 +48,10 @@ func (k *Keeper) following() bool {
 	return k.cfg.Fleet != nil && !k.cfg.Fleet.Leading(k.cfg.Name)
 }
 
+// fleetStoreRetry is the longest wait before a refresher tries again to record a refresh's start that
+// the fleet's store refused (no quorum): a write to the store, never a request to the AS.
+const fleetStoreRetry = 3 * time.Second
+
 // maxAskWait bounds a follower's wait for the refresher's answer: an agent's call waits that long at
 // most before it gets a retryable error (the refresher may be degraded itself, retrying with backoff).
 const maxAskWait = 10 * time.Second
@@ -151,16 +155,32 @@ func (k *Keeper) Dropped() {
 func (k *Keeper) Lead(s stored, rev uint64) {
 	k.Observe(s, rev)
 	k.mu.Lock()
+	if f := k.flight; f != nil && f.ask {
+		// This instance asked the refresher it now replaces: nobody will answer that ask. Its waiters
+		// get the fleet's retryable error; the refresh below serves the next call.
+		k.flight = nil
+		f.err = fmt.Errorf("%s: %w", k.cfg.Name, ErrNoRefresher)
+		close(f.done)
+	}
 	if k.closed || k.unmanagedLocked() || k.flight != nil {
 		k.mu.Unlock()
 		return
 	}
 	var ev Event
+	storeWasDown := k.state == StateDegraded && k.cause == CauseRefreshNotRecorded
 	if k.state == StateFresh || k.state == StateDegraded || k.state == StateDeferred {
 		k.initialStateLocked()
 		ev = k.announceLoadedLocked()
 	}
-	k.planLocked()
+	switch {
+	case storeWasDown && k.state == StateFresh:
+		// The store refused the refresh's start while it had no quorum; it answers again now that
+		// this instance could win an election. Refresh now, not after the backoff that grew meanwhile.
+		k.attempt = 0
+		k.armLocked(k.cfg.Clock.Now(), TriggerRetry)
+	default:
+		k.planLocked()
+	}
 	k.mu.Unlock()
 	if ev.Kind != "" {
 		k.emit(ev)

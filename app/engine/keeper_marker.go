@@ -108,8 +108,15 @@ func (k *Keeper) notRecorded(f *flight, trigger Trigger, err error, deadline tim
 	k.mu.Lock()
 	now := k.cfg.Clock.Now()
 	k.flight = nil
-	err = fmt.Errorf("the keychain did not save that a refresh is starting, so none was sent (the current token "+
-		"serves; the refresh is retried, at the latest shortly before the token expires): %w", err)
+	if k.cfg.Fleet != nil {
+		// ErrNoRefresher: once the token expires, callers get the fleet's retryable error, not one that
+		// blames the authorization server (which was never asked).
+		err = fmt.Errorf("the fleet's store did not save that a refresh is starting, so none was sent (the current "+
+			"token serves until it expires; the refresh is retried as soon as the store answers): %w: %w", ErrNoRefresher, err)
+	} else {
+		err = fmt.Errorf("the keychain did not save that a refresh is starting, so none was sent (the current token "+
+			"serves; the refresh is retried, at the latest shortly before the token expires): %w", err)
+	}
 	k.last = LastRefresh{At: now, Trigger: trigger, Outcome: OutcomeKeychain, Error: err.Error()}
 	f.err = err
 	if f.epoch != k.epoch {
@@ -139,6 +146,11 @@ func (k *Keeper) notRecorded(f *flight, trigger Trigger, err error, deadline tim
 		close(f.done)
 		k.mu.Unlock()
 		return
+	}
+	if k.cfg.Fleet != nil {
+		// A retry costs one write to the store, never a request to the AS: keep it short, so that the
+		// refresh follows the store's recovery closely.
+		at = now.Add(min(at.Sub(now), fleetStoreRetry))
 	}
 	k.attempt++
 	k.state, k.message, k.cause = StateDegraded, err.Error(), CauseRefreshNotRecorded

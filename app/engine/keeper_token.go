@@ -2,6 +2,7 @@ package engine
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"time"
 )
@@ -183,6 +184,9 @@ func (k *Keeper) stateErrLocked() error {
 	case StateDisabled:
 		return fmt.Errorf("%s is disabled", k.cfg.Name)
 	case StateDegraded:
+		if errors.Is(k.lastErr, ErrNoRefresher) {
+			return fmt.Errorf("%s: the token expired (retrying at %s): %w", k.cfg.Name, k.next.Format(time.TimeOnly), k.lastErr)
+		}
 		return fmt.Errorf("%s: the token expired and the authorization server could not be reached (retrying at %s): %w",
 			k.cfg.Name, k.next.Format(time.TimeOnly), k.lastErr)
 	case StateRevoked:

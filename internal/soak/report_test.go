@@ -19,7 +19,7 @@ import (
 // caseResult is one case of the report: its pass rule, what was measured, and every miss.
 type caseResult struct {
 	Name    string         `json:"name"`
-	Group   string         `json:"group"` // soak | chaos | security
+	Group   string         `json:"group"` // soak | chaos | security | fleet
 	Rule    string         `json:"pass_rule"`
 	Status  string         `json:"status"` // passed | failed | not done
 	Seconds float64        `json:"seconds"`
@@ -175,7 +175,7 @@ func markdown(d reportDoc) string {
 	}
 	fmt.Fprintf(&b, "\nCommand: `%s`; main run length %s.\n\n", d.Command, d.Duration)
 	b.WriteString(method)
-	for _, group := range []string{"soak", "chaos", "security"} {
+	for _, group := range []string{"soak", "chaos", "security", "fleet"} {
 		fmt.Fprintf(&b, "\n## %s\n", strings.ToUpper(group[:1])+group[1:])
 		for _, c := range d.Cases {
 			if c.Group != group {

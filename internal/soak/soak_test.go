@@ -45,6 +45,7 @@ func TestSoak(t *testing.T) {
 		func(t *testing.T, c *caseResult) { mainSoak(t, c, d) })
 	chaosCases(t, r)
 	securityCases(t, r)
+	fleetCases(t, r)
 }
 
 // tokenSet collects every token seen during a case (see e2e.Secrets).
