@@ -1,6 +1,7 @@
 package engine
 
 import (
+	"bytes"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -8,6 +9,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"sync"
+	"time"
 
 	"github.com/authkeeper/authkeeper/keychain"
 )
@@ -123,4 +125,42 @@ func (a *AuditLog) Close() error {
 	err := a.f.Close()
 	a.f = nil
 	return err
+}
+
+// announcedTail is how much of the end of the audit log announced reads: the announcement it looks for
+// is recent (since a refresh start), and the log may be megabytes long.
+const announcedTail = 256 << 10
+
+// announced reports whether the log already holds, since the time given, the announcement that
+// server's refresh was interrupted (needs_sign_in at load): written by an earlier process of this
+// installation — a command's temporary engine that loaded the same record before the app or serve
+// took over — so a restart does not announce the same episode again. A log that cannot be read
+// reports false: announcing twice is better than never.
+func (a *AuditLog) announced(server string, since time.Time) bool {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	f, err := os.Open(a.path)
+	if err != nil {
+		return false
+	}
+	defer f.Close() // read-only
+	st, err := f.Stat()
+	if err != nil {
+		return false
+	}
+	off := max(st.Size()-announcedTail, 0)
+	buf := make([]byte, st.Size()-off)
+	if _, err := f.ReadAt(buf, off); err != nil {
+		return false
+	}
+	for _, line := range bytes.Split(buf, []byte("\n")) {
+		var e Event
+		if json.Unmarshal(line, &e) != nil {
+			continue // the first, partial line of the tail, or a torn write
+		}
+		if e.Kind == EventNeedsSignIn && e.Server == server && e.Outcome == Outcome(CauseRefreshInterrupted) && !e.Time.Before(since) {
+			return true
+		}
+	}
+	return false
 }

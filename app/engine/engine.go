@@ -205,6 +205,9 @@ func (e *Engine) Start(ctx context.Context) (err error) {
 	e.mu.Lock()
 	e.started = e.cfg.Clock.Now()
 	for name, k := range e.keepers {
+		if at, ok := k.interruptedSince(); ok && e.audit.announced(name, at) {
+			k.markAnnounced() // a command's engine announced this episode before this process took over
+		}
 		k.Start()
 		if e.joining() {
 			e.fleet.f.Join(name)

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -70,6 +71,9 @@ type FleetServer struct {
 type fleetState struct {
 	f    Fleet
 	view atomic.Pointer[FleetView]
+
+	mu      sync.Mutex
+	rereads map[string]bool // servers with a read of their record pending (see rereadLater)
 }
 
 // IsFleetStore reports whether a store kind names a store shared by a fleet (an etcd:// URL).
@@ -135,11 +139,7 @@ func (e *Engine) fleetRead(name string, lead bool) {
 			k.Lead(stored{}, 0)
 			return
 		}
-		e.cfg.Clock.AfterFunc(fleetRereadAfter, func() {
-			if !e.isClosing() {
-				e.fleetRead(name, false)
-			}
-		})
+		e.rereadLater(name)
 		return
 	}
 	st := e.fromRecord(srv, rec)
@@ -148,6 +148,31 @@ func (e *Engine) fleetRead(name string, lead bool) {
 		return
 	}
 	k.Observe(st, rec.Revision)
+}
+
+// rereadLater reads name's record again after fleetRereadAfter; at most one such read is pending per
+// server, however many failed reads asked for one (a follower's asks fail every few seconds while the
+// store is down).
+func (e *Engine) rereadLater(name string) {
+	fs := e.fleet
+	fs.mu.Lock()
+	if fs.rereads[name] {
+		fs.mu.Unlock()
+		return
+	}
+	if fs.rereads == nil {
+		fs.rereads = map[string]bool{}
+	}
+	fs.rereads[name] = true
+	fs.mu.Unlock()
+	e.cfg.Clock.AfterFunc(fleetRereadAfter, func() {
+		fs.mu.Lock()
+		delete(fs.rereads, name)
+		fs.mu.Unlock()
+		if !e.isClosing() {
+			e.fleetRead(name, false)
+		}
+	})
 }
 
 // fleetRereadAfter is how soon a follower reads a record again after the store did not answer.

@@ -153,9 +153,13 @@ type Keeper struct {
 	// logout, removal). A refresh that started in an older epoch is stale: its result is discarded,
 	// never persisted, so it cannot overwrite what the user just did.
 	epoch uint64
-	// ownMarker is the RefreshStarted this keeper last tried to record (see recordStart). A marker the
-	// store holds that is not this one was written by another instance of a fleet (foreignMarkerLocked).
-	ownMarker time.Time
+	// unsent are the RefreshStarted values this keeper tried to record and never sent the refresh of
+	// (the write failed, so the refresh was not sent, yet a timed-out write may still land); sent is the
+	// last one whose write succeeded, and whose refresh therefore went out. In a fleet, a marker the store
+	// holds that is not in unsent was written by a refresh that may have spent the refresh token: another
+	// instance's, or this one's whose answer was not saved (see foreignMarkerLocked, Observe).
+	unsent []time.Time
+	sent   time.Time
 	// rev is the store's revision of the record the current pair came from or was last saved as; a
 	// fleet's store refuses a write based on an older one (see put).
 	rev uint64

@@ -6,6 +6,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"slices"
 	"time"
 
 	"github.com/authkeeper/authkeeper/keychain"
@@ -115,6 +116,13 @@ func (k *Keeper) Observe(s stored, rev uint64) {
 		k.mu.Unlock()
 		return
 	}
+	if k.unsaved && !s.refreshStarted.IsZero() && s.refreshStarted.Equal(k.sent) {
+		// The record of this keeper's own refresh, whose answer — the pair in memory, the only live
+		// one — could not be saved yet: keep it, and let the save retry replace that record.
+		k.rev = rev
+		k.mu.Unlock()
+		return
+	}
 	k.rev = rev
 	k.marker = s.refreshStarted
 	if k.unreadable == nil && s.tok.AccessToken == k.tok.AccessToken && s.tok.RefreshToken == k.tok.RefreshToken {
@@ -203,30 +211,63 @@ func (k *Keeper) Follow() {
 // closed keeper, a backoff the authorization server asked for — exactly as for a local caller. A
 // refused token (reason proxy-401) is handled as a refusal seen here.
 func (k *Keeper) Asked(digest, reason string) {
+	ctx, cancel := context.WithTimeout(context.Background(), k.cfg.RefreshTimeout+5*time.Second)
+	defer cancel()
 	k.mu.Lock()
 	current := k.tok.AccessToken
 	now := k.cfg.Clock.Now()
 	refuse := k.closed || k.unreadable != nil || current == "" || TokenDigest(current) != digest || k.flight != nil ||
-		k.state == StateNeedsSignIn || k.state == StateRevoked || k.state == StateDisabled ||
-		(k.state == StateDegraded && now.Before(k.next))
-	k.mu.Unlock()
+		k.unmanagedLocked() || k.state == StateNeedsSignIn || k.state == StateRevoked || k.state == StateDisabled ||
+		(k.state == StateDegraded && now.Before(k.next)) || (!k.refreshableLocked() && k.tok.Valid(now, 0))
 	if refuse {
+		k.mu.Unlock()
 		return
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), k.cfg.RefreshTimeout+5*time.Second)
-	defer cancel()
 	if Trigger(reason) == TriggerProxy401 {
+		k.mu.Unlock()
 		_ = k.Rejected(ctx, current) // the outcome reaches the asker as a record, or as its timeout
 		return
 	}
-	_ = k.ForceRefresh(ctx, TriggerFleet) // its checks run again under the lock
+	f := k.startLocked(TriggerFleet) // in the same lock as the checks: the pair cannot change between
+	k.mu.Unlock()
+	_ = wait(ctx, f)
 }
 
 // foreignMarkerLocked reports whether, in a fleet, the current pair's record carries a refresh start
 // that this keeper did not write: another instance recorded a refresh of this refresh token and saved
 // no answer, so the token may be spent. A grant seen not to rotate is exempt. Caller holds k.mu.
 func (k *Keeper) foreignMarkerLocked(g oauth.Grant) bool {
-	return k.cfg.Fleet != nil && !k.marker.IsZero() && !k.marker.Equal(k.ownMarker) && g.Rotation != oauth.RotationFixed
+	return k.cfg.Fleet != nil && !k.marker.IsZero() && !k.unsentLocked(k.marker) && g.Rotation != oauth.RotationFixed
+}
+
+// maxUnsent bounds the refresh starts remembered as never sent: a few failed writes in a row at most
+// can still land (each retry's compare-and-swap fails once an earlier one has landed).
+const maxUnsent = 8
+
+// noteUnsentLocked remembers a refresh start about to be written. Caller holds k.mu.
+func (k *Keeper) noteUnsentLocked(at time.Time) {
+	if k.cfg.Fleet == nil {
+		return
+	}
+	k.unsent = append(k.unsent, at)
+	if len(k.unsent) > maxUnsent {
+		k.unsent = k.unsent[len(k.unsent)-maxUnsent:]
+	}
+}
+
+// markSentLocked records that the write of the refresh start at landed and its refresh is being sent.
+// Caller holds k.mu.
+func (k *Keeper) markSentLocked(at time.Time) {
+	if k.cfg.Fleet == nil {
+		return
+	}
+	k.unsent = slices.DeleteFunc(k.unsent, at.Equal)
+	k.sent = at
+}
+
+// unsentLocked reports whether at is a refresh start this keeper recorded and never sent. Caller holds k.mu.
+func (k *Keeper) unsentLocked(at time.Time) bool {
+	return slices.ContainsFunc(k.unsent, at.Equal)
 }
 
 // put writes rec as the successor of the revision the keeper holds (a store shared by a fleet

@@ -43,6 +43,9 @@ func (k *Keeper) interruptedLocked() bool {
 	if k.following() {
 		return false // the refresher's own refresh in flight: not this instance's to judge (see Lead)
 	}
+	if k.unsentLocked(k.marker) {
+		return false // this keeper's own start whose write failed, so its refresh was never sent
+	}
 	return !k.marker.IsZero() && k.tok.RefreshToken != "" && k.grant.Rotation != oauth.RotationFixed &&
 		k.grant.GrantType != oauth.GrantClientCredentials
 }
@@ -137,4 +140,20 @@ func (k *Keeper) unreadableErrLocked() error {
 		k.cfg.OnUnreadable()
 	}
 	return fmt.Errorf("%s: %w: %v", k.cfg.Name, ErrCredentialsUnreadable, k.unreadable)
+}
+
+// interruptedSince returns, for a keeper loaded in needs-sign-in because a refresh was interrupted, the
+// start of that refresh (see interruptedLocked).
+func (k *Keeper) interruptedSince() (time.Time, bool) {
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	return k.marker, k.state == StateNeedsSignIn && k.cause == CauseRefreshInterrupted && !k.marker.IsZero()
+}
+
+// markAnnounced records that the needs-sign-in the keeper was loaded in was announced already (by an
+// earlier process of this installation); call it before Start.
+func (k *Keeper) markAnnounced() {
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	k.announced = true
 }

@@ -63,7 +63,7 @@ func (k *Keeper) recordStart(f *flight, trigger Trigger, started time.Time, g oa
 	stale := k.unsaved
 	rec := k.recordLocked()
 	rec.RefreshStarted = started
-	k.ownMarker = started // whether or not the write lands: a start this instance never sent
+	k.noteUnsentLocked(started) // until the write is known to have landed
 	deadline := k.deadlineLocked()
 	k.mu.Unlock()
 	_, err := k.put(rec)
@@ -71,6 +71,7 @@ func (k *Keeper) recordStart(f *flight, trigger Trigger, started time.Time, g oa
 	if err == nil {
 		// The write saved the current pair too.
 		k.marker, k.unsaved, k.saveTries = started, false, 0
+		k.markSentLocked(started)
 	}
 	k.mu.Unlock()
 	k.saveMu.Unlock()

@@ -87,10 +87,12 @@ func Open(ctx context.Context, cfg Config) (*Fleet, error) {
 	defer cancel()
 	rev, err := f.loadRecords(start)
 	if err == nil {
-		err = f.claimInstance()
+		err = f.claimInstance(ctx) // may wait out a previous run's lease: not within start's bound
 	}
 	if err == nil {
-		f.sess, err = f.newSession(start)
+		session, cancel := context.WithTimeout(ctx, cfg.DialTimeout)
+		f.sess, err = f.newSession(session)
+		cancel()
 	}
 	if err != nil {
 		f.cancel()

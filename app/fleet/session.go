@@ -2,7 +2,6 @@ package fleet
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"sync/atomic"
@@ -58,8 +57,7 @@ func (f *Fleet) newSession(ctx context.Context) (*session, error) {
 	s.s, err = concurrency.NewSession(f.cli, concurrency.WithLease(g.ID), concurrency.WithTTL(int(g.TTL)),
 		concurrency.WithContext(s.ctx))
 	if err == nil {
-		me, _ := json.Marshal(f.me)
-		_, err = f.cli.Put(gctx, f.key("members", f.cfg.Instance), string(me), clientv3.WithLease(g.ID))
+		err = f.register(gctx, g.ID)
 	}
 	if err != nil {
 		s.cancel()
