@@ -7,6 +7,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/authkeeper/authkeeper/internal/testbed"
 	"github.com/authkeeper/authkeeper/keychain"
 )
 
@@ -15,7 +16,7 @@ import (
 // say — and not again by the next engine of the same installation, since the audit log already has
 // that episode's announcement. A later episode (a newer refresh start) is announced again.
 func TestAnInterruptedRefreshIsAnnouncedOnceAcrossProcesses(t *testing.T) {
-	dir := t.TempDir()
+	dir := testbed.TempDir(t)
 	p := Paths{ConfigDir: filepath.Join(dir, "config"), StateDir: filepath.Join(dir, "state"), RuntimeDir: filepath.Join(dir, "run")}
 	if err := p.Ensure(); err != nil {
 		t.Fatal(err)

@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/authkeeper/authkeeper/internal/testbed"
 	"github.com/authkeeper/authkeeper/keychain"
 )
 
@@ -21,7 +22,7 @@ import (
 // name → token (URL http://127.0.0.1:9/NAME).
 func transferEngine(t *testing.T, store keychain.Store, servers map[string]string) (*Engine, Paths) {
 	t.Helper()
-	dir := t.TempDir()
+	dir := testbed.TempDir(t)
 	p := Paths{ConfigDir: filepath.Join(dir, "config"), StateDir: filepath.Join(dir, "state"), RuntimeDir: filepath.Join(dir, "run")}
 	e := startTransferEngine(t, p, store)
 	for name, tok := range servers {
