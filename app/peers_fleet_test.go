@@ -48,11 +48,7 @@ func newFleetBench(t *testing.T, ttl time.Duration, n int) *fleetBench {
 	mo := testbed.MCPServerOptions{Issuer: fb.as.Issuer, RequiredScopes: []string{"mcp:read"}, Opaque: true}
 	mo.IntrospectionClientID, mo.IntrospectionClientSecret = fb.as.IntrospectionClient()
 	fb.srv = testbed.GoMCPServer(t, mo)
-	hosts := make([]string, 0, 3)
-	for _, ep := range fb.cluster.Endpoints() {
-		hosts = append(hosts, strings.TrimPrefix(ep, "http://"))
-	}
-	fb.store = "etcd://" + strings.Join(hosts, ",") + "/fleet-test"
+	fb.store = fb.cluster.StoreURL("/fleet-test")
 	var err error
 	if fb.key, err = fleet.NewKeyLine("k1"); err != nil {
 		t.Fatal(err)
@@ -399,11 +395,7 @@ func anySession(sessions []*mcp.ClientSession) *mcp.ClientSession {
 func TestDoctorChecksAFleetStore(t *testing.T) {
 	cluster := testbed.StartEtcdCluster(t, 3)
 	privateHome(t)
-	hosts := make([]string, 0, 3)
-	for _, ep := range cluster.Endpoints() {
-		hosts = append(hosts, strings.TrimPrefix(ep, "http://"))
-	}
-	store := "etcd://" + strings.Join(hosts, ",") + "/doctor-test"
+	store := cluster.StoreURL("/doctor-test")
 	key, err := fleet.NewKeyLine("k1")
 	if err != nil {
 		t.Fatal(err)

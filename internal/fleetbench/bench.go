@@ -89,11 +89,7 @@ func New(t *testing.T, opts Options) *Bench {
 	}
 	e2e.MustBinary(t) // before any install moves HOME (the go command's caches live there)
 	b := &Bench{Cluster: testbed.StartEtcdCluster(t, 3), Prefix: "/fleet-bench", TTL: opts.AccessTokenTTL}
-	hosts := make([]string, 0, b.Cluster.Len())
-	for _, ep := range b.Cluster.Endpoints() {
-		hosts = append(hosts, strings.TrimPrefix(ep, "http://"))
-	}
-	b.Store = "etcd://" + strings.Join(hosts, ",") + b.Prefix
+	b.Store = b.Cluster.StoreURL(b.Prefix)
 	b.watch = startWatch(t, b.Cluster.Endpoints(), b.Prefix+"/")
 	var err error
 	if b.keyLine, err = akfleet.NewKeyLine("k1"); err != nil {

@@ -452,3 +452,13 @@ func fileContains(path string, needle []byte) (bool, error) {
 		copy(buf, buf[len(buf)-keep:])
 	}
 }
+
+// StoreURL is authkeeper's store URL for the cluster's plaintext members under prefix (which starts
+// with '/'): etcd://host:port,host:port,…/prefix.
+func (c *EtcdCluster) StoreURL(prefix string) string {
+	hosts := make([]string, 0, len(c.members))
+	for _, ep := range c.Endpoints() {
+		hosts = append(hosts, strings.TrimPrefix(ep, "http://"))
+	}
+	return "etcd://" + strings.Join(hosts, ",") + prefix
+}
