@@ -4,6 +4,8 @@
 package bridge
 
 import (
+	"bufio"
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -15,22 +17,28 @@ import (
 	"time"
 
 	"github.com/authkeeper/authkeeper/app/control"
-	"github.com/modelcontextprotocol/go-sdk/jsonrpc"
-	"github.com/modelcontextprotocol/go-sdk/mcp"
 )
 
 // The stdio bridge lets a client that only speaks MCP over stdio (Claude Desktop, most IDE plugins of
-// old) use a remote server. It relays JSON-RPC messages, unchanged, between the official Go SDK's
-// newline-delimited stdio connection and its Streamable HTTP client connection to the owner's proxy.
-// The proxy injects the token, retries once on 401 and answers structured errors, so a bridge holds no
-// credential and every bridge on the machine shares the one owner's refreshes.
+// old) use a remote server. It relays JSON-RPC messages, byte for byte, between the client's
+// newline-delimited stdio and Streamable HTTP requests to the owner's proxy. The proxy injects the
+// token, retries once on 401 and answers structured errors, so a bridge holds no credential and every
+// bridge on the machine shares the one owner's refreshes.
+//
+// Every agent session spawns its own bridge, so its latency is what stdio users feel. It therefore
+// decodes only each message's envelope (id, method) and never re-encodes a message: a line from the
+// client is the body of one POST, and each message of the answer — a JSON body or one SSE event — is
+// one line to the client. A call is written to the proxy by the goroutine that read it from stdin, and
+// its answer is read and written to stdout by one goroutine of its own (see proxyTransport), with no
+// goroutine hand-off in between. Until issue 16 the bridge used the Go SDK's IOTransport and
+// StreamableClientTransport: docs/bench-bridge.md measures what that cost.
 
 // BridgeConfig configures a Bridge. Every field without a default is required.
 type BridgeConfig struct {
 	// Server is the name of the configured server to reach.
 	Server string
 	// In and Out are the client's side of the connection: newline-delimited JSON-RPC, normally stdin
-	// and stdout. Nothing but MCP messages is ever written to Out.
+	// and stdout. Nothing but MCP messages is ever written to Out, one per line.
 	In  io.ReadCloser
 	Out io.WriteCloser
 	// Resolve returns where the owner's proxy listens and its access key. renew is true after the last
@@ -41,21 +49,26 @@ type BridgeConfig struct {
 	Log io.Writer
 }
 
+// maxLine bounds one message from the client, as the Go SDK's stdio transport does
+// (mcp.DefaultMaxLineLength); the proxy refuses larger bodies anyway.
+const maxLine = 16 << 20
+
 // Bridge relays one stdio client's MCP session to a server through the proxy. Run it once.
 type Bridge struct {
-	cfg  BridgeConfig
-	rt   *proxyTransport
-	down mcp.Connection
-	log  func(format string, args ...any)
+	cfg      BridgeConfig
+	rt       *proxyTransport
+	log      func(format string, args ...any)
+	endpoint string // the server's route on the proxy; the host is replaced by proxyTransport
+
+	outMu  sync.Mutex
+	outErr error // the first failed write to the client
 
 	mu      sync.Mutex
-	up      mcp.Connection // the current upstream connection
-	gen     int            // bumped on every re-opened session
-	broken  bool           // up failed for good; the next message re-opens a session
-	init    *jsonrpc.Request
-	inited  bool                   // the client sent notifications/initialized
-	pending map[jsonrpc.ID]bool    // calls relayed upstream: true once written, false while writing
-	reinit  chan *jsonrpc.Response // the answer to a replayed initialize
+	session string // the upstream Mcp-Session-Id, "" before initialize
+	gen     int    // bumped on every re-opened session
+	init    []byte // the client's initialize request, replayed to open a new session
+	initID  string // its id (idKey)
+	inited  bool   // the client sent notifications/initialized
 
 	reopenMu sync.Mutex // one session re-open at a time
 }
@@ -73,12 +86,13 @@ func NewBridge(cfg BridgeConfig) (*Bridge, error) {
 	if cfg.Log == nil {
 		cfg.Log = io.Discard
 	}
-	b := &Bridge{cfg: cfg, pending: map[jsonrpc.ID]bool{}, reinit: make(chan *jsonrpc.Response, 1)}
+	b := &Bridge{cfg: cfg, endpoint: "http://authkeeper/mcp/" + url.PathEscape(cfg.Server)}
 	b.log = func(format string, args ...any) {
 		fmt.Fprintf(cfg.Log, "authkeeper bridge %s: "+format+"\n", append([]any{cfg.Server}, args...)...)
 	}
 	base := http.DefaultTransport.(*http.Transport).Clone()
-	// The proxy starts reading a body at once (see proxyTransport), so this only bounds a stalled owner.
+	// Only for an owner without receipts: its proxy starts reading a body at once, so this only bounds
+	// a stalled owner.
 	base.ExpectContinueTimeout = 5 * time.Second
 	b.rt = &proxyTransport{base: base, resolve: cfg.Resolve}
 	return b, nil
@@ -89,122 +103,244 @@ func NewBridge(cfg BridgeConfig) (*Bridge, error) {
 func (b *Bridge) Run(ctx context.Context) error {
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
-	down, err := (&mcp.IOTransport{Reader: b.cfg.In, Writer: b.cfg.Out}).Connect(ctx)
-	if err != nil {
-		return fmt.Errorf("bridge: %w", err)
-	}
-	b.down = down
-	defer down.Close()
-	up, err := b.dial(ctx)
-	if err != nil {
-		return err
-	}
-	b.mu.Lock()
-	b.up = up
-	b.mu.Unlock()
-	go b.relayUp(ctx, up, 0)
+	// The loop runs on a goroutine of its own: the caller may be a main goroutine locked to its thread
+	// (fyne's driver locks it at init), and every wake-up of a locked goroutine is a thread switch.
 	var wg sync.WaitGroup
-	defer func() {
-		b.mu.Lock()
-		up := b.up
-		b.mu.Unlock()
-		up.Close() // ends the server's session (DELETE)
-		cancel()
-		wg.Wait()
-	}()
+	errc := make(chan error, 1)
+	go func() { errc <- b.readLoop(ctx, &wg) }()
+	// Warm one connection to the proxy while the client starts: its initialize need not wait for the
+	// dial.
+	go b.rt.warm(ctx)
+	err := <-errc
+	b.endSession()
+	cancel()
+	wg.Wait()
+	b.rt.conns.drop()
+	return err
+}
+
+// readLoop reads the client's messages and relays each. Calls are answered concurrently, so a slow
+// tool call does not hold up the others; notifications and responses keep their order.
+func (b *Bridge) readLoop(ctx context.Context, wg *sync.WaitGroup) error {
+	in := bufio.NewReaderSize(b.cfg.In, 64<<10)
 	for {
-		msg, err := down.Read(ctx)
+		line, err := readLine(in)
 		switch {
-		case errors.Is(err, io.EOF) || ctx.Err() != nil:
+		case errors.Is(err, errLineTooLong):
+			b.log("a message from the client exceeds %d MiB; it was dropped", maxLine>>20)
+			b.replyParse(ctx, "the message exceeds the bridge's size limit")
+			continue
+		case err != nil && (errors.Is(err, io.EOF) || ctx.Err() != nil):
 			return nil
 		case err != nil:
 			return fmt.Errorf("bridge: read from the client: %w", err)
 		}
-		req, isReq := msg.(*jsonrpc.Request)
-		if isReq {
-			b.remember(req)
-		}
-		if isReq && req.IsCall() {
-			wg.Go(func() { b.forward(ctx, req) }) // a slow tool call must not hold up the others
+		if len(line) == 0 {
 			continue
 		}
-		b.forward(ctx, msg) // notifications and responses keep their order
+		msg, err := parseMessage(line)
+		if err != nil {
+			b.log("a message from the client is not JSON-RPC (%v); it was answered with a parse error", err)
+			b.replyParse(ctx, err.Error())
+			continue
+		}
+		b.remember(msg)
+		if len(msg.calls) == 0 {
+			b.send(ctx, msg, nil) // notifications and responses keep their order
+			continue
+		}
+		// The request is written before the next line is read; its answer is awaited concurrently.
+		x := b.start(ctx, msg)
+		wg.Go(func() { b.send(ctx, msg, x) })
 	}
 }
 
-// dial opens a Streamable HTTP connection to the server's route on the proxy. The endpoint's host is a
-// placeholder the proxy transport replaces with the owner's current address, so that neither the
-// address nor the access key appears in the SDK's error messages, and so that a session survives a
-// change of owner (the server never sees the proxy change).
-func (b *Bridge) dial(ctx context.Context) (mcp.Connection, error) {
-	t := &mcp.StreamableClientTransport{
-		Endpoint:   "http://authkeeper/mcp/" + url.PathEscape(b.cfg.Server),
-		HTTPClient: &http.Client{Transport: b.rt},
-		// The optional GET stream needs the SDK's client session to start it (an unexported hook), which a
-		// relay does not have; responses, and the requests and notifications sent while a call runs, all
-		// arrive on the POST streams.
-		DisableStandaloneSSE: true,
+var errLineTooLong = errors.New("line too long")
+
+// readLine returns the next line without its line ending; a line over maxLine is skipped whole and
+// reported as errLineTooLong.
+func readLine(r *bufio.Reader) ([]byte, error) {
+	var long []byte
+	for {
+		chunk, err := r.ReadSlice('\n')
+		if err == nil && long == nil {
+			return bytes.TrimRight(chunk, "\r\n"), nil
+		}
+		if len(long) <= maxLine {
+			long = append(long, chunk...)
+		}
+		switch {
+		case errors.Is(err, bufio.ErrBufferFull):
+			continue
+		case err != nil && !(errors.Is(err, io.EOF) && len(long) > 0):
+			return nil, err
+		}
+		if len(long) > maxLine {
+			return nil, errLineTooLong
+		}
+		return bytes.TrimRight(long, "\r\n"), nil // the last line may lack its newline
 	}
-	conn, err := t.Connect(ctx)
-	if err != nil {
-		return nil, fmt.Errorf("bridge: connect to %s: %w", b.cfg.Server, err)
-	}
-	return conn, nil
 }
 
 // remember keeps what a new session needs: the client's initialize request and whether it finished
 // the handshake.
-func (b *Bridge) remember(req *jsonrpc.Request) {
+func (b *Bridge) remember(msg *message) {
+	if msg.method != "initialize" && msg.method != "notifications/initialized" {
+		return
+	}
 	b.mu.Lock()
 	defer b.mu.Unlock()
-	switch req.Method {
-	case "initialize":
-		b.init = req
-	case "notifications/initialized":
+	if msg.method == "initialize" {
+		b.init, b.initID = bytes.Clone(msg.raw), msg.calls[0]
+		b.session = "" // a new handshake opens a new session
+	} else {
 		b.inited = true
 	}
 }
 
-// relayUp copies the server's messages to the client until conn fails or is replaced.
-func (b *Bridge) relayUp(ctx context.Context, conn mcp.Connection, gen int) {
-	for {
-		msg, err := conn.Read(ctx)
-		if err != nil {
-			b.upstreamEnded(ctx, gen, err)
-			return
-		}
-		if resp, ok := msg.(*jsonrpc.Response); ok {
-			if isReinitID(resp.ID) {
-				select {
-				case b.reinit <- resp:
-				default:
-				}
-				continue
-			}
-			b.answered(resp)
-		}
-		if err := b.down.Write(ctx, msg); err != nil {
-			if ctx.Err() == nil {
-				b.log("cannot write to the client: %v", err)
-			}
-			return
-		}
+// emit writes one message to the client as one line (a single write, so concurrent answers never
+// interleave).
+func (b *Bridge) emit(msg []byte) {
+	line := make([]byte, 0, len(msg)+1)
+	line = append(append(line, msg...), '\n')
+	b.outMu.Lock()
+	defer b.outMu.Unlock()
+	if b.outErr != nil {
+		return
+	}
+	if _, err := b.cfg.Out.Write(line); err != nil {
+		b.outErr = err
+		b.log("cannot write to the client: %v", err)
 	}
 }
 
-// answered records the answer to a relayed call and, for initialize, the negotiated protocol version
-// the proxy transport must send on every later request.
-func (b *Bridge) answered(resp *jsonrpc.Response) {
+// endSession ends the upstream session (DELETE), as the client's own transport would on close.
+func (b *Bridge) endSession() {
 	b.mu.Lock()
-	delete(b.pending, resp.ID)
-	isInit := b.init != nil && b.init.ID == resp.ID
+	session := b.session
 	b.mu.Unlock()
-	if isInit && resp.Error == nil {
-		var res struct {
-			ProtocolVersion string `json:"protocolVersion"`
+	if session == "" {
+		return
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+	defer cancel()
+	req, err := http.NewRequestWithContext(ctx, http.MethodDelete, b.endpoint, nil)
+	if err != nil {
+		return
+	}
+	req.Header.Set("Mcp-Session-Id", session)
+	if resp, err := b.rt.RoundTrip(req); err == nil {
+		io.Copy(io.Discard, io.LimitReader(resp.Body, 64<<10))
+		resp.Body.Close()
+	}
+}
+
+// message is one line from the client or one message from the server, with its envelope decoded.
+type message struct {
+	raw    []byte
+	method string   // "" for a response
+	calls  []string // idKeys of the requests that expect an answer (several in a batch)
+	answer string   // idKey of the request this answers, "" if it is not a response
+	batch  bool
+	name   string // params.name (or params.uri) of a tools/call, prompts/get or resources/read
+}
+
+// envelope is what the bridge reads of a JSON-RPC message.
+type envelope struct {
+	ID     json.RawMessage `json:"id"`
+	Method string          `json:"method"`
+	Params json.RawMessage `json:"params"`
+	Result json.RawMessage `json:"result"`
+	Error  json.RawMessage `json:"error"`
+}
+
+// parseMessage decodes raw's envelope; raw is kept as it is.
+func parseMessage(raw []byte) (*message, error) {
+	msg := &message{raw: raw}
+	trimmed := bytes.TrimLeft(raw, " \t")
+	if len(trimmed) > 0 && trimmed[0] == '[' {
+		var elems []json.RawMessage
+		if err := json.Unmarshal(raw, &elems); err != nil {
+			return nil, err
 		}
-		if json.Unmarshal(resp.Result, &res) == nil {
-			b.rt.setVersion(res.ProtocolVersion)
+		if len(elems) == 0 {
+			return nil, errors.New("an empty batch")
 		}
+		msg.batch = true
+		for _, e := range elems {
+			var env envelope
+			if err := json.Unmarshal(e, &env); err != nil {
+				return nil, err
+			}
+			if env.Method != "" && !isNull(env.ID) {
+				msg.calls = append(msg.calls, idKey(env.ID))
+			}
+		}
+		return msg, nil
+	}
+	var env envelope
+	if err := json.Unmarshal(raw, &env); err != nil {
+		return nil, err
+	}
+	msg.method = env.Method
+	switch {
+	case env.Method != "" && !isNull(env.ID):
+		msg.calls = []string{idKey(env.ID)}
+		switch env.Method {
+		case "tools/call", "prompts/get", "resources/read":
+			var p struct {
+				Name string `json:"name"`
+				URI  string `json:"uri"`
+			}
+			if json.Unmarshal(env.Params, &p) == nil {
+				msg.name = p.Name
+				if env.Method == "resources/read" {
+					msg.name = p.URI
+				}
+			}
+		}
+	case env.Method == "" && (env.Result != nil || env.Error != nil):
+		msg.answer = idKey(env.ID)
+	case env.Method == "":
+		return nil, errors.New("neither a request nor a response")
+	}
+	return msg, nil
+}
+
+func isNull(raw json.RawMessage) bool {
+	return len(raw) == 0 || string(raw) == "null"
+}
+
+// idKey makes a JSON-RPC id comparable however it was spelled: 7, 7.0 and 7e0 are the same id (the
+// server may re-encode it), "7" is not.
+func idKey(raw json.RawMessage) string {
+	if len(raw) > 0 && raw[0] == '"' {
+		var s string
+		if json.Unmarshal(raw, &s) == nil {
+			return "s" + s
+		}
+	}
+	var n json.Number
+	if json.Unmarshal(raw, &n) == nil {
+		if i, err := n.Int64(); err == nil {
+			return fmt.Sprint("n", i)
+		}
+		if f, err := n.Float64(); err == nil && f == float64(int64(f)) {
+			return fmt.Sprint("n", int64(f))
+		}
+	}
+	return "r" + string(raw)
+}
+
+// rawID turns an idKey back into JSON.
+func rawID(key string) json.RawMessage {
+	switch {
+	case key == "":
+		return json.RawMessage("null")
+	case key[0] == 's':
+		b, _ := json.Marshal(key[1:])
+		return b
+	default:
+		return json.RawMessage(key[1:])
 	}
 }

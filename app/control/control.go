@@ -27,6 +27,10 @@ import (
 type ProxyInfo struct {
 	URL string `json:"url"`
 	Key string `json:"key"`
+	// Receipts is true when the proxy answers proxy.ReceiptHeader with a receipt before it forwards a
+	// request. An owner from before receipts leaves it false: a bridge then falls back to
+	// `Expect: 100-continue` to know whether a failed request may have been forwarded.
+	Receipts bool `json:"receipts,omitempty"`
 }
 
 // TokenResponse is what GET /v1/servers/{name}/token returns.
@@ -57,7 +61,7 @@ func controlHandler(e *engine.Engine) http.Handler {
 	})
 	mux.HandleFunc("GET /v1/proxy", func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Cache-Control", "no-store")
-		writeJSON(w, http.StatusOK, ProxyInfo{URL: e.ProxyURL(), Key: e.ProxyKey()})
+		writeJSON(w, http.StatusOK, ProxyInfo{URL: e.ProxyURL(), Key: e.ProxyKey(), Receipts: true})
 	})
 	mux.HandleFunc("POST /v1/handover", func(w http.ResponseWriter, r *http.Request) {
 		if !e.Temporary() {

@@ -33,6 +33,14 @@ import (
 // ProxyKeyHeader is the request header that may carry the proxy's access key.
 const ProxyKeyHeader = "X-Authkeeper-Key"
 
+// ReceiptHeader, on a request, asks the proxy for a receipt: an interim `102 Processing` response
+// written once the request has been read whole and before it is sent to the server. It is written
+// (flushed to the socket) before the forward starts, so a caller whose connection fails before a
+// receipt arrived knows that this proxy never forwarded the request and may send it again elsewhere;
+// after a receipt it must not. The stdio bridge relies on it (see control.ProxyInfo.Receipts) instead of
+// `Expect: 100-continue`, which costs a round trip before every body. Never forwarded.
+const ReceiptHeader = "X-Authkeeper-Receipt"
+
 // maxRequestBody bounds a request body: bodies are buffered so that a request rejected for its token
 // can be replayed once. MCP messages are far smaller; a larger one gets 413.
 const maxRequestBody = 16 << 20

@@ -81,6 +81,7 @@ func (p *proxy) forward(w http.ResponseWriter, r *http.Request, name string) {
 		// or an open stream would hold refreshes back until their hard deadline, every time.
 		defer k.Busy()()
 	}
+	receipt := r.Header.Get(ReceiptHeader) != ""
 	hdr := outboundHeader(r.Header)
 	ctx := r.Context()
 
@@ -94,6 +95,10 @@ func (p *proxy) forward(w http.ResponseWriter, r *http.Request, name string) {
 	if err != nil {
 		p.authError(w, r, body, k, err)
 		return
+	}
+	if receipt {
+		// Written and flushed before the first byte goes upstream: see ReceiptHeader.
+		w.WriteHeader(http.StatusProcessing)
 	}
 	resp, err := p.send(ctx, r.Method, target, hdr, body, tok)
 	if err != nil {

@@ -27,7 +27,7 @@ func dropHopHeaders(h http.Header, connection []string) {
 // dropInbound are the caller's headers that stay at the proxy: its credentials (the access key, any
 // Authorization of its own, cookies), what is about the local page (Origin, Referer), what the
 // transport sets itself, and forwarding metadata that would reveal or spoof the local side.
-var dropInbound = []string{"Authorization", ProxyKeyHeader, "Cookie", "Origin", "Referer", "Proxy-Authorization",
+var dropInbound = []string{"Authorization", ProxyKeyHeader, ReceiptHeader, "Cookie", "Origin", "Referer", "Proxy-Authorization",
 	"Accept-Encoding", "Content-Length", "Expect", "Host", "Forwarded", "X-Forwarded-For", "X-Forwarded-Host", "X-Forwarded-Proto"}
 
 // outboundHeader turns the caller's header into the upstream request's, in place: everything else —
