@@ -8,6 +8,8 @@ import (
 	"github.com/authkeeper/authkeeper/app/control"
 	"github.com/authkeeper/authkeeper/app/engine"
 	"io"
+	"os"
+	"runtime/pprof"
 	"sync"
 	"time"
 )
@@ -24,6 +26,13 @@ func cmdBridge(ctx context.Context, args []string, e env, stdin io.ReadCloser) e
 		return errors.New("usage: authkeeper bridge NAME")
 	}
 	name := pos[0]
+	if path := e.getenv(envCPUProfile); path != "" {
+		stop, err := startCPUProfile(path)
+		if err != nil {
+			return fmt.Errorf("bridge: %s: %w", envCPUProfile, err)
+		}
+		defer stop()
+	}
 	owner := &ownerLink{e: e}
 	defer owner.close()
 	r, err := owner.remote(ctx, false)
@@ -43,6 +52,26 @@ func cmdBridge(ctx context.Context, args []string, e env, stdin io.ReadCloser) e
 		return err
 	}
 	return b.Run(ctx)
+}
+
+// envCPUProfile names a file the bridge writes a Go CPU profile to, from its start to its end: how
+// `make bench` shows where a bridge's time goes (go tool pprof).
+const envCPUProfile = "AUTHKEEPER_CPU_PROFILE"
+
+// startCPUProfile starts a CPU profile written to path; stop ends it and closes the file.
+func startCPUProfile(path string) (stop func(), err error) {
+	f, err := os.Create(path)
+	if err != nil {
+		return nil, err
+	}
+	if err := pprof.StartCPUProfile(f); err != nil {
+		f.Close()
+		return nil, err
+	}
+	return func() {
+		pprof.StopCPUProfile()
+		f.Close()
+	}, nil
 }
 
 func hasServer(s engine.Snapshot, name string) bool {

@@ -129,10 +129,18 @@ func startBridge(t *testing.T, name string, resolve func(context.Context, bool) 
 // opened by replaying the client's initialize — the client keeps its one session. Every request
 // carries the access key in a header, and every request after initialize the negotiated
 // Mcp-Protocol-Version.
+// Both ways to the owner are covered: with receipts (the bridge's own connections) and without (an
+// owner from before receipts: net/http with Expect: 100-continue).
 func TestBridgeReopensAnEndedSessionWithoutTheClientNoticing(t *testing.T) {
+	for _, receipts := range []bool{true, false} {
+		t.Run(fmt.Sprintf("receipts=%v", receipts), func(t *testing.T) { testBridgeReopens(t, receipts) })
+	}
+}
+
+func testBridgeReopens(t *testing.T, receipts bool) {
 	d := newDirectServer(t)
 	cs, log := startBridge(t, "direct", func(context.Context, bool) (control.ProxyInfo, error) {
-		return control.ProxyInfo{URL: d.url, Key: "the-key"}, nil
+		return control.ProxyInfo{URL: d.url, Key: "the-key", Receipts: receipts}, nil
 	})
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()

@@ -11,6 +11,7 @@ import (
 	"mime"
 	"net/http"
 	"strconv"
+	"sync"
 	"time"
 
 	"github.com/authkeeper/authkeeper/app/proxy"
@@ -237,7 +238,12 @@ func (b *Bridge) stream(ctx context.Context, msg *message, resp *http.Response) 
 // once owed is empty (after letting the stream end, so the connection is reused), or when the stream
 // ends. err is set only for a message that cannot be relayed.
 func (b *Bridge) events(resp *http.Response, owed map[string]bool, lastID *string, delay *time.Duration) (progress bool, err error) {
-	r := bufio.NewReaderSize(resp.Body, 16<<10)
+	r := eventReaders.Get().(*bufio.Reader)
+	r.Reset(resp.Body)
+	defer func() {
+		r.Reset(nil)
+		eventReaders.Put(r)
+	}()
 	for {
 		ev, rerr := readEvent(r)
 		if ev.hasID && ev.id != *lastID {
@@ -265,6 +271,9 @@ func (b *Bridge) events(resp *http.Response, owed map[string]bool, lastID *strin
 		}
 	}
 }
+
+// eventReaders are the buffers answer streams are read through: one per call in flight.
+var eventReaders = sync.Pool{New: func() any { return bufio.NewReaderSize(nil, 16<<10) }}
 
 func isBatchAnswer(data []byte) bool {
 	trimmed := bytes.TrimLeft(data, " \t")
