@@ -1,8 +1,10 @@
 package engine
 
 import (
+	"context"
 	"net"
 	"net/http"
+	"runtime/pprof"
 	"time"
 )
 
@@ -11,6 +13,10 @@ import (
 // each once, holding the owner lock, after the credentials are loaded and before the first refresh;
 // Close shuts its server down before the keepers stop, so no request meets a closing keeper.
 type FrontEnd func(e *Engine) (net.Listener, http.Handler, error)
+
+// ProfileLabel is the pprof label whose value ("proxy", "control") names the front end a goroutine
+// works for.
+const ProfileLabel = "authkeeper"
 
 // listen opens the proxy (unless NoProxy) and the control API and serves them until Close.
 func (e *Engine) listen() error {
@@ -34,16 +40,21 @@ func (e *Engine) listen() error {
 	e.mu.Lock()
 	defer e.mu.Unlock()
 	e.proxy = proxy
-	serve := func(l net.Listener, h http.Handler) {
+	serve := func(l net.Listener, h http.Handler, name string) {
 		srv := &http.Server{Handler: h, ReadHeaderTimeout: 10 * time.Second}
 		e.servers = append(e.servers, srv)
-		go srv.Serve(l) //nolint:errcheck // Serve returns http.ErrServerClosed after Shutdown.
+		// Every goroutine the server starts inherits the label — connections, handlers, and the
+		// transport's own goroutines behind the proxy's upstream requests — so a CPU profile of the
+		// process tells the front end's time from the rest (`go tool pprof -tagfocus=authkeeper=proxy`).
+		go pprof.Do(context.Background(), pprof.Labels(ProfileLabel, name), func(context.Context) {
+			srv.Serve(l) //nolint:errcheck // Serve returns http.ErrServerClosed after Shutdown.
+		})
 	}
 	if proxy != nil {
-		serve(proxy, proxyH)
+		serve(proxy, proxyH, "proxy")
 	}
 	if control != nil {
-		serve(control, controlH)
+		serve(control, controlH, "control")
 	}
 	return nil
 }

@@ -5,6 +5,8 @@ import (
 	"net/http"
 	"strconv"
 	"strings"
+	"sync"
+	"time"
 )
 
 // hopHeaders are connection-level (RFC 9110 §7.6.1) and never forwarded in either direction.
@@ -67,19 +69,48 @@ func (p *proxy) copyResponse(w http.ResponseWriter, resp *http.Response, read []
 		_, _ = io.CopyBuffer(writerOnly{w}, resp.Body, *bp)
 		return
 	}
+	p.copyStream(w, resp.Body, *bp)
+}
+
+// sseHeaderDelay is how long an event stream's headers wait for its first event, to leave together:
+// an answer that comes at once costs the client one wake-up instead of two.
+const sseHeaderDelay = 10 * time.Millisecond
+
+// copyStream relays an event stream, flushing after every read so each event reaches the client as the
+// server sends it. The headers go with the first event, or alone after sseHeaderDelay, so a client
+// waiting on an idle stream still sees it open.
+func (p *proxy) copyStream(w http.ResponseWriter, body io.Reader, buf []byte) {
 	fl, _ := w.(http.Flusher)
+	var mu sync.Mutex // the ResponseWriter is used by this goroutine and the timer's
+	sent, done := false, false
 	if fl != nil {
-		fl.Flush() // the headers, so a client waiting on an idle stream sees it open
-	}
-	buf := *bp
-	for {
-		n, err := resp.Body.Read(buf)
-		if n > 0 {
-			if _, werr := w.Write(buf[:n]); werr != nil {
-				return
-			}
-			if fl != nil {
+		t := time.AfterFunc(sseHeaderDelay, func() {
+			mu.Lock()
+			defer mu.Unlock()
+			if !sent && !done {
+				sent = true
 				fl.Flush()
+			}
+		})
+		defer t.Stop()
+	}
+	defer func() {
+		mu.Lock()
+		done = true // the handler returns: the timer must not touch w any more
+		mu.Unlock()
+	}()
+	for {
+		n, err := body.Read(buf)
+		if n > 0 {
+			mu.Lock()
+			sent = true
+			_, werr := w.Write(buf[:n])
+			if werr == nil && fl != nil {
+				fl.Flush()
+			}
+			mu.Unlock()
+			if werr != nil {
+				return
 			}
 		}
 		if err != nil {

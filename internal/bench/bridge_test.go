@@ -3,8 +3,9 @@
 package bench
 
 import (
-	"context"
-	"github.com/authkeeper/authkeeper/internal/e2e"
+	"errors"
+	"fmt"
+	"io/fs"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -12,146 +13,212 @@ import (
 	"testing"
 	"time"
 
+	"github.com/authkeeper/authkeeper/internal/e2e"
 	"github.com/authkeeper/authkeeper/internal/testbed"
-	"github.com/modelcontextprotocol/go-sdk/mcp"
 )
 
-// TestBridgeBenchmark measures one tools/call round trip four ways against the same Go SDK server
-// (SSE mode): direct with the token, through the proxy, through `authkeeper bridge` over stdio, and
-// through the pinned npm mcp-remote over stdio given the same token with --header. One Go SDK client
-// drives all four, one call at a time. It then reads each stdio process's resident memory, writes
-// docs/bench-bridge.md and the latency plot when AUTHKEEPER_BENCH_REPORT is set, and fails if any
-// call fails.
+// bridgePlan is how much TestBridgeBenchmark measures.
+type bridgePlan struct {
+	warm, slice  time.Duration // per path: the warm-up, then each round's turn
+	rounds       int
+	startRuns    int // start-ups of each stdio path
+	loadSessions int // processes started at once per path
+	loadRounds   int
+	loadWarm     time.Duration
+	loadWindow   time.Duration
+	profileCalls int // calls made by the bridge that writes a CPU profile
+	straceCalls  int // calls made by each process run under strace
+}
+
+var (
+	bridgeFull = bridgePlan{warm: time.Second, slice: time.Second, rounds: 15, startRuns: 15, loadSessions: 10, loadRounds: 3,
+		loadWarm: time.Second, loadWindow: 3 * time.Second, profileCalls: 3000, straceCalls: 1000}
+	bridgeSmoke = bridgePlan{warm: 100 * time.Millisecond, slice: 200 * time.Millisecond, rounds: 1, startRuns: 2, loadSessions: 2,
+		loadRounds: 1, loadWarm: 100 * time.Millisecond, loadWindow: 200 * time.Millisecond, profileCalls: 20, straceCalls: 20}
+)
+
+// The paths of the bridge benchmark.
+const (
+	pathDirect       = "direct"
+	pathProxy        = "proxy"
+	pathBridge       = "bridge"
+	pathRemote       = "mcp-remote"
+	pathRemoteSilent = "mcp-remote --silent"
+)
+
+// cpuProfileEnv names the file `authkeeper bridge` writes a Go CPU profile of its life to, at exit.
+const cpuProfileEnv = "AUTHKEEPER_CPU_PROFILE"
+
+// TestBridgeBenchmark measures a tools/call round trip five ways against one Go SDK server (SSE mode),
+// all driven by one client process of their own (see clientEnv): direct with the token, through the
+// proxy, through `authkeeper bridge` over stdio, and through the pinned npm mcp-remote over stdio
+// given the same token with --header, as is and with --silent. Then the start-up of the stdio
+// processes, ten of each at once, a CPU profile of the bridge and the system calls of the bridge and
+// of mcp-remote. It writes bench-bridge.md and the latency plot next to AUTHKEEPER_BENCH_REPORT when
+// that is set, and fails if any call fails or mcp-remote signs in on its own.
 func TestBridgeBenchmark(t *testing.T) {
 	out := os.Getenv(reportEnv)
-	rounds, slice, warm := 5, time.Second, time.Second
-	if out == "" {
-		rounds, slice, warm = 1, 200*time.Millisecond, 100*time.Millisecond
+	plan := bridgeSmoke
+	if out != "" {
+		plan = bridgeFull
 	}
 	bin := e2e.MustBinary(t) // before anything else: building needs the real HOME's caches
 	node := testbed.NodeDir(t)
 	e := newEnv(t)
-	const mode = "sse"
+	const server = "sse"
 	signIns := e.as.TokenRequests(t, "authorization_code")
-
-	paths := []*stdioPath{{name: "direct"}, {name: "proxy"}, {name: "bridge"}, {name: "mcp-remote"}, {name: "mcp-remote --silent"}}
-	paths[0].cs = e.session(t, mode, viaDirect, nil)
-	paths[1].cs = e.session(t, mode, viaProxy, nil)
-	bridge := exec.Command(bin, "bridge", mode)
-	bridge.Env = e.childEnv
-	paths[2].connect(t, bridge)
-	tok, err := e.eng.Token(context.Background(), mode)
+	tok, err := e.eng.Token(t.Context(), server)
 	if err != nil {
 		t.Fatal(err)
 	}
-	// mcp-remote logs every message to stderr unless --silent: measured both ways.
-	paths[3].connect(t, mcpRemote(t, node, e.urls[mode], tok))
-	paths[4].connect(t, mcpRemote(t, node, e.urls[mode], tok, "--silent"))
+	direct := pathSpec{Name: pathDirect, URL: e.urls[server], Headers: map[string]string{"Authorization": "Bearer " + tok}}
+	proxied := pathSpec{Name: pathProxy, URL: e.eng.ProxyEndpoint(server)}
+	bridge := pathSpec{Name: pathBridge, Command: bin, Args: []string{"bridge", server}, Env: e.childEnv}
+	remote := mcpRemote(t, node, e.urls[server], tok, pathRemote)
+	silent := mcpRemote(t, node, e.urls[server], tok, pathRemoteSilent, "--silent")
 
-	for _, p := range paths { // warm-up: connections, JIT, caches
-		p.calls(t, warm)
-		p.lat = nil
+	r := bridgeResults{plan: plan}
+	r.latency = runClient(t, clientSpec{Job: jobLatency, Paths: []pathSpec{direct, proxied, bridge, remote, silent},
+		Warm: plan.warm, Rounds: plan.rounds, Slice: plan.slice}, tok).Paths
+	sortRounds(r.latency)
+	for _, p := range r.latency {
+		all := pooled(p)
+		t.Logf("%-20s %6d calls: p50 %v p99 %v", p.Name, len(all), pct(all, 50), pct(all, 99))
 	}
-	// Interleaved slices, so drift on the machine hits every path alike.
-	for range rounds {
-		for _, p := range paths {
-			p.lat = append(p.lat, p.calls(t, slice)...)
-		}
+	r.startup = runClient(t, clientSpec{Job: jobStartup, Paths: []pathSpec{bridge, remote, silent}, Runs: plan.startRuns}, tok).Paths
+	for _, p := range r.startup {
+		t.Logf("%-20s start-up: median %s", p.Name, fmtMS(spreadOf(durationsMS(p.Startup)).med))
 	}
-	for _, p := range paths {
-		slices.Sort(p.lat)
-		if p.pid != 0 {
-			if p.rssKiB, err = memKiB(p.pid, "VmRSS"); err != nil {
-				t.Fatal(err)
-			}
-			if p.hwmKiB, err = memKiB(p.pid, "VmHWM"); err != nil {
-				t.Fatal(err)
-			}
+	r.load = runClient(t, clientSpec{Job: jobLoad, Paths: []pathSpec{bridge, silent}, Sessions: plan.loadSessions,
+		Rounds: plan.loadRounds, Warm: plan.loadWarm, Slice: plan.loadWindow}, tok).Paths
+	sortRounds(r.load)
+	for _, p := range r.load {
+		all := pooled(p)
+		t.Logf("%-20s ×%d at once: %d calls, p50 %v p99 %v, total RSS %s", p.Name, plan.loadSessions, len(all), pct(all, 50),
+			pct(all, 99), mib(p.RSSKiB[0]))
+	}
+	r.profile = profileBridge(t, bin, bridge, plan.profileCalls)
+	r.strace = []straceSummary{straceOf(t, bridge, plan.straceCalls), straceOf(t, silent, plan.straceCalls, tok)}
+	for _, s := range r.strace {
+		if s.err != nil {
+			t.Logf("%s: no syscall count: %v", s.path, s.err)
+			continue
 		}
-		t.Logf("%-10s %5d calls: p50 %v p99 %v; RSS %s (peak %s)", p.name, len(p.lat), pct(p.lat, 50), pct(p.lat, 99), mib(p.rssKiB), mib(p.hwmKiB))
+		t.Logf("%-20s %.1f syscalls per request", s.path, s.perRequest())
+	}
+	if r.profile.err != nil {
+		t.Logf("bridge CPU profile: %v", r.profile.err)
+	} else if m := showing.FindString(r.profile.excerpt); m != "" {
+		t.Logf("bridge CPU profile: %s", m)
 	}
 	if n := e.as.TokenRequests(t, "authorization_code") - signIns; n != 0 {
 		t.Errorf("%d sign-ins during the run: mcp-remote started its own OAuth flow", n)
 	}
-	if out == "" {
+	if out == "" || t.Failed() {
 		return
 	}
 	dir := filepath.Dir(out)
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		t.Fatal(err)
 	}
-	series := make([]series, len(paths))
-	for i, p := range paths {
-		series[i] = newSeries(p.name, p.lat)
+	series := make([]series, len(r.latency))
+	for i, p := range r.latency {
+		series[i] = newSeries(p.Name, pooled(p))
 	}
-	png, err := percentilePlot("tools/call echo round trip, one client, one call at a time", series)
+	png, err := percentilePlot("tools/call echo round trip, one client process, one call at a time", series)
 	if err != nil {
 		t.Fatal(err)
 	}
 	if err := os.WriteFile(filepath.Join(dir, "bench-latency.png"), png, 0o644); err != nil {
 		t.Fatal(err)
 	}
-	if err := os.WriteFile(filepath.Join(dir, "bench-bridge.md"), bridgeReport(paths, rounds, slice, warm), 0o644); err != nil {
+	if err := os.WriteFile(filepath.Join(dir, "bench-bridge.md"), bridgeReport(r), 0o644); err != nil {
 		t.Fatal(err)
 	}
 	t.Logf("wrote %s and %s", filepath.Join(dir, "bench-bridge.md"), filepath.Join(dir, "bench-latency.png"))
 }
 
-// mcpRemote returns the command that runs mcp-remote against url with tok in an Authorization header.
+// mcpRemote returns the path that runs mcp-remote against url with tok in an Authorization header.
 // It runs as an installed mcp-remote runs (its bin's shebang is node), so the pid is the node process
-// itself; with a private HOME and config dir, it finds no stored tokens and writes none elsewhere.
-func mcpRemote(t *testing.T, node, url, tok string, extra ...string) *exec.Cmd {
-	args := append([]string{url, "--transport", "http-only", "--allow-http", "--header", "Authorization: Bearer " + tok}, extra...)
-	cmd := exec.Command(filepath.Join(node, "node_modules", ".bin", "mcp-remote"), args...)
+// itself; with a private HOME and config dir, shared by the processes of the path as by one user's
+// agent sessions, it finds no stored tokens and writes none elsewhere.
+func mcpRemote(t *testing.T, node, url, tok, name string, extra ...string) pathSpec {
 	home := t.TempDir()
-	cmd.Env = []string{"HOME=" + home, "MCP_REMOTE_CONFIG_DIR=" + filepath.Join(home, ".mcp-auth"), "PATH=" + os.Getenv("PATH")}
-	return cmd
+	return pathSpec{Name: name, Command: filepath.Join(node, "node_modules", ".bin", "mcp-remote"),
+		Args: append([]string{url, "--transport", "http-only", "--allow-http", "--header", "Authorization: Bearer " + tok}, extra...),
+		Env:  []string{"HOME=" + home, "MCP_REMOTE_CONFIG_DIR=" + filepath.Join(home, ".mcp-auth"), "PATH=" + os.Getenv("PATH")}}
 }
 
-// stdioPath is one way to reach the server, with what was measured on it.
-type stdioPath struct {
-	name   string
-	cs     *mcp.ClientSession
-	pid    int // the stdio process, 0 for the HTTP paths
-	stderr *testbed.SyncBuffer
-	lat    []time.Duration
-	rssKiB int64
-	hwmKiB int64
+// profileBridge runs one more bridge with cpuProfileEnv set, makes calls calls, lets it exit, and
+// summarises the profile it wrote with `go tool pprof -top`.
+func profileBridge(t *testing.T, bin string, p pathSpec, calls int) profileSummary {
+	file := filepath.Join(t.TempDir(), "bridge.pprof")
+	p.Env = append(slices.Clone(p.Env), cpuProfileEnv+"="+file)
+	runClient(t, clientSpec{Job: jobCalls, Paths: []pathSpec{p}, Calls: calls})
+	s := profileSummary{what: fmt.Sprintf("one bridge process, %d tools/call", calls), share: -1}
+	if _, err := os.Stat(file); errors.Is(err, fs.ErrNotExist) {
+		s.err = fmt.Errorf("the bridge wrote no profile to the file %s names (a binary without that hook?)", cpuProfileEnv)
+		return s
+	} else if err != nil {
+		s.err = err
+		return s
+	}
+	s.excerpt, s.err = pprofTool("-top", "-nodecount=25", bin, file)
+	return s
 }
 
-// connect starts cmd as a stdio MCP server under the Go SDK client.
-func (p *stdioPath) connect(t *testing.T, cmd *exec.Cmd) {
-	t.Helper()
-	p.stderr = &testbed.SyncBuffer{}
-	cmd.Stderr = p.stderr
-	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
-	defer cancel()
-	c := mcp.NewClient(&mcp.Implementation{Name: "bench", Version: "1"}, nil)
-	cs, err := c.Connect(ctx, &mcp.CommandTransport{Command: cmd, TerminateDuration: 2 * time.Second}, nil)
+// straceSummary is the system calls of one stdio process over its whole life.
+type straceSummary struct {
+	path  string
+	calls int // tools/call requests it answered; with initialize, calls+1 requests
+	table straceTable
+	err   error // why there is no table
+}
+
+// perRequest is the process's system calls divided by the requests it answered.
+func (s straceSummary) perRequest() float64 { return float64(s.table.total) / float64(s.calls+1) }
+
+// straceOf runs p under `strace -c -f` (every thread and child process counted) for calls calls.
+func straceOf(t *testing.T, p pathSpec, calls int, secrets ...string) straceSummary {
+	s := straceSummary{path: p.Name, calls: calls}
+	st, err := exec.LookPath("strace")
 	if err != nil {
-		t.Fatalf("connect %s: %v\nstderr:\n%s", p.name, err, p.stderr)
+		s.err = errors.New("strace is not installed")
+		return s
 	}
-	p.cs, p.pid = cs, cmd.Process.Pid
-	t.Cleanup(func() {
-		cs.Close()
-		if t.Failed() {
-			t.Logf("--- stderr of %s ---\n%s", p.name, p.stderr)
-		}
-	})
+	file := filepath.Join(t.TempDir(), "strace.txt")
+	p.Args = append([]string{"-c", "-f", "-o", file, p.Command}, p.Args...)
+	p.Command = st
+	runClient(t, clientSpec{Job: jobCalls, Paths: []pathSpec{p}, Calls: calls}, secrets...)
+	data, err := os.ReadFile(file)
+	if err != nil {
+		s.err = err
+		return s
+	}
+	s.table, s.err = parseStrace(string(data))
+	return s
 }
 
-// calls calls echo back to back for d and returns every call's latency.
-func (p *stdioPath) calls(t *testing.T, d time.Duration) []time.Duration {
-	t.Helper()
-	params := &mcp.CallToolParams{Name: "echo", Arguments: map[string]any{"text": "hello"}}
-	var lat []time.Duration
-	for until := time.Now().Add(d); time.Now().Before(until); {
-		t0 := time.Now()
-		res, err := p.cs.CallTool(context.Background(), params)
-		if err != nil || res.IsError {
-			t.Fatalf("%s: call failed: %v %+v", p.name, err, res)
+// sortRounds sorts each round's latencies.
+func sortRounds(ps []pathResult) {
+	for _, p := range ps {
+		for _, r := range p.Rounds {
+			slices.Sort(r)
 		}
-		lat = append(lat, time.Since(t0))
 	}
-	return lat
+}
+
+// pooled is every call of every round, sorted.
+func pooled(p pathResult) []time.Duration {
+	all := slices.Concat(p.Rounds...)
+	slices.Sort(all)
+	return all
+}
+
+func durationsMS(ds []time.Duration) []float64 {
+	v := make([]float64, len(ds))
+	for i, d := range ds {
+		v[i] = msOf(d)
+	}
+	return v
 }

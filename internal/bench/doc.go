@@ -3,12 +3,15 @@
 // gnome-keyring, Xvfb, and the real authkeeper binary. `make bench` runs each benchmark in a process of
 // its own and writes its report to docs/:
 //
-//   - TestProxyBenchmark (bench-proxy.md): the latency the loopback proxy adds to a tools/call, at 1 and
-//     50 concurrent clients, the throughput it allows, and the latency of the first SSE event, each
-//     against the same call made directly to the server;
+//   - TestProxyBenchmark (bench-proxy.md): the latency the loopback proxy adds to a tools/call and the
+//     throughput it allows, at 1 and 50 concurrent clients, in interleaved rounds against the same call
+//     made directly to the server, judged on the median over rounds and its interquartile range; the
+//     floor a bare reverse proxy sets; the latency of the first SSE event; CPU profiles of the proxied
+//     rounds;
 //   - TestBridgeBenchmark (bench-bridge.md, bench-latency.png): a tools/call round trip over stdio
 //     through `authkeeper bridge` and through the pinned npm mcp-remote given the same token, next to
-//     direct and proxied calls, and each stdio process's resident memory;
+//     direct and proxied calls, all driven by one client process of their own (this test binary run
+//     again, see clientEnv); start-up, ten sessions at once, a CPU profile and the system calls;
 //   - TestFootprintBenchmark (bench-footprint.md): idle CPU and resident memory of `authkeeper serve`
 //     and of the tray app, each with 10 signed-in servers;
 //   - TestSchedulerScaleBenchmark (bench-scale.md): 1,000 servers in the engine's scheduler — heap,

@@ -195,5 +195,3 @@ func observeIdle(t *testing.T, what string, pid int, cpu cpuClock, window time.D
 		obs.cpuText(), obs.coreText(), obs.wakeups(), mib(obs.rssKiB), mib(obs.hwmKiB))
 	return obs
 }
-
-func mib(kib int64) string { return fmt.Sprintf("%.1f MiB", float64(kib)/1024) }
