@@ -198,7 +198,7 @@ bench: deps build
 	@for tt in Proxy:10m Bridge:15m Footprint:10m SchedulerScale:10m; do t=$${tt%%:*}; \
 	  echo "make bench: Test$${t}Benchmark"; \
 	  AUTHKEEPER_BENCH_REPORT=$(CURDIR)/docs/bench-proxy.md AUTHKEEPER_BIN=$(CURDIR)/$(BIN) \
-	    $(GO) test -count=1 -timeout $${tt#*:} -run "^Test$${t}Benchmark\$$" -v ./internal/bench; \
+	    $(GO) test -count=1 -timeout $${tt#*:} -run "^Test$${t}Benchmark\$$" -v ./internal/bench || exit 1; \
 	done
 	$(GO) test -run '^$$' -bench . -benchmem ./...
 

@@ -55,10 +55,11 @@ const maxLine = 16 << 20
 
 // Bridge relays one stdio client's MCP session to a server through the proxy. Run it once.
 type Bridge struct {
-	cfg      BridgeConfig
-	rt       *proxyTransport
-	log      func(format string, args ...any)
-	endpoint string // the server's route on the proxy; the host is replaced by proxyTransport
+	cfg         BridgeConfig
+	rt          *proxyTransport
+	log         func(format string, args ...any)
+	endpoint    string   // the server's route on the proxy; the host is replaced by proxyTransport
+	endpointURL *url.URL // endpoint, parsed; shared, never modified
 
 	outMu  sync.Mutex
 	outErr error // the first failed write to the client
@@ -87,6 +88,11 @@ func NewBridge(cfg BridgeConfig) (*Bridge, error) {
 		cfg.Log = io.Discard
 	}
 	b := &Bridge{cfg: cfg, endpoint: "http://authkeeper/mcp/" + url.PathEscape(cfg.Server)}
+	u, err := url.Parse(b.endpoint)
+	if err != nil {
+		return nil, fmt.Errorf("bridge: server name %q: %w", cfg.Server, err)
+	}
+	b.endpointURL = u
 	b.log = func(format string, args ...any) {
 		fmt.Fprintf(cfg.Log, "authkeeper bridge %s: "+format+"\n", append([]any{cfg.Server}, args...)...)
 	}
@@ -245,13 +251,53 @@ type message struct {
 	name   string // params.name (or params.uri) of a tools/call, prompts/get or resources/read
 }
 
-// envelope is what the bridge reads of a JSON-RPC message.
+// envelope is what the bridge reads of a JSON-RPC message. Params, result and error are decoded only
+// as far as the bridge needs them (their presence, a name, a protocol version): the rest of the
+// message is scanned, never copied.
 type envelope struct {
 	ID     json.RawMessage `json:"id"`
 	Method string          `json:"method"`
-	Params json.RawMessage `json:"params"`
-	Result json.RawMessage `json:"result"`
-	Error  json.RawMessage `json:"error"`
+	Params lenient         `json:"params"`
+	Result presence        `json:"result"`
+	Error  presence        `json:"error"`
+}
+
+// presence records that a field is there, whatever its value (null included), without copying it.
+type presence bool
+
+func (p *presence) UnmarshalJSON([]byte) error {
+	*p = true
+	return nil
+}
+
+// lenient is the part of a request's params the bridge reads: the name of a tool or prompt, or a
+// resource's URI. Params of any other shape (an array, say) are the server's business, not an error.
+type lenient struct {
+	Name string
+	URI  string
+}
+
+func (l *lenient) UnmarshalJSON(b []byte) error {
+	var p struct {
+		Name lenientString `json:"name"`
+		URI  lenientString `json:"uri"`
+	}
+	if json.Unmarshal(b, &p) == nil {
+		l.Name, l.URI = string(p.Name), string(p.URI)
+	}
+	return nil
+}
+
+// lenientString is a string field that a value of another type leaves empty instead of failing the
+// whole message.
+type lenientString string
+
+func (s *lenientString) UnmarshalJSON(b []byte) error {
+	var v string
+	if json.Unmarshal(b, &v) == nil {
+		*s = lenientString(v)
+	}
+	return nil
 }
 
 // parseMessage decodes raw's envelope; raw is kept as it is.
@@ -287,19 +333,12 @@ func parseMessage(raw []byte) (*message, error) {
 	case env.Method != "" && !isNull(env.ID):
 		msg.calls = []string{idKey(env.ID)}
 		switch env.Method {
-		case "tools/call", "prompts/get", "resources/read":
-			var p struct {
-				Name string `json:"name"`
-				URI  string `json:"uri"`
-			}
-			if json.Unmarshal(env.Params, &p) == nil {
-				msg.name = p.Name
-				if env.Method == "resources/read" {
-					msg.name = p.URI
-				}
-			}
+		case "tools/call", "prompts/get":
+			msg.name = env.Params.Name
+		case "resources/read":
+			msg.name = env.Params.URI
 		}
-	case env.Method == "" && (env.Result != nil || env.Error != nil):
+	case env.Method == "" && (bool(env.Result) || bool(env.Error)):
 		msg.answer = idKey(env.ID)
 	case env.Method == "":
 		return nil, errors.New("neither a request nor a response")

@@ -8,9 +8,9 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"mime"
 	"net/http"
 	"strconv"
+	"strings"
 	"sync"
 	"time"
 
@@ -36,10 +36,7 @@ type pending struct {
 
 // start writes msg to the proxy on the current session.
 func (b *Bridge) start(ctx context.Context, msg *message) *pending {
-	req, err := http.NewRequestWithContext(ctx, http.MethodPost, b.endpoint, bytes.NewReader(msg.raw))
-	if err != nil { // the endpoint is fixed and valid: cannot happen
-		panic(err)
-	}
+	req := b.post(ctx, msg.raw)
 	h := req.Header
 	h["Content-Type"] = []string{"application/json"}
 	h["Accept"] = []string{"application/json, text/event-stream"}
@@ -56,6 +53,16 @@ func (b *Bridge) start(ctx context.Context, msg *message) *pending {
 		}
 	}
 	return &pending{x: b.rt.start(req), gen: gen, session: h.Get("Mcp-Session-Id") != ""}
+}
+
+// post returns a POST of body to the server's route: http.NewRequestWithContext without parsing the
+// fixed endpoint again for every message.
+func (b *Bridge) post(ctx context.Context, body []byte) *http.Request {
+	req := &http.Request{Method: http.MethodPost, URL: b.endpointURL, Proto: "HTTP/1.1", ProtoMajor: 1, ProtoMinor: 1,
+		Header: make(http.Header, 8), Host: b.endpointURL.Host, ContentLength: int64(len(body)),
+		Body:    io.NopCloser(bytes.NewReader(body)),
+		GetBody: func() (io.ReadCloser, error) { return io.NopCloser(bytes.NewReader(body)), nil }}
+	return req.WithContext(ctx)
 }
 
 // send waits for the answer to msg (started as p, or started now when p is nil) and relays it. When
@@ -122,7 +129,7 @@ func (b *Bridge) relay(ctx context.Context, msg *message, p *pending, resp *http
 	if len(msg.calls) == 0 {
 		return // a notification or response: 202 Accepted, nothing to relay
 	}
-	ct, _, _ := mime.ParseMediaType(resp.Header.Get("Content-Type"))
+	ct := mediaType(resp.Header.Get("Content-Type"))
 	switch {
 	case status == http.StatusAccepted || status == http.StatusNoContent:
 		b.failed(ctx, msg, errors.New("the server accepted the request but sent no answer"))
@@ -176,20 +183,21 @@ func (b *Bridge) answered(data []byte) (string, error) {
 	if err := json.Unmarshal(data, &env); err != nil {
 		return "", fmt.Errorf("the server sent a message that is not JSON-RPC: %w", err)
 	}
-	if env.Method != "" || (env.Result == nil && env.Error == nil) {
+	if env.Method != "" || (!bool(env.Result) && !bool(env.Error)) {
 		return "", nil // a request or notification from the server
 	}
 	key := idKey(env.ID)
 	b.mu.Lock()
 	isInit := key == b.initID
 	b.mu.Unlock()
-	if isInit && env.Result != nil {
+	if isInit && bool(env.Result) {
 		var res struct {
-			ProtocolVersion string `json:"protocolVersion"`
+			Result struct {
+				ProtocolVersion lenientString `json:"protocolVersion"`
+			} `json:"result"`
 		}
-		if json.Unmarshal(env.Result, &res) == nil {
-			b.rt.setVersion(res.ProtocolVersion)
-		}
+		json.Unmarshal(data, &res) //nolint:errcheck // a result that is not an object has no version
+		b.rt.setVersion(string(res.Result.ProtocolVersion))
 	}
 	return key, nil
 }
@@ -311,7 +319,7 @@ func (b *Bridge) resume(ctx context.Context, lastID string, delay time.Duration)
 		b.log("could not resume an answer stream: %v", err)
 		return nil
 	}
-	ct, _, _ := mime.ParseMediaType(resp.Header.Get("Content-Type"))
+	ct := mediaType(resp.Header.Get("Content-Type"))
 	if resp.StatusCode != http.StatusOK || ct != "text/event-stream" {
 		resp.Body.Close()
 		b.log("could not resume an answer stream: the proxy answered %d", resp.StatusCode)
@@ -433,8 +441,8 @@ func (b *Bridge) reopen(ctx context.Context, gen int) error {
 	if err := json.Unmarshal(answer, &env); err != nil {
 		return fmt.Errorf("the server's answer to initialize is not JSON-RPC: %w", err)
 	}
-	if env.Error != nil {
-		return fmt.Errorf("the server refused initialize: %s", env.Error)
+	if rpc := errorAnswer(answer); rpc != nil {
+		return fmt.Errorf("the server refused initialize: %d %s", rpc.Code, rpc.Message)
 	}
 	if inited {
 		req, err := http.NewRequestWithContext(ctx, http.MethodPost, b.endpoint, bytes.NewReader([]byte(`{"jsonrpc":"2.0","method":"notifications/initialized"}`)))
@@ -473,7 +481,7 @@ func firstAnswer(resp *http.Response) ([]byte, error) {
 		}
 		return nil, fmt.Errorf("the proxy answered %d %s", resp.StatusCode, http.StatusText(resp.StatusCode))
 	}
-	ct, _, _ := mime.ParseMediaType(resp.Header.Get("Content-Type"))
+	ct := mediaType(resp.Header.Get("Content-Type"))
 	if ct != "text/event-stream" {
 		return io.ReadAll(io.LimitReader(resp.Body, maxLine))
 	}
@@ -491,6 +499,12 @@ func firstAnswer(resp *http.Response) ([]byte, error) {
 			return nil, fmt.Errorf("the stream ended before the answer: %w", err)
 		}
 	}
+}
+
+// mediaType returns a Content-Type's media type, lower-cased, without parameters.
+func mediaType(ct string) string {
+	mt, _, _ := strings.Cut(ct, ";")
+	return strings.ToLower(strings.TrimSpace(mt))
 }
 
 // rpcAnswer is a JSON-RPC error answer the proxy (or the server) sent with an HTTP error status.

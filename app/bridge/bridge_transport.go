@@ -40,11 +40,17 @@ type proxyTransport struct {
 	conns   connPool // for owners with receipts
 
 	mu      sync.Mutex
-	info    *control.ProxyInfo // nil until resolved
-	version string             // negotiated protocol version, "" before initialize
+	info    *owner // nil until resolved
+	version string // negotiated protocol version, "" before initialize
 }
 
 var _ http.RoundTripper = (*proxyTransport)(nil)
+
+// owner is a resolved owner's proxy: its ProxyInfo, with the URL parsed once.
+type owner struct {
+	control.ProxyInfo
+	scheme, host string
+}
 
 func (t *proxyTransport) setVersion(v string) {
 	t.mu.Lock()
@@ -62,20 +68,16 @@ func (t *proxyTransport) getVersion() string {
 // receipts (the only connections this transport pools).
 func (t *proxyTransport) warm(ctx context.Context) {
 	info, err := t.current(ctx, nil)
-	if err != nil || !info.Receipts {
+	if err != nil || !info.Receipts || info.scheme != "http" {
 		return
 	}
-	base, err := url.Parse(info.URL)
-	if err != nil || base.Scheme != "http" {
-		return
-	}
-	if pc, _, err := t.conns.get(ctx, base.Host); err == nil {
+	if pc, _, err := t.conns.get(ctx, info.host); err == nil {
 		t.conns.put(pc)
 	}
 }
 
 // current returns the proxy to use; with renew, a new one unless stale was already replaced.
-func (t *proxyTransport) current(ctx context.Context, stale *control.ProxyInfo) (*control.ProxyInfo, error) {
+func (t *proxyTransport) current(ctx context.Context, stale *owner) (*owner, error) {
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	if t.info != nil && t.info != stale {
@@ -88,7 +90,11 @@ func (t *proxyTransport) current(ctx context.Context, stale *control.ProxyInfo) 
 	if info.URL == "" {
 		return nil, errors.New("the owner serves no proxy")
 	}
-	t.info = &info
+	base, err := url.Parse(info.URL)
+	if err != nil {
+		return nil, fmt.Errorf("proxy URL: %w", err)
+	}
+	t.info = &owner{ProxyInfo: info, scheme: base.Scheme, host: base.Host}
 	return t.info, nil
 }
 
@@ -101,7 +107,7 @@ func (t *proxyTransport) RoundTrip(req *http.Request) (*http.Response, error) {
 type exchange struct {
 	t    *proxyTransport
 	req  *http.Request
-	info *control.ProxyInfo
+	info *owner
 	a    attempt
 	pe   *poolExchange // the first attempt, written and awaiting its answer
 	done bool          // a holds the first attempt's outcome
@@ -124,7 +130,7 @@ func (t *proxyTransport) start(req *http.Request) *exchange {
 			x.a, x.done = attempt{err: err}, true
 			return x
 		}
-		if r.URL.Scheme == "http" {
+		if info.scheme == "http" {
 			x.pe, x.a = t.conns.begin(r)
 			x.done = x.pe == nil
 		}
@@ -178,13 +184,10 @@ type attempt struct {
 }
 
 // prepare returns req aimed at the proxy in info, carrying its key and the protocol version.
-func (t *proxyTransport) prepare(req *http.Request, info *control.ProxyInfo) (*http.Request, error) {
-	base, err := url.Parse(info.URL)
-	if err != nil {
-		return nil, fmt.Errorf("proxy URL: %w", err)
-	}
+func (t *proxyTransport) prepare(req *http.Request, info *owner) (*http.Request, error) {
+	var err error
 	r := req.Clone(req.Context())
-	r.URL.Scheme, r.URL.Host, r.Host = base.Scheme, base.Host, ""
+	r.URL.Scheme, r.URL.Host, r.Host = info.scheme, info.host, ""
 	r.Header.Set(proxy.ProxyKeyHeader, info.Key)
 	t.mu.Lock()
 	if v := t.version; v != "" && r.Header.Get("Mcp-Protocol-Version") == "" {
@@ -200,12 +203,12 @@ func (t *proxyTransport) prepare(req *http.Request, info *control.ProxyInfo) (*h
 }
 
 // send sends one attempt of req to the proxy in info.
-func (t *proxyTransport) send(req *http.Request, info *control.ProxyInfo) attempt {
+func (t *proxyTransport) send(req *http.Request, info *owner) attempt {
 	r, err := t.prepare(req, info)
 	if err != nil {
 		return attempt{err: err}
 	}
-	if info.Receipts && r.URL.Scheme == "http" {
+	if info.Receipts && info.scheme == "http" {
 		return t.conns.roundTrip(r)
 	}
 	var sent *atomic.Bool
