@@ -117,12 +117,26 @@ func (b *Bridge) Run(ctx context.Context) error {
 	// Warm one connection to the proxy while the client starts: its initialize need not wait for the
 	// dial.
 	go b.rt.warm(ctx)
-	err := <-errc
-	b.endSession()
-	cancel()
-	wg.Wait()
-	b.rt.conns.drop()
-	return err
+	defer b.rt.conns.drop()
+	select {
+	case err := <-errc:
+		// The client closed its input (or it failed): the calls it sent still get their answers
+		// (`echo '…' | authkeeper bridge NAME` works), then the session ends. A client that will not
+		// wait ends the bridge through ctx (SIGTERM).
+		done := make(chan struct{})
+		go func() { wg.Wait(); close(done) }()
+		select {
+		case <-done:
+		case <-ctx.Done():
+		}
+		b.endSession()
+		return err
+	case <-ctx.Done():
+		// The read loop may be blocked on stdin, which ctx cannot interrupt: leave it; the calls in
+		// flight end with ctx.
+		b.endSession()
+		return nil
+	}
 }
 
 // readLoop reads the client's messages and relays each. Calls are answered concurrently, so a slow
@@ -170,7 +184,9 @@ func readLine(r *bufio.Reader) ([]byte, error) {
 	for {
 		chunk, err := r.ReadSlice('\n')
 		if err == nil && long == nil {
-			return bytes.TrimRight(chunk, "\r\n"), nil
+			// A copy: the message outlives the reader's buffer (its body may be sent again, and a
+			// call's answer is awaited while the next lines are read).
+			return bytes.Clone(bytes.TrimRight(chunk, "\r\n")), nil
 		}
 		if len(long) <= maxLine {
 			long = append(long, chunk...)

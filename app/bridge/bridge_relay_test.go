@@ -5,6 +5,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"fmt"
 	"io"
 	"strings"
 	"testing"
@@ -145,5 +146,61 @@ func TestIDKeyMatchesAnIDHoweverItIsSpelled(t *testing.T) {
 		if got := string(rawID(idKey([]byte(id)))); got != id {
 			t.Errorf("rawID(idKey(%s)) = %s", id, got)
 		}
+	}
+}
+
+// TestBridgeAnswersManyCallsSentAtOnce: calls that arrive in one write, while earlier ones are still
+// on their way, each get their own answer — every message's bytes stay its own while the next lines
+// are read — over both ways to the owner.
+func TestBridgeAnswersManyCallsSentAtOnce(t *testing.T) {
+	for _, receipts := range []bool{true, false} {
+		t.Run(fmt.Sprintf("receipts=%v", receipts), func(t *testing.T) {
+			d := newDirectServer(t)
+			clientIn, bridgeOut := io.Pipe()
+			bridgeIn, clientOut := io.Pipe()
+			br, err := NewBridge(BridgeConfig{Server: "direct", In: bridgeIn, Out: bridgeOut,
+				Resolve: func(context.Context, bool) (control.ProxyInfo, error) {
+					return control.ProxyInfo{URL: d.url, Key: "k", Receipts: receipts}, nil
+				}})
+			if err != nil {
+				t.Fatal(err)
+			}
+			done := make(chan error, 1)
+			go func() { done <- br.Run(context.Background()) }()
+			lines := bufio.NewReader(clientIn)
+			read := func() map[string]any {
+				t.Helper()
+				l, err := lines.ReadString('\n')
+				if err != nil {
+					t.Fatal(err)
+				}
+				var m map[string]any
+				if err := json.Unmarshal([]byte(l), &m); err != nil {
+					t.Fatalf("%q: %v", l, err)
+				}
+				return m
+			}
+			io.WriteString(clientOut, `{"jsonrpc":"2.0","id":0,"method":"initialize","params":{"protocolVersion":"2025-06-18","capabilities":{},"clientInfo":{"name":"raw","version":"1"}}}`+"\n")
+			read()
+			var batch strings.Builder
+			batch.WriteString(`{"jsonrpc":"2.0","method":"notifications/initialized"}` + "\n")
+			const n = 40
+			for i := 1; i <= n; i++ {
+				fmt.Fprintf(&batch, `{"jsonrpc":"2.0","id":%d,"method":"tools/call","params":{"name":"echo","arguments":{"text":"call %d %s"}}}`+"\n", i, i, strings.Repeat("x", 200*i))
+			}
+			go io.WriteString(clientOut, batch.String())
+			for range n {
+				m := read()
+				id, _ := m["id"].(float64)
+				want := fmt.Sprintf("call %d %s", int(id), strings.Repeat("x", 200*int(id)))
+				if !strings.Contains(string(mustJSON(t, m)), want) {
+					t.Errorf("answer %v does not echo %q", m, want[:12])
+				}
+			}
+			clientOut.Close()
+			if err := <-done; err != nil {
+				t.Errorf("bridge: %v", err)
+			}
+		})
 	}
 }
