@@ -142,6 +142,7 @@ var envVars = []envVar{
 	{envFleetKeyFile, []string{"tray", "serve", "export", "import"}, "the fleet key file (the default of --fleet-key-file)"},
 	{envFleetKey, []string{"tray", "serve", "export", "import"}, "the fleet key line(s) themselves, when no key file is named"},
 	{envInstance, []string{"tray", "serve"}, "with an etcd store: this instance's name in the fleet (the default of --instance)"},
+	{envCPUProfile, []string{"bridge"}, "a file the bridge writes a Go CPU profile of its whole run to (for `go tool pprof`; make bench uses it)"},
 	{"CLAUDE_CODE_MCP_SERVER_NAME", []string{"headers"}, "the server NAME when none is given (Claude Code sets it)"},
 	{"CLAUDE_CONFIG_DIR", []string{"clients", "doctor"}, "the directory of Claude Code's .claude.json (default: your home directory)"},
 	{"COPILOT_HOME", []string{"clients", "doctor"}, "GitHub Copilot CLI's directory (default ~/.copilot)"},
