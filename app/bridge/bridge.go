@@ -251,7 +251,8 @@ func (b *Bridge) endSession() {
 		return
 	}
 	req.Header.Set("Mcp-Session-Id", session)
-	if resp, err := b.rt.RoundTrip(req); err == nil {
+	// Sent once, to the owner known now: ending the bridge must not look for (or become) a new owner.
+	if resp, err := b.rt.once(req); err == nil {
 		io.Copy(io.Discard, io.LimitReader(resp.Body, 64<<10))
 		resp.Body.Close()
 	}

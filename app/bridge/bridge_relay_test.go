@@ -113,6 +113,7 @@ func TestReadEventFollowsTheEventStreamFormat(t *testing.T) {
 		{"comment and unknown field", ": ping\nfoo: bar\ndata: x\n\n", []event{{data: []byte("x")}}},
 		{"priming event with id only, then retry", "id: 1\ndata:\n\nretry: 250\n\n", []event{{id: "1", hasID: true}, {retry: 250 * time.Millisecond}}},
 		{"two events", "data: a\n\ndata: b\n\n", []event{{data: []byte("a")}, {data: []byte("b")}}},
+		{"an event type without data ends with its block", "event: ping\n\ndata: x\n\n", []event{{data: []byte("x")}}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -46,13 +46,22 @@ func (b *Bridge) start(ctx context.Context, msg *message) *pending {
 	if session != "" && msg.method != "initialize" {
 		h["Mcp-Session-Id"] = []string{session}
 	}
-	if v := b.rt.getVersion(); v >= minStandardHeaders && msg.method != "" && !msg.batch {
-		h.Set("Mcp-Method", msg.method)
-		if msg.name != "" {
-			h.Set("Mcp-Name", msg.name)
-		}
+	if !msg.batch {
+		b.standardHeaders(h, msg.method, msg.name)
 	}
 	return &pending{x: b.rt.start(req), gen: gen, session: h.Get("Mcp-Session-Id") != ""}
+}
+
+// standardHeaders sets the Mcp-Method and Mcp-Name headers that servers of protocol 2026-07-28 and
+// later require on a request (none on a response).
+func (b *Bridge) standardHeaders(h http.Header, method, name string) {
+	if method == "" || b.rt.getVersion() < minStandardHeaders {
+		return
+	}
+	h.Set("Mcp-Method", method)
+	if name != "" {
+		h.Set("Mcp-Name", name)
+	}
 }
 
 // post returns a POST of body to the server's route: http.NewRequestWithContext without parsing the
@@ -83,7 +92,10 @@ func (b *Bridge) send(ctx context.Context, msg *message, p *pending) {
 		if resp.StatusCode == http.StatusNotFound && p.session {
 			body, _ := io.ReadAll(io.LimitReader(resp.Body, 64<<10))
 			resp.Body.Close()
-			if rpc := errorAnswer(body); rpc != nil {
+			// An answer to this very message (the proxy's not_configured, a server's method not found)
+			// is relayed; any other 404 on a session — the Go SDK's plain text, the TypeScript and
+			// Python SDKs' JSON-RPC errors with id null — means the session is gone.
+			if rpc := errorAnswer(body); rpc != nil && answersOne(rpc.ID, msg.calls) {
 				b.relayError(ctx, msg, rpc, resp.StatusCode)
 				return
 			}
@@ -254,6 +266,11 @@ func (b *Bridge) events(resp *http.Response, owed map[string]bool, lastID *strin
 	}()
 	for {
 		ev, rerr := readEvent(r)
+		if rerr != nil {
+			// The stream ended, within an event or after the last one: an event the stream did not
+			// finish is dropped (WHATWG), and its id is not one to resume from.
+			return progress, nil
+		}
 		if ev.hasID && ev.id != *lastID {
 			*lastID, progress = ev.id, true
 		}
@@ -273,9 +290,6 @@ func (b *Bridge) events(resp *http.Response, owed map[string]bool, lastID *strin
 				drain(resp.Body)
 				return true, nil
 			}
-		}
-		if rerr != nil {
-			return progress, nil
 		}
 	}
 }
@@ -361,6 +375,7 @@ func readEvent(r *bufio.Reader) (event, error) {
 			if dataLines > 0 || ev.hasID || ev.retry > 0 {
 				return ev, nil
 			}
+			ev, dataLines = event{}, 0 // a block with no data still ends its event type
 			continue
 		}
 		if line[0] != ':' {
@@ -428,6 +443,7 @@ func (b *Bridge) reopen(ctx context.Context, gen int) error {
 	}
 	req.Header.Set("Content-Type", "application/json")
 	req.Header.Set("Accept", "application/json, text/event-stream")
+	b.standardHeaders(req.Header, "initialize", "")
 	resp, err := b.rt.RoundTrip(req)
 	if err != nil {
 		return err
@@ -454,6 +470,7 @@ func (b *Bridge) reopen(ctx context.Context, gen int) error {
 		if session != "" {
 			req.Header.Set("Mcp-Session-Id", session)
 		}
+		b.standardHeaders(req.Header, "notifications/initialized", "")
 		resp, err := b.rt.RoundTrip(req)
 		if err != nil {
 			return err
@@ -529,6 +546,20 @@ func errorAnswer(body []byte) *rpcAnswer {
 		return nil
 	}
 	return &rpcAnswer{ID: env.ID, Code: env.Error.Code, Message: env.Error.Message, Data: env.Error.Data}
+}
+
+// answersOne reports whether a JSON-RPC id is that of one of calls.
+func answersOne(id json.RawMessage, calls []string) bool {
+	if isNull(id) {
+		return false
+	}
+	k := idKey(id)
+	for _, c := range calls {
+		if c == k {
+			return true
+		}
+	}
+	return false
 }
 
 // relayError answers msg's calls with the JSON-RPC error the proxy sent (auth_failure and the like keep

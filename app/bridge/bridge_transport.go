@@ -103,6 +103,16 @@ func (t *proxyTransport) RoundTrip(req *http.Request) (*http.Response, error) {
 	return t.start(req).wait()
 }
 
+// once sends req to the current owner once: no resend, no looking for another owner.
+func (t *proxyTransport) once(req *http.Request) (*http.Response, error) {
+	info, err := t.current(req.Context(), nil)
+	if err != nil {
+		return nil, err
+	}
+	a := t.send(req, info)
+	return a.resp, a.err
+}
+
 // exchange is one request on its way: start writes it, wait reads the answer.
 type exchange struct {
 	t    *proxyTransport

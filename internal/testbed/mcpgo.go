@@ -156,8 +156,19 @@ type MCPServer struct {
 	// server's origin (its hooks and statistics work as usual). Nil otherwise.
 	AuthServer *AuthServer
 
-	stats    func(testing.TB) MCPStats
-	redirect func(to string) // nil for servers that cannot be switched (the TypeScript one)
+	stats       func(testing.TB) MCPStats
+	redirect    func(to string)    // nil for servers that cannot be switched (the TypeScript one)
+	endSessions func(t testing.TB) // nil where not offered (the Go one: use the SDK server's sessions)
+}
+
+// EndSessions ends every session of the TypeScript SDK server, as a server that restarts or expires
+// them does: a request with an old session id then gets the SDK's 404, a JSON-RPC error with id null.
+func (s *MCPServer) EndSessions(t testing.TB) {
+	t.Helper()
+	if s.endSessions == nil {
+		t.Fatal("this MCP server cannot end its sessions on request")
+	}
+	s.endSessions(t)
 }
 
 // RedirectTo switches a Go SDK server to answering every request to its endpoint with a 307 to `to`,

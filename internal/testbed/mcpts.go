@@ -63,6 +63,17 @@ func TSMCPServer(t testing.TB, opts MCPServerOptions) *MCPServer {
 		Resource:            resource,
 		ResourceMetadataURL: resourceMetadataURL(resource),
 		stats:               func(t testing.TB) MCPStats { t.Helper(); return fetchStats(t, base+"/_bench/stats") },
+		endSessions: func(t testing.TB) {
+			t.Helper()
+			resp, err := http.Post(base+"/_bench/end-sessions", "application/json", nil)
+			if err != nil {
+				t.Fatalf("ts mcp end sessions: %v", err)
+			}
+			resp.Body.Close()
+			if resp.StatusCode != http.StatusOK {
+				t.Fatalf("ts mcp end sessions: %s", resp.Status)
+			}
+		},
 	}
 }
 

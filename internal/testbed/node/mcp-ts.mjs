@@ -151,6 +151,14 @@ const sessions = new Map(); // session id → transport
 
 const app = createMcpExpressApp({ host: '127.0.0.1' });
 app.get('/_bench/stats', (_req, res) => res.json(stats));
+// Ends every session, as a server that restarts or expires them does: the next request with an old
+// session id gets the SDK's 404.
+app.post('/_bench/end-sessions', async (_req, res) => {
+  const all = [...sessions.values()];
+  sessions.clear();
+  await Promise.all(all.map((t) => t.close()));
+  res.json({ ended: all.length });
+});
 if (cfg.originResource || (cfg.advertiseAS && cfg.advertiseAS !== meta.issuer)) {
   // The SDK's router can name neither another authorization server than the issuer's nor a resource
   // without the trailing slash URL.href adds to an origin: serve this metadata first, in its place.
