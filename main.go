@@ -9,9 +9,11 @@ import (
 	"github.com/authkeeper/authkeeper/app"
 	// First, before fyne's lang package reads the locale: see its doc.
 	_ "github.com/authkeeper/authkeeper/app/locale"
+	"github.com/authkeeper/authkeeper/app/startup"
 	"github.com/authkeeper/authkeeper/tray"
 )
 
 func main() {
+	startup.Resume() // the collector was off while the packages initialized
 	os.Exit(app.Run(context.Background(), os.Args, tray.Run))
 }
