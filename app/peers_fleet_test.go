@@ -131,8 +131,30 @@ func (fb *fleetBench) states() string {
 	return b.String()
 }
 
-// refreshers counts the refreshed events per instance since mark.
-func (fb *fleetBench) refreshers(since time.Time) (map[string]int, int) {
+// refreshers counts the refreshed events per instance since mark, the adoptions, and the refresh
+// grants the AS received since it counted asBase. The AS counts a refresh when its request arrives;
+// the instance publishes its event only after the new tokens are persisted, so a refresh still on its
+// way is in the AS's count and not yet in the events: refreshers waits (up to 5 s) for the events to
+// catch up with the AS before it returns. A refresh the AS saw and no running instance reported, or
+// one by another instance, still shows in what it returns.
+func (fb *fleetBench) refreshers(t *testing.T, since time.Time, asBase int) (by map[string]int, adopted, atAS int) {
+	t.Helper()
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		by, adopted = fb.eventsSince(since)
+		atAS = fb.as.TokenRequests(t, "refresh_token") - asBase
+		total := 0
+		for _, n := range by {
+			total += n
+		}
+		if total >= atAS || time.Now().After(deadline) {
+			return by, adopted, atAS
+		}
+		time.Sleep(50 * time.Millisecond) // the events come through each engine's event hub
+	}
+}
+
+func (fb *fleetBench) eventsSince(since time.Time) (map[string]int, int) {
 	fb.mu.Lock()
 	defer fb.mu.Unlock()
 	by, adopted := map[string]int{}, 0
@@ -241,8 +263,7 @@ func TestFleetOfThreeSharesOneGrantWithOneRefresherAtATime(t *testing.T) {
 		if len(failed) > 0 {
 			t.Fatalf("%d of %d calls failed: %v", len(failed), calls, failed[0])
 		}
-		by, adopted := fb.refreshers(mark)
-		atAS := fb.as.TokenRequests(t, "refresh_token") - refreshes
+		by, adopted, atAS := fb.refreshers(t, mark, refreshes)
 		if len(by) != 1 || by[fb.ids[leader]] == 0 || by[fb.ids[leader]] != atAS {
 			t.Fatalf("refreshes per instance %v, %d at the AS; want them all from the leader %s", by, atAS, fb.ids[leader])
 		}
@@ -273,8 +294,8 @@ func TestFleetOfThreeSharesOneGrantWithOneRefresherAtATime(t *testing.T) {
 		if err != nil || out != "after a 401" {
 			t.Fatalf("a call through the follower after its token was refused: %q, %v", out, err)
 		}
-		by, _ := fb.refreshers(mark)
-		if n := fb.as.TokenRequests(t, "refresh_token") - refreshes; n < 1 || by[fb.ids[follower]] != 0 || by[fb.ids[leader]] != n {
+		by, _, n := fb.refreshers(t, mark, refreshes)
+		if n < 1 || by[fb.ids[follower]] != 0 || by[fb.ids[leader]] != n {
 			t.Fatalf("after the follower's 401: %d refreshes at the AS, per instance %v; want them all from the leader %s", n, by, fb.ids[leader])
 		}
 		if again, err := fb.engines[follower].Token(ctx, "bench"); err != nil || again == tok {
@@ -293,10 +314,9 @@ func TestFleetOfThreeSharesOneGrantWithOneRefresherAtATime(t *testing.T) {
 		if len(failed) > 0 {
 			t.Fatalf("%d of %d calls through the surviving instances failed: %v", len(failed), calls, failed[0])
 		}
-		by, _ := fb.refreshers(left)
-		if len(by) != 1 || by[fb.ids[next]] == 0 || by[fb.ids[next]] != fb.as.TokenRequests(t, "refresh_token")-refreshes {
-			t.Fatalf("refreshes after the leader left: %v, %d at the AS; want all from the new leader %s", by,
-				fb.as.TokenRequests(t, "refresh_token")-refreshes, fb.ids[next])
+		by, _, atAS := fb.refreshers(t, left, refreshes)
+		if len(by) != 1 || by[fb.ids[next]] == 0 || by[fb.ids[next]] != atAS {
+			t.Fatalf("refreshes after the leader left: %v, %d at the AS; want all from the new leader %s", by, atAS, fb.ids[next])
 		}
 		t.Logf("takeover: %s leads %s after %s left; %d calls", fb.ids[next], took.Round(time.Millisecond), fb.ids[old], calls)
 	})
