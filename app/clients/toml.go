@@ -6,12 +6,13 @@ import (
 	"errors"
 	"fmt"
 	"math"
+	"reflect"
 	"regexp"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/BurntSushi/toml"
-	"github.com/google/go-cmp/cmp"
 )
 
 // Codex's config.toml is the user's, full of other tables and comments, and no Go TOML library writes
@@ -210,7 +211,7 @@ func checkTOMLMerge(before map[string]any, after []byte, section string, want ma
 	}
 	servers, _ := got[section].(map[string]any)
 	for name, fields := range want {
-		if d := cmp.Diff(fields, servers[name]); d != "" {
+		if !sameTOML(fields, servers[name]) {
 			return fmt.Errorf("%w: %s.%s would not hold the new entry and the keys kept from the old one", ErrUnmergeable, section, name)
 		}
 		delete(servers, name)
@@ -226,10 +227,60 @@ func checkTOMLMerge(before map[string]any, after []byte, section string, want ma
 	if s, ok := before[section].(map[string]any); ok && len(s) == 0 {
 		delete(before, section)
 	}
-	if d := cmp.Diff(before, got); d != "" {
+	if !sameTOML(before, got) {
 		return fmt.Errorf("%w: the edit would change other settings", ErrUnmergeable)
 	}
 	return nil
+}
+
+// sameTOML reports whether two values BurntSushi/toml decoded are the same TOML value: tables and
+// arrays element by element; date-times by instant, offset and zone (not by time.Time's fields, which
+// hold a *time.Location pointer), so the same instant written with another offset is a change; NaN
+// equal to NaN (a file holding `nan` is still that file: go-cmp, used here before, refused it);
+// anything else by reflect.DeepEqual, which also tells an integer from a float. A table TOML cannot
+// write is no different from an empty one.
+func sameTOML(a, b any) bool {
+	switch a := a.(type) {
+	case map[string]any:
+		b, ok := b.(map[string]any)
+		if !ok || len(a) != len(b) {
+			return false
+		}
+		for k, v := range a {
+			if w, ok := b[k]; !ok || !sameTOML(v, w) {
+				return false
+			}
+		}
+		return true
+	case []any:
+		b, ok := b.([]any)
+		return ok && sameSlice(a, b)
+	case []map[string]any:
+		b, ok := b.([]map[string]any)
+		return ok && sameSlice(a, b)
+	case time.Time:
+		b, ok := b.(time.Time)
+		an, ao := a.Zone()
+		bn, bo := b.Zone()
+		return ok && a.Equal(b) && an == bn && ao == bo && a.Location().String() == b.Location().String()
+	case float64:
+		b, ok := b.(float64)
+		return ok && (a == b || math.IsNaN(a) && math.IsNaN(b))
+	default:
+		return reflect.DeepEqual(a, b)
+	}
+}
+
+func sameSlice[E any](a, b []E) bool {
+	if len(a) != len(b) {
+		return false
+	}
+	for i := range a {
+		if !sameTOML(a[i], b[i]) {
+			return false
+		}
+	}
+	return true
 }
 
 // toFieldsRaw decodes an entry as TOML decodes a table of it: []any of strings, map[string]any.

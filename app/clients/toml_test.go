@@ -51,6 +51,9 @@ func TestMergeTOMLServersEditsOnlyTheServersTables(t *testing.T) {
 			in:      "notes = \"\"\"\n[mcp_servers.bench]\n\"\"\"\n",
 			entries: []Member{entry("bench", "k2")},
 			want:    "notes = \"\"\"\n[mcp_servers.bench]\n\"\"\"\n\n" + benchTable},
+		{name: "date-times and nan elsewhere are kept", in: "released = 1979-05-27T07:32:00-08:00\nlocal = 1979-05-27T07:32:00\nx = nan\n",
+			entries: []Member{entry("bench", "k2")},
+			want:    "released = 1979-05-27T07:32:00-08:00\nlocal = 1979-05-27T07:32:00\nx = nan\n\n" + benchTable},
 		{name: "inline table under [mcp_servers]", in: "[mcp_servers]\nbench = { url = \"x\" }\n",
 			entries: []Member{entry("bench", "k2")}, unmergeable: true},
 		{name: "dotted keys", in: "mcp_servers.bench.url = \"x\"\n",
@@ -85,6 +88,45 @@ func TestMergeTOMLServersEditsOnlyTheServersTables(t *testing.T) {
 
 // TestCodexSnippetIsTheTableItWrites: the printed snippet parses as TOML and holds url and
 // http_headers (never `headers`, which Codex ignores).
+// TestSameTOMLComparesWhatTOMLSays pins the comparison that proves a merge: two decodes of one
+// document are the same (date-times and nan included), and any change TOML can tell is a difference:
+// a value, a type, an offset, a key, an element.
+func TestSameTOMLComparesWhatTOMLSays(t *testing.T) {
+	for _, tc := range []struct {
+		a, b string
+		same bool
+	}{
+		{a: "t = 1979-05-27T07:32:00-08:00\n[[s]]\nd = 1979-05-27\n[[s]]\nl = 07:32:00", b: "", same: true},
+		{a: "x = nan\ny = inf\narr = [1, [2, \"3\"], {k = 1.5}]", b: "", same: true},
+		{a: "t = 1979-05-27T07:32:00-08:00", b: "t = 1979-05-27T15:32:00Z"},
+		{a: "t = 1979-05-27T07:32:00-08:00", b: "t = 1979-05-27T07:32:01-08:00"},
+		{a: "t = 1979-05-27T07:32:00", b: "t = 1979-05-27T07:32:00Z"},
+		{a: "n = 1", b: "n = 1.0"},
+		{a: "n = nan", b: "n = 1.0"},
+		{a: "a = [1, 2]", b: "a = [1, 2, 3]"},
+		{a: "a = [1, 2]", b: "a = [2, 1]"},
+		{a: "[[s]]\nk = 1\n[[s]]\nk = 2", b: "[[s]]\nk = 1\n[[s]]\nk = 3"},
+		{a: "[t]\nk = 1", b: "[t]\nk = 1\nj = 2"},
+		{a: "[t]\nk = 1", b: "[u]\nk = 1"},
+		{a: "k = \"1\"", b: "k = 1"},
+	} {
+		b := tc.b
+		if b == "" {
+			b = tc.a
+		}
+		var x, y map[string]any
+		if _, err := toml.Decode(tc.a, &x); err != nil {
+			t.Fatalf("%q: %v", tc.a, err)
+		}
+		if _, err := toml.Decode(b, &y); err != nil {
+			t.Fatalf("%q: %v", b, err)
+		}
+		if got := sameTOML(x, y); got != tc.same || sameTOML(y, x) != tc.same {
+			t.Errorf("sameTOML(%q, %q) = %v; want %v", tc.a, b, got, tc.same)
+		}
+	}
+}
+
 func TestCodexSnippetIsTheTableItWrites(t *testing.T) {
 	tgt, _ := TargetByID("codex")
 	snip, err := tgt.Snippet(Setup{ProxyURL: "http://127.0.0.1:5000", Key: "k\"ey"}, []string{"bench", "docs"})
