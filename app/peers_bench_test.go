@@ -42,10 +42,12 @@ type bench struct {
 
 // benchOptions picks the real peers of a bench and where its engine keeps its files.
 type benchOptions struct {
-	AS     testbed.AuthServerOptions
-	TS     bool     // the TypeScript SDK server instead of the Go SDK one
-	JSON   bool     // the server answers POSTs with application/json instead of SSE
-	Scopes []string // the server's required scopes; default mcp:read
+	AS   testbed.AuthServerOptions
+	TS   bool // the TypeScript SDK server instead of the Go SDK one
+	JSON bool // the server answers POSTs with application/json instead of SSE
+	// Stateless runs the Go SDK server stateless, the mode in which it speaks protocol 2026-07-28.
+	Stateless bool
+	Scopes    []string // the server's required scopes; default mcp:read
 	// Home gives the test a private HOME and XDG directories and the engine their default paths, so
 	// that the command line (run) and the real binary find it; without it the engine gets private
 	// directories of its own. Find the binary (e2e.MustBinary) before: building needs the real HOME.
@@ -63,7 +65,7 @@ func newBench(t *testing.T, opts benchOptions) *bench {
 	} else {
 		b.paths = tempPaths(t)
 	}
-	mo := testbed.MCPServerOptions{Issuer: b.as.Issuer, JSONResponse: opts.JSON, RequiredScopes: opts.Scopes, Opaque: opts.AS.Opaque}
+	mo := testbed.MCPServerOptions{Issuer: b.as.Issuer, JSONResponse: opts.JSON, Stateless: opts.Stateless, RequiredScopes: opts.Scopes, Opaque: opts.AS.Opaque}
 	if mo.RequiredScopes == nil {
 		mo.RequiredScopes = []string{"mcp:read"}
 	}

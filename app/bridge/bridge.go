@@ -266,6 +266,10 @@ type message struct {
 	answer string   // idKey of the request this answers, "" if it is not a response
 	batch  bool
 	name   string // params.name (or params.uri) of a tools/call, prompts/get or resources/read
+	// version is the protocol version a request of 2026-07-28 or later names in its own
+	// params._meta (SEP-2575: that protocol has no initialize; each request says its version, and
+	// over HTTP its Mcp-Protocol-Version header must say the same). "" for earlier protocols.
+	version string
 }
 
 // envelope is what the bridge reads of a JSON-RPC message. Params, result and error are decoded only
@@ -290,17 +294,34 @@ func (p *presence) UnmarshalJSON([]byte) error {
 // lenient is the part of a request's params the bridge reads: the name of a tool or prompt, or a
 // resource's URI. Params of any other shape (an array, say) are the server's business, not an error.
 type lenient struct {
-	Name string
-	URI  string
+	Name    string
+	URI     string
+	Version string // params._meta's protocol version (see message.version)
 }
 
 func (l *lenient) UnmarshalJSON(b []byte) error {
 	var p struct {
 		Name lenientString `json:"name"`
 		URI  lenientString `json:"uri"`
+		Meta lenientMeta   `json:"_meta"`
 	}
 	if json.Unmarshal(b, &p) == nil {
-		l.Name, l.URI = string(p.Name), string(p.URI)
+		l.Name, l.URI, l.Version = string(p.Name), string(p.URI), p.Meta.version
+	}
+	return nil
+}
+
+// lenientMeta is the part of params._meta the bridge reads: the protocol version a request of
+// 2026-07-28 or later names (the Go SDK's MetaKeyProtocolVersion). A _meta of another shape leaves it
+// empty.
+type lenientMeta struct{ version string }
+
+func (m *lenientMeta) UnmarshalJSON(b []byte) error {
+	var v struct {
+		ProtocolVersion lenientString `json:"io.modelcontextprotocol/protocolVersion"`
+	}
+	if json.Unmarshal(b, &v) == nil {
+		m.version = string(v.ProtocolVersion)
 	}
 	return nil
 }
@@ -345,7 +366,7 @@ func parseMessage(raw []byte) (*message, error) {
 	if err := json.Unmarshal(raw, &env); err != nil {
 		return nil, err
 	}
-	msg.method = env.Method
+	msg.method, msg.version = env.Method, env.Params.Version
 	switch {
 	case env.Method != "" && !isNull(env.ID):
 		msg.calls = []string{idKey(env.ID)}

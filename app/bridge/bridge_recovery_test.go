@@ -33,6 +33,12 @@ type directServer struct {
 
 func newDirectServer(t *testing.T) *directServer {
 	t.Helper()
+	return newDirectServerWith(t, nil)
+}
+
+// newDirectServerWith is newDirectServer with the HTTP handler's options (Stateless, say).
+func newDirectServerWith(t *testing.T, opts *mcp.StreamableHTTPOptions) *directServer {
+	t.Helper()
 	d := &directServer{server: mcp.NewServer(&mcp.Implementation{Name: "direct", Version: "1"}, nil), sessions: map[string]bool{},
 		slowCalls: make(chan struct{}, 1)}
 	type echoIn struct {
@@ -56,7 +62,7 @@ func newDirectServer(t *testing.T) *directServer {
 		}
 		return &mcp.CallToolResult{Content: []mcp.Content{&mcp.TextContent{Text: "slept"}}}, nil, nil
 	})
-	h := mcp.NewStreamableHTTPHandler(func(*http.Request) *mcp.Server { return d.server }, nil)
+	h := mcp.NewStreamableHTTPHandler(func(*http.Request) *mcp.Server { return d.server }, opts)
 	mux := http.NewServeMux()
 	mux.HandleFunc("/mcp/direct", func(w http.ResponseWriter, r *http.Request) {
 		d.mu.Lock()

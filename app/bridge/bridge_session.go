@@ -43,16 +43,25 @@ func (b *Bridge) start(ctx context.Context, msg *message) *pending {
 	if session != "" && msg.method != "initialize" {
 		h["Mcp-Session-Id"] = []string{session}
 	}
+	if msg.version != "" {
+		// The message's own version wins over the session's, as in the Go SDK's HTTP client: a
+		// server rejects a request whose _meta names a version its header does not (-32020).
+		h["Mcp-Protocol-Version"] = []string{msg.version}
+	}
 	if !msg.batch {
-		b.standardHeaders(h, msg.method, msg.name)
+		b.standardHeaders(h, msg.method, msg.name, msg.version)
 	}
 	return &pending{x: b.rt.start(req), gen: gen, session: h.Get("Mcp-Session-Id") != ""}
 }
 
 // standardHeaders sets the Mcp-Method and Mcp-Name headers that servers of protocol 2026-07-28 and
-// later require on a request (none on a response).
-func (b *Bridge) standardHeaders(h http.Header, method, name string) {
-	if method == "" || b.rt.getVersion() < minStandardHeaders {
+// later require on a request (none on a response). version is the message's own (see
+// message.version), else the session's applies.
+func (b *Bridge) standardHeaders(h http.Header, method, name, version string) {
+	if version == "" {
+		version = b.rt.getVersion()
+	}
+	if method == "" || version < minStandardHeaders {
 		return
 	}
 	h.Set("Mcp-Method", method)
@@ -242,7 +251,7 @@ func (b *Bridge) reopen(ctx context.Context, gen int) error {
 	}
 	req.Header.Set("Content-Type", "application/json")
 	req.Header.Set("Accept", "application/json, text/event-stream")
-	b.standardHeaders(req.Header, "initialize", "")
+	b.standardHeaders(req.Header, "initialize", "", "")
 	resp, err := b.rt.RoundTrip(req)
 	if err != nil {
 		return err
@@ -269,7 +278,7 @@ func (b *Bridge) reopen(ctx context.Context, gen int) error {
 		if session != "" {
 			req.Header.Set("Mcp-Session-Id", session)
 		}
-		b.standardHeaders(req.Header, "notifications/initialized", "")
+		b.standardHeaders(req.Header, "notifications/initialized", "", "")
 		resp, err := b.rt.RoundTrip(req)
 		if err != nil {
 			return err

@@ -39,6 +39,10 @@ type MCPServerOptions struct {
 	// JSONResponse makes the server answer POSTs with a single application/json body instead of a
 	// text/event-stream. Default false: SSE, so notifications arrive while a tool runs.
 	JSONResponse bool
+	// Stateless runs the Go SDK's handler stateless (StreamableHTTPOptions.Stateless): no sessions,
+	// and the only mode in which it speaks protocol 2026-07-28 (SEP-2575: no initialize, each
+	// request names its version). GoMCPServer only. Default false.
+	Stateless bool
 	// RequiredScopes must all be granted to every request's token, else 403. Default: none.
 	RequiredScopes []string
 	// ProtectedMethods, when set, are the only JSON-RPC methods that need a token — e.g.
@@ -233,7 +237,7 @@ func GoMCPServer(t testing.TB, opts MCPServerOptions) *MCPServer {
 	server := mcp.NewServer(&mcp.Implementation{Name: "authkeeper-bench-go", Version: "1"}, nil)
 	registerGoTools(server)
 	mcpHandler := mcp.NewStreamableHTTPHandler(func(*http.Request) *mcp.Server { return server },
-		&mcp.StreamableHTTPOptions{JSONResponse: opts.JSONResponse})
+		&mcp.StreamableHTTPOptions{JSONResponse: opts.JSONResponse, Stateless: opts.Stateless})
 	protect := func(scopes []string) http.Handler {
 		return auth.RequireBearerToken(v.Verify, &auth.RequireBearerTokenOptions{
 			ResourceMetadataURL: s.ResourceMetadataURL,

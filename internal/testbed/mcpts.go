@@ -30,6 +30,9 @@ func TSMCPServer(t testing.TB, opts MCPServerOptions) *MCPServer {
 	if opts.Legacy != LegacyNone {
 		t.Fatal("TSMCPServer: Legacy is offered by GoMCPServer only")
 	}
+	if opts.Stateless {
+		t.Fatal("TSMCPServer: Stateless is offered by GoMCPServer only")
+	}
 	dir := NodeDir(t)
 	cfg, err := json.Marshal(map[string]any{
 		"issuer":                    opts.Issuer,
