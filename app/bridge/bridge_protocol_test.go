@@ -1,15 +1,11 @@
 package bridge
 
 import (
-	"bufio"
 	"context"
-	"encoding/json"
-	"io"
 	"testing"
 	"time"
 
 	"github.com/authkeeper/authkeeper/app/control"
-	"github.com/authkeeper/authkeeper/internal/testbed"
 	"github.com/modelcontextprotocol/go-sdk/mcp"
 )
 
@@ -26,52 +22,14 @@ const newProtocol = "2026-07-28"
 func TestBridgeCarriesEachRequestsOwnProtocolVersion(t *testing.T) {
 	t.Run("discover on a stateful server", func(t *testing.T) {
 		d := newDirectServer(t)
-		clientIn, bridgeOut := io.Pipe()
-		bridgeIn, clientOut := io.Pipe()
-		log := &testbed.SyncBuffer{}
-		br, err := NewBridge(BridgeConfig{Server: "direct", In: bridgeIn, Out: bridgeOut, Log: log,
-			Resolve: func(context.Context, bool) (control.ProxyInfo, error) {
-				return control.ProxyInfo{URL: d.url, Key: "k", Receipts: true}, nil
-			}})
-		if err != nil {
-			t.Fatal(err)
-		}
-		done := make(chan error, 1)
-		go func() { done <- br.Run(context.Background()) }()
-		discover := `{"jsonrpc":"2.0","id":1,"method":"server/discover","params":{"_meta":{` +
+		rb := newRawBridge(t, d.url)
+		answer := rb.exchange(`{"jsonrpc":"2.0","id":1,"method":"server/discover","params":{"_meta":{` +
 			`"io.modelcontextprotocol/clientCapabilities":{},"io.modelcontextprotocol/clientInfo":{"name":"raw","version":"1"},` +
-			`"io.modelcontextprotocol/protocolVersion":"` + newProtocol + `"}}}` + "\n"
-		if _, err := io.WriteString(clientOut, discover); err != nil {
-			t.Fatal(err)
+			`"io.modelcontextprotocol/protocolVersion":"` + newProtocol + `"}}}`)
+		if answer["id"] != float64(1) || answer["error"] != nil || answer["result"] == nil {
+			t.Errorf("server/discover through the bridge: %v; want a result", answer)
 		}
-		line := make(chan string, 1)
-		go func() {
-			l, _ := bufio.NewReader(clientIn).ReadString('\n')
-			line <- l
-		}()
-		var answer struct {
-			ID     int             `json:"id"`
-			Result json.RawMessage `json:"result"`
-			Error  *struct {
-				Code    int    `json:"code"`
-				Message string `json:"message"`
-			} `json:"error"`
-		}
-		select {
-		case l := <-line:
-			if err := json.Unmarshal([]byte(l), &answer); err != nil {
-				t.Fatalf("answer %q: %v", l, err)
-			}
-		case <-time.After(20 * time.Second):
-			t.Fatalf("no answer to server/discover\nbridge log:\n%s", log)
-		}
-		if answer.ID != 1 || answer.Error != nil || len(answer.Result) == 0 {
-			t.Errorf("server/discover through the bridge: error %+v, result %s; want a result", answer.Error, answer.Result)
-		}
-		clientOut.Close()
-		if err := <-done; err != nil {
-			t.Errorf("bridge: %v", err)
-		}
+		rb.end()
 		d.mu.Lock()
 		defer d.mu.Unlock()
 		if len(d.requests) == 0 {

@@ -21,44 +21,8 @@ import (
 // bytes unchanged; a notification gets no answer.
 func TestBridgeRelaysLinesAsTheyAreAndAnswersBadOnes(t *testing.T) {
 	d := newDirectServer(t)
-	clientIn, bridgeOut := io.Pipe()
-	bridgeIn, clientOut := io.Pipe()
-	log := &testbed.SyncBuffer{}
-	br, err := NewBridge(BridgeConfig{Server: "direct", In: bridgeIn, Out: bridgeOut, Log: log,
-		Resolve: func(context.Context, bool) (control.ProxyInfo, error) {
-			return control.ProxyInfo{URL: d.url, Key: "k", Receipts: true}, nil
-		}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	done := make(chan error, 1)
-	go func() { done <- br.Run(context.Background()) }()
-	lines := bufio.NewReader(clientIn)
-	exchange := func(send string) map[string]any {
-		t.Helper()
-		if _, err := io.WriteString(clientOut, send+"\n"); err != nil {
-			t.Fatal(err)
-		}
-		got := make(chan string, 1)
-		go func() {
-			l, _ := lines.ReadString('\n')
-			got <- l
-		}()
-		select {
-		case l := <-got:
-			if strings.Count(l, "\n") != 1 || !strings.HasSuffix(l, "\n") {
-				t.Fatalf("answer is not one line: %q", l)
-			}
-			var m map[string]any
-			if err := json.Unmarshal([]byte(l), &m); err != nil {
-				t.Fatalf("answer %q: %v", l, err)
-			}
-			return m
-		case <-time.After(20 * time.Second):
-			t.Fatalf("no answer to %s\nbridge log:\n%s", send, log)
-			return nil
-		}
-	}
+	rb := newRawBridge(t, d.url)
+	exchange, clientOut := rb.exchange, rb.in
 	bad := exchange(`this is not json`)
 	if e, _ := bad["error"].(map[string]any); bad["id"] != nil || e == nil || e["code"] != float64(-32700) {
 		t.Errorf("answer to a bad line: %v, want a parse error with id null", bad)
@@ -75,19 +39,80 @@ func TestBridgeRelaysLinesAsTheyAreAndAnswersBadOnes(t *testing.T) {
 	if call["id"] != float64(41) || res == nil || !bytes.Contains(mustJSON(t, res), []byte(`two\nlines`)) {
 		t.Errorf("tools/call answered %v", call)
 	}
-	clientOut.Close()
+	rb.end()
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if n := len(d.requests); n == 0 || d.requests[n-1].Get("Mcp-Session-Id") == "" {
+		t.Errorf("the bridge did not end its session (%d requests)", n)
+	}
+}
+
+// rawBridge is a bridge to the server at url whose stdio side the test drives by hand, line by line.
+type rawBridge struct {
+	t     *testing.T
+	in    io.WriteCloser // the bridge's stdin
+	lines *bufio.Reader  // its stdout
+	log   *testbed.SyncBuffer
+	done  chan error
+}
+
+func newRawBridge(t *testing.T, url string) *rawBridge {
+	t.Helper()
+	clientIn, bridgeOut := io.Pipe()
+	bridgeIn, clientOut := io.Pipe()
+	rb := &rawBridge{t: t, in: clientOut, lines: bufio.NewReader(clientIn), log: &testbed.SyncBuffer{}, done: make(chan error, 1)}
+	br, err := NewBridge(BridgeConfig{Server: "direct", In: bridgeIn, Out: bridgeOut, Log: rb.log,
+		Resolve: func(context.Context, bool) (control.ProxyInfo, error) {
+			return control.ProxyInfo{URL: url, Key: "k", Receipts: true}, nil
+		}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	go func() { rb.done <- br.Run(context.Background()) }()
+	return rb
+}
+
+// exchange writes send as one line and returns the next line the bridge writes, which must be one
+// JSON message.
+func (rb *rawBridge) exchange(send string) map[string]any {
+	t := rb.t
+	t.Helper()
+	if _, err := io.WriteString(rb.in, send+"\n"); err != nil {
+		t.Fatal(err)
+	}
+	got := make(chan string, 1)
+	go func() {
+		l, _ := rb.lines.ReadString('\n')
+		got <- l
+	}()
 	select {
-	case err := <-done:
+	case l := <-got:
+		if strings.Count(l, "\n") != 1 || !strings.HasSuffix(l, "\n") {
+			t.Fatalf("answer is not one line: %q", l)
+		}
+		var m map[string]any
+		if err := json.Unmarshal([]byte(l), &m); err != nil {
+			t.Fatalf("answer %q: %v", l, err)
+		}
+		return m
+	case <-time.After(20 * time.Second):
+		t.Fatalf("no answer to %s\nbridge log:\n%s", send, rb.log)
+		return nil
+	}
+}
+
+// end closes the bridge's stdin and waits for it to end without an error.
+func (rb *rawBridge) end() {
+	t := rb.t
+	t.Helper()
+	rb.in.Close()
+	select {
+	case err := <-rb.done:
 		if err != nil {
 			t.Errorf("bridge: %v", err)
 		}
 	case <-time.After(10 * time.Second):
 		t.Fatal("the bridge did not end after its input closed")
-	}
-	d.mu.Lock()
-	defer d.mu.Unlock()
-	if n := len(d.requests); n == 0 || d.requests[n-1].Get("Mcp-Session-Id") == "" {
-		t.Errorf("the bridge did not end its session (%d requests)", n)
 	}
 }
 
