@@ -16,11 +16,16 @@ import (
 // headlessTargets are the six targets `make headless` builds.
 var headlessTargets = []string{"linux/amd64", "linux/arm64", "darwin/amd64", "darwin/arm64", "windows/amd64", "windows/arm64"}
 
-// headlessDir returns the directory of the headless binaries: $AUTHKEEPER_HEADLESS_DIR (what `make
-// test` built, all six targets), else one built here for this machine's target only.
+// headlessDir returns the directory of the headless binaries and their targets:
+// $AUTHKEEPER_HEADLESS_DIR with the targets $AUTHKEEPER_HEADLESS_TARGETS names (what `make test`
+// built: one architecture per OS), or all six when it names none; else one built here for this
+// machine's target only.
 func headlessDir(t *testing.T) (dir string, targets []string) {
 	t.Helper()
 	if d := os.Getenv("AUTHKEEPER_HEADLESS_DIR"); d != "" {
+		if ts := strings.Fields(os.Getenv("AUTHKEEPER_HEADLESS_TARGETS")); len(ts) > 0 {
+			return d, ts
+		}
 		return d, headlessTargets
 	}
 	dir = t.TempDir()
