@@ -22,7 +22,7 @@ var (
 // bridgeResults is what TestBridgeBenchmark measured.
 type bridgeResults struct {
 	plan    bridgePlan
-	latency []pathResult // direct, proxy, bridge, mcp-remote, mcp-remote --silent; rounds sorted
+	latency []pathResult // direct, proxy, bridge, mcp-remote, mcp-remote --silent, stdio floor; rounds sorted
 	startup []pathResult // bridge, mcp-remote, mcp-remote --silent
 	load    []pathResult // bridge, mcp-remote --silent; rounds sorted
 	profile profileSummary
@@ -101,6 +101,26 @@ func bridgeTargetsSection(w func(string, ...any), b bridgeResults) {
 	w("server (best mcp-remote p50 / direct p50): the server's own time is in both. Counting only what\n")
 	w("each adds to the direct call, mcp-remote adds **%s** what the bridge adds ((mcp-remote p50 −\n", overhead.format(fmtTimes))
 	w("direct p50) / (bridge p50 − direct p50)).\n\n")
+	hop, relay := b.floorContext()
+	w("The stdio hop alone, per round as above: the same client over stdio to a process that answers each\n")
+	w("call at once with a fixed line (the %s path) takes **%s** (p50). Every stdio bridge pays\n", pathFloor, hop.format(fmtMS))
+	w("that hop on top of the proxy path, whatever it does: the client's stdio transport, the pipe both\n")
+	w("ways and a process of its own woken twice. What is left of bridge p50 − proxy p50 after it, **%s**,\n", relay.format(fmtMS))
+	w("is the bridge's relay: decoding the envelope, its HTTP exchange with the proxy and relaying the\n")
+	w("answer, less the client's own HTTP transport, which the proxy path pays and the bridge path does\n")
+	w("not ((bridge p50 − proxy p50) − %s p50).\n\n", pathFloor)
+}
+
+// floorContext returns, per round, the p50 of the stdio hop alone (the instant server) and what the
+// bridge adds to the proxy path beyond that hop.
+func (b bridgeResults) floorContext() (hop, relay spread) {
+	proxy, bridge, floor := byName(b.latency, pathProxy), byName(b.latency, pathBridge), byName(b.latency, pathFloor)
+	n := len(bridge.Rounds)
+	hop = spreadOf(perRound(n, func(r int) float64 { return msOf(pct(floor.Rounds[r], 50)) }))
+	relay = spreadOf(perRound(n, func(r int) float64 {
+		return msOf(pct(bridge.Rounds[r], 50) - pct(proxy.Rounds[r], 50) - pct(floor.Rounds[r], 50))
+	}))
+	return hop, relay
 }
 
 // bridgeContext returns, per round, the most any relay could gain over mcp-remote on this server

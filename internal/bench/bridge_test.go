@@ -42,6 +42,7 @@ const (
 	pathDirect       = "direct"
 	pathProxy        = "proxy"
 	pathBridge       = "bridge"
+	pathFloor        = "stdio floor"
 	pathRemote       = "mcp-remote"
 	pathRemoteSilent = "mcp-remote --silent"
 )
@@ -52,7 +53,8 @@ const cpuProfileEnv = "AUTHKEEPER_CPU_PROFILE"
 // TestBridgeBenchmark measures a tools/call round trip five ways against one Go SDK server (SSE mode),
 // all driven by one client process of their own (see clientEnv): direct with the token, through the
 // proxy, through `authkeeper bridge` over stdio, and through the pinned npm mcp-remote over stdio
-// given the same token with --header, as is and with --silent. Then the start-up of the stdio
+// given the same token with --header, as is and with --silent; and, for scale, over stdio to the
+// instant server (see instantMain), the stdio hop alone. Then the start-up of the stdio
 // processes, ten of each at once, a CPU profile of the bridge and the system calls of the bridge and
 // of mcp-remote. It writes bench-bridge.md and the latency plot next to AUTHKEEPER_BENCH_REPORT when
 // that is set, and fails if any call fails or mcp-remote signs in on its own.
@@ -74,11 +76,13 @@ func TestBridgeBenchmark(t *testing.T) {
 	direct := pathSpec{Name: pathDirect, URL: e.urls[server], Headers: map[string]string{"Authorization": "Bearer " + tok}}
 	proxied := pathSpec{Name: pathProxy, URL: e.eng.ProxyEndpoint(server)}
 	bridge := pathSpec{Name: pathBridge, Command: bin, Args: []string{"bridge", server}, Env: e.childEnv}
+	// The floor under any stdio bridge: this test binary again, as a server that answers at once.
+	floor := pathSpec{Name: pathFloor, Command: os.Args[0], Env: []string{instantEnv + "=1"}}
 	remote := mcpRemote(t, node, e.urls[server], tok, pathRemote)
 	silent := mcpRemote(t, node, e.urls[server], tok, pathRemoteSilent, "--silent")
 
 	r := bridgeResults{plan: plan}
-	r.latency = runClient(t, clientSpec{Job: jobLatency, Paths: []pathSpec{direct, proxied, bridge, remote, silent},
+	r.latency = runClient(t, clientSpec{Job: jobLatency, Paths: []pathSpec{direct, proxied, bridge, remote, silent, floor},
 		Warm: plan.warm, Rounds: plan.rounds, Slice: plan.slice}, tok).Paths
 	sortRounds(r.latency)
 	for _, p := range r.latency {

@@ -36,7 +36,7 @@ const (
 	legendX, legendY, legendH = plotRight + 20, plotTop + 10, 44
 )
 
-var palette = []color.RGBA{{90, 90, 90, 255}, {31, 119, 180, 255}, {44, 160, 44, 255}, {214, 39, 40, 255}, {255, 127, 14, 255}}
+var palette = []color.RGBA{{90, 90, 90, 255}, {31, 119, 180, 255}, {44, 160, 44, 255}, {214, 39, 40, 255}, {255, 127, 14, 255}, {148, 103, 189, 255}}
 
 // percentilePlot draws each series' latency against its percentile, the way HdrHistogram plots are
 // read: the x axis is -log10(1-q), so 0%, 90%, 99% and 99.9% are evenly spaced and the tail is as
