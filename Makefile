@@ -98,8 +98,8 @@ headless:
 	  os=$${t%/*}; arch=$${t#*/}; ext=; [ $$os = windows ] && ext=.exe; \
 	  echo "make: headless $$os/$$arch"; \
 	  CGO_ENABLED=0 GOOS=$$os GOARCH=$$arch $(GO) build -tags headless -trimpath -ldflags "$(LDFLAGS)" \
-	    -o bin/headless/authkeeper-$$os-$$arch$$ext . ; \
-	  CGO_ENABLED=0 GOOS=$$os GOARCH=$$arch $(GO) build -tags headless $$($(GO) list ./... | grep -v /internal/) ; \
+	    -o bin/headless/authkeeper-$$os-$$arch$$ext . || exit 1; \
+	  CGO_ENABLED=0 GOOS=$$os GOARCH=$$arch $(GO) build -tags headless $$($(GO) list ./... | grep -v /internal/) || exit 1; \
 	done
 
 # Windows, cross-compiled here and tested under Wine (internal/wine runs it; see its package comment):
@@ -252,7 +252,9 @@ NFPM        := $(GO) run github.com/goreleaser/nfpm/v2/cmd/nfpm@v2.45.2
 DEB_VERSION  = $(shell packaging/debversion.sh '$(VERSION)')
 DIST_PKGS   := zip unzip xz-utils
 .PHONY: dist
-dist: build headless package bin/windows/authkeeper.exe
+dist: build package bin/windows/authkeeper.exe
+	@# All six targets, even when `make test dist` already made headless with make test's three.
+	@$(MAKE) --no-print-directory headless HEADLESS_BUILD='$(HEADLESS_TARGETS)'
 	$(call apt_install,$(DIST_PKGS))
 	find dist -mindepth 1 -maxdepth 1 ! -name authkeeper-linux-amd64.tar.xz -exec rm -rf {} +
 	DEB_VERSION='$(DEB_VERSION)' $(NFPM) package --config packaging/nfpm.yaml --packager deb --target dist/
