@@ -237,8 +237,8 @@ func checkTOMLMerge(before map[string]any, after []byte, section string, want ma
 // arrays element by element; date-times by instant, offset and zone (not by time.Time's fields, which
 // hold a *time.Location pointer), so the same instant written with another offset is a change; NaN
 // equal to NaN (a file holding `nan` is still that file: go-cmp, used here before, refused it);
-// anything else by reflect.DeepEqual, which also tells an integer from a float. A table TOML cannot
-// write is no different from an empty one.
+// anything else by reflect.DeepEqual, which also tells an integer from a float. A nil table equals an
+// empty one: TOML has no way to write the difference.
 func sameTOML(a, b any) bool {
 	switch a := a.(type) {
 	case map[string]any:
