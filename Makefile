@@ -195,15 +195,18 @@ lint:
 #     bare reverse proxy, SSE first events, and CPU profiles of the proxied rounds;
 #   TestBridgeBenchmark (~3 min, bench-bridge.md and the plot bench-latency.png): the stdio bridge against
 #     the pinned npm mcp-remote, driven by a client process of their own — 15 interleaved rounds next to
-#     direct and proxied calls, start-up, 10 sessions at once, a CPU profile and strace -c of the bridge;
+#     direct and proxied calls, start-up (also of this machine's headless build, for comparison), 10
+#     sessions at once, a CPU profile and strace -c of the bridge;
 #   TestFootprintBenchmark (~4 min, bench-footprint.md): the idle footprint of the real binary, `serve`
 #     and the tray, with 10 servers;
 #   TestSchedulerScaleBenchmark (~2 min, bench-scale.md): 1,000 servers in the scheduler.
 # Then the micro-benchmarks of every package.
-bench: deps build
+bench: HEADLESS_BUILD = linux/amd64
+bench: deps build headless
 	@for tt in Proxy:10m Bridge:15m Footprint:10m SchedulerScale:10m; do t=$${tt%%:*}; \
 	  echo "make bench: Test$${t}Benchmark"; \
 	  AUTHKEEPER_BENCH_REPORT=$(CURDIR)/docs/bench-proxy.md AUTHKEEPER_BIN=$(CURDIR)/$(BIN) \
+	  AUTHKEEPER_HEADLESS_DIR=$(CURDIR)/bin/headless \
 	    $(GO) test -count=1 -timeout $${tt#*:} -run "^Test$${t}Benchmark\$$" -v ./internal/bench || exit 1; \
 	done
 	$(GO) test -run '^$$' -bench . -benchmem ./...

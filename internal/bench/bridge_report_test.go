@@ -23,7 +23,7 @@ var (
 type bridgeResults struct {
 	plan    bridgePlan
 	latency []pathResult // direct, proxy, bridge, mcp-remote, mcp-remote --silent, stdio floor; rounds sorted
-	startup []pathResult // bridge, mcp-remote, mcp-remote --silent
+	startup []pathResult // bridge, mcp-remote, mcp-remote --silent[, bridge from the headless build]
 	load    []pathResult // bridge, mcp-remote --silent; rounds sorted
 	profile profileSummary
 	strace  []straceSummary // bridge, mcp-remote --silent
@@ -168,11 +168,21 @@ func bridgeLatencySection(w func(string, ...any), b bridgeResults) {
 func bridgeStartupSection(w func(string, ...any), b bridgeResults) {
 	w("## Start-up: spawn → `initialize` result\n\n")
 	w("| path | runs | median | interquartile range | range |\n|---|---|---|---|---|\n")
+	lean := false
 	for _, p := range b.startup {
 		s := spreadOf(durationsMS(p.Startup))
 		w("| %s | %d | %s | %s – %s | %s – %s |\n", p.Name, s.n, fmtMS(s.med), fmtMS(s.q1), fmtMS(s.q3), fmtMS(s.min), fmtMS(s.max))
+		lean = lean || p.Name == pathLean
 	}
 	w("\n")
+	if !lean {
+		w("The headless build's start-up was not measured (`%s` unset).\n\n", headlessEnv)
+		return
+	}
+	w("The target is held against **bridge**: the tray binary, which `authkeeper clients` writes into\n")
+	w("agents' configurations. **%s** is the same command from `make headless`'s build for this\n", pathLean)
+	w("machine (no tray: no fyne, no cgo, statically linked), taking turns with the others. The difference\n")
+	w("is what the tray binary's shared libraries and GUI packages cost every bridge at start.\n\n")
 }
 
 func bridgeLoadSection(w func(string, ...any), b bridgeResults) {

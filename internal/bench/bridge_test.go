@@ -9,6 +9,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"runtime"
 	"slices"
 	"testing"
 	"time"
@@ -43,6 +44,7 @@ const (
 	pathProxy        = "proxy"
 	pathBridge       = "bridge"
 	pathFloor        = "stdio floor"
+	pathLean         = "bridge, headless build"
 	pathRemote       = "mcp-remote"
 	pathRemoteSilent = "mcp-remote --silent"
 )
@@ -89,7 +91,11 @@ func TestBridgeBenchmark(t *testing.T) {
 		all := pooled(p)
 		t.Logf("%-20s %6d calls: p50 %v p99 %v", p.Name, len(all), pct(all, 50), pct(all, 99))
 	}
-	r.startup = runClient(t, clientSpec{Job: jobStartup, Paths: []pathSpec{bridge, remote, silent}, Runs: plan.startRuns}, tok).Paths
+	starts := []pathSpec{bridge, remote, silent}
+	if lean := headlessBinary(t); lean != "" {
+		starts = append(starts, pathSpec{Name: pathLean, Command: lean, Args: bridge.Args, Env: bridge.Env})
+	}
+	r.startup = runClient(t, clientSpec{Job: jobStartup, Paths: starts, Runs: plan.startRuns}, tok).Paths
 	for _, p := range r.startup {
 		t.Logf("%-20s start-up: median %s", p.Name, fmtMS(spreadOf(durationsMS(p.Startup)).med))
 	}
@@ -140,6 +146,24 @@ func TestBridgeBenchmark(t *testing.T) {
 		t.Fatal(err)
 	}
 	t.Logf("wrote %s and %s", filepath.Join(dir, "bench-bridge.md"), filepath.Join(dir, "bench-latency.png"))
+}
+
+// headlessEnv names the directory `make headless` writes its builds to (see the Makefile).
+const headlessEnv = "AUTHKEEPER_HEADLESS_DIR"
+
+// headlessBinary returns this machine's headless build (no tray: no fyne, no cgo) when headlessEnv
+// names a directory, for comparing start-ups; "" when it is unset. It fails the test when the
+// directory lacks the build.
+func headlessBinary(t *testing.T) string {
+	dir := os.Getenv(headlessEnv)
+	if dir == "" {
+		return ""
+	}
+	bin := filepath.Join(dir, "authkeeper-"+runtime.GOOS+"-"+runtime.GOARCH)
+	if _, err := os.Stat(bin); err != nil {
+		t.Fatalf("%s is set but holds no headless build for this machine: %v", headlessEnv, err)
+	}
+	return bin
 }
 
 // mcpRemote returns the path that runs mcp-remote against url with tok in an Authorization header.
