@@ -101,26 +101,35 @@ func bridgeTargetsSection(w func(string, ...any), b bridgeResults) {
 	w("server (best mcp-remote p50 / direct p50): the server's own time is in both. Counting only what\n")
 	w("each adds to the direct call, mcp-remote adds **%s** what the bridge adds ((mcp-remote p50 −\n", overhead.format(fmtTimes))
 	w("direct p50) / (bridge p50 − direct p50)).\n\n")
-	hop, relay := b.floorContext()
-	w("The stdio hop alone, per round as above: the same client over stdio to a process that answers each\n")
-	w("call at once with a fixed line (the %s path) takes **%s** (p50). Every stdio bridge pays\n", pathFloor, hop.format(fmtMS))
-	w("that hop on top of the proxy path, whatever it does: the client's stdio transport, the pipe both\n")
-	w("ways and a process of its own woken twice. What is left of bridge p50 − proxy p50 after it, **%s**,\n", relay.format(fmtMS))
-	w("is the bridge's relay: decoding the envelope, its HTTP exchange with the proxy and relaying the\n")
-	w("answer, less the client's own HTTP transport, which the proxy path pays and the bridge path does\n")
-	w("not ((bridge p50 − proxy p50) − %s p50).\n\n", pathFloor)
+	hop, relay, hopCeiling := b.floorContext()
+	w("The stdio hop alone, per round as above: the same client over stdio to a minimal process that\n")
+	w("answers each call at once with a fixed line (the %s path) takes **%s** (p50). Every\n", pathFloor, hop.format(fmtMS))
+	w("stdio bridge pays that hop, whatever it does: the client's stdio transport, the pipe both ways and\n")
+	w("a process of its own woken twice. What is left of bridge p50 − proxy p50 after it, **%s**,\n", relay.format(fmtMS))
+	w("is the bridge's relay — decoding the envelope, its HTTP exchange with the proxy and relaying the\n")
+	w("answer — less the client's own HTTP transport, which the proxy path pays and the bridge path does\n")
+	w("not ((bridge p50 − proxy p50) − %s p50; so it can come out below zero in a round). With the\n", pathFloor)
+	w("hop counted, a bridge that added nothing else would answer in direct p50 + %s p50, and could be\n", pathFloor)
+	w("at most **%s** faster than mcp-remote (best mcp-remote p50 / (direct p50 + %s p50)).\n\n", hopCeiling.format(fmtTimes), pathFloor)
 }
 
-// floorContext returns, per round, the p50 of the stdio hop alone (the instant server) and what the
-// bridge adds to the proxy path beyond that hop.
-func (b bridgeResults) floorContext() (hop, relay spread) {
-	proxy, bridge, floor := byName(b.latency, pathProxy), byName(b.latency, pathBridge), byName(b.latency, pathFloor)
+// floorContext returns, per round, the p50 of the stdio hop alone (the instant server), what the
+// bridge adds to the proxy path beyond that hop, and the most a stdio bridge that paid only the hop
+// could gain over mcp-remote.
+func (b bridgeResults) floorContext() (hop, relay, ceiling spread) {
+	direct, proxy := byName(b.latency, pathDirect), byName(b.latency, pathProxy)
+	bridge, floor := byName(b.latency, pathBridge), byName(b.latency, pathFloor)
+	remote, silent := byName(b.latency, pathRemote), byName(b.latency, pathRemoteSilent)
 	n := len(bridge.Rounds)
 	hop = spreadOf(perRound(n, func(r int) float64 { return msOf(pct(floor.Rounds[r], 50)) }))
 	relay = spreadOf(perRound(n, func(r int) float64 {
 		return msOf(pct(bridge.Rounds[r], 50) - pct(proxy.Rounds[r], 50) - pct(floor.Rounds[r], 50))
 	}))
-	return hop, relay
+	ceiling = spreadOf(perRound(n, func(r int) float64 {
+		best := min(pct(remote.Rounds[r], 50), pct(silent.Rounds[r], 50))
+		return float64(best) / float64(pct(direct.Rounds[r], 50)+pct(floor.Rounds[r], 50))
+	}))
+	return hop, relay, ceiling
 }
 
 // bridgeContext returns, per round, the most any relay could gain over mcp-remote on this server
@@ -140,7 +149,7 @@ func (b bridgeResults) bridgeContext() (ceiling, overhead spread) {
 
 func bridgeLatencySection(w func(string, ...any), b bridgeResults) {
 	w("## tools/call round trip\n\n")
-	w("![tools/call latency by percentile: direct, proxy, bridge, mcp-remote](bench-latency.png)\n\n")
+	w("![tools/call latency by percentile: direct, proxy, bridge, mcp-remote, stdio floor](bench-latency.png)\n\n")
 	w("Per round (%d rounds of %v per path): each path's p50 and p99 in a round, as median (IQR, range).\n\n", b.plan.rounds, b.plan.slice)
 	w("| path | calls per round (median) | p50 per round | p99 per round |\n|---|---|---|---|\n")
 	for _, p := range b.latency {
@@ -179,10 +188,11 @@ func bridgeStartupSection(w func(string, ...any), b bridgeResults) {
 		w("The headless build's start-up was not measured (`%s` unset).\n\n", headlessEnv)
 		return
 	}
-	w("The target is held against **bridge**: the tray binary, which `authkeeper clients` writes into\n")
-	w("agents' configurations. **%s** is the same command from `make headless`'s build for this\n", pathLean)
-	w("machine (no tray: no fyne, no cgo, statically linked), taking turns with the others. The difference\n")
-	w("is what the tray binary's shared libraries and GUI packages cost every bridge at start.\n\n")
+	w("The target is held against **bridge**: the tray binary, the one a desktop install runs and whose\n")
+	w("path `authkeeper clients` writes into agents' configurations there. **%s** is the same\n", pathLean)
+	w("command from `make headless`'s build for this machine (no tray: no fyne, no cgo, statically\n")
+	w("linked), taking turns with the others. The difference is what the tray binary's shared libraries\n")
+	w("and GUI packages cost every bridge started from it.\n\n")
 }
 
 func bridgeLoadSection(w func(string, ...any), b bridgeResults) {

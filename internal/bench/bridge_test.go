@@ -52,7 +52,7 @@ const (
 // cpuProfileEnv names the file `authkeeper bridge` writes a Go CPU profile of its life to, at exit.
 const cpuProfileEnv = "AUTHKEEPER_CPU_PROFILE"
 
-// TestBridgeBenchmark measures a tools/call round trip five ways against one Go SDK server (SSE mode),
+// TestBridgeBenchmark measures a tools/call round trip six ways against one Go SDK server (SSE mode),
 // all driven by one client process of their own (see clientEnv): direct with the token, through the
 // proxy, through `authkeeper bridge` over stdio, and through the pinned npm mcp-remote over stdio
 // given the same token with --header, as is and with --silent; and, for scale, over stdio to the
@@ -92,7 +92,7 @@ func TestBridgeBenchmark(t *testing.T) {
 		t.Logf("%-20s %6d calls: p50 %v p99 %v", p.Name, len(all), pct(all, 50), pct(all, 99))
 	}
 	starts := []pathSpec{bridge, remote, silent}
-	if lean := headlessBinary(t); lean != "" {
+	if lean := headlessBinary(t, out != ""); lean != "" {
 		starts = append(starts, pathSpec{Name: pathLean, Command: lean, Args: bridge.Args, Env: bridge.Env})
 	}
 	r.startup = runClient(t, clientSpec{Job: jobStartup, Paths: starts, Runs: plan.startRuns}, tok).Paths
@@ -151,17 +151,26 @@ func TestBridgeBenchmark(t *testing.T) {
 // headlessEnv names the directory `make headless` writes its builds to (see the Makefile).
 const headlessEnv = "AUTHKEEPER_HEADLESS_DIR"
 
-// headlessBinary returns this machine's headless build (no tray: no fyne, no cgo) when headlessEnv
-// names a directory, for comparing start-ups; "" when it is unset. It fails the test when the
-// directory lacks the build.
-func headlessBinary(t *testing.T) string {
+// headlessBinary returns this machine's headless build (no tray: no fyne, no cgo) in the directory
+// headlessEnv names, for comparing start-ups; "" when there is none. A report run (make bench builds
+// it) fails without it; the smoke run in make test, whose headless targets may not include this
+// machine's, goes on without it.
+func headlessBinary(t *testing.T, report bool) string {
+	t.Helper()
 	dir := os.Getenv(headlessEnv)
 	if dir == "" {
+		if report {
+			t.Fatalf("%s is unset: make bench sets it", headlessEnv)
+		}
 		return ""
 	}
 	bin := filepath.Join(dir, "authkeeper-"+runtime.GOOS+"-"+runtime.GOARCH)
 	if _, err := os.Stat(bin); err != nil {
-		t.Fatalf("%s is set but holds no headless build for this machine: %v", headlessEnv, err)
+		if report {
+			t.Fatalf("%s holds no headless build for this machine: %v", headlessEnv, err)
+		}
+		t.Logf("no headless build for this machine in %s: its start-up is not measured", headlessEnv)
+		return ""
 	}
 	return bin
 }

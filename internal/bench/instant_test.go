@@ -15,11 +15,12 @@ import (
 // instantEnv makes this test binary an instant stdio server (see TestMain and instantMain).
 const instantEnv = "AUTHKEEPER_BENCH_INSTANT"
 
-// instantMain is the least a stdio MCP server can cost its client, the floor under any stdio bridge:
-// for each message it reads, it decodes only the id, the method and the requested protocol version,
-// and at once writes a fixed answer in one write. server/discover and initialize get the version asked
-// for, with a tools capability; tools/call gets echo's answer to "hello"; any other request an empty
-// result; notifications nothing. It returns the exit code when in ends.
+// instantMain is a minimal stdio MCP server, close to the least one can cost its client: the floor
+// under any stdio bridge. For each message it reads, it decodes only the id, the method and the
+// requested protocol version, and at once writes a fixed answer in one write. server/discover and
+// initialize get the version asked for, with a tools capability; tools/call gets echo's answer to
+// "hello"; any other request an empty result; notifications nothing. It returns the exit code when in
+// ends.
 func instantMain(in io.Reader, out io.Writer) int {
 	r := bufio.NewReaderSize(in, 64<<10)
 	for {
