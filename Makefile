@@ -25,7 +25,7 @@ BUILD_PKGS := gcc pkg-config libgl1-mesa-dev libx11-dev libxcursor-dev libxrandr
 # The Windows build's: the mingw-w64 cross compiler (the tray's cgo) and Wine to run it (make windows).
 WINDOWS_PKGS := wine wine64 gcc-mingw-w64-x86-64
 TEST_PKGS  := xvfb xauth dbus dbus-x11 gnome-keyring dunst notify-osd libnotify-bin libglib2.0-bin x11-utils xdotool imagemagick \
-              openssh-server openssh-client etcd-server etcd-client $(WINDOWS_PKGS)
+              openssh-server openssh-client etcd-server etcd-client xz-utils $(WINDOWS_PKGS)
 FUZZTIME   ?= 5s
 
 .PHONY: help deps deps-build build run test test-go fuzz lint bench package clean
@@ -242,17 +242,21 @@ package: deps-build
 	@mv -f authkeeper.tar.xz dist/authkeeper-linux-amd64.tar.xz && echo "make: dist/authkeeper-linux-amd64.tar.xz"
 
 # make dist: the installable artifacts, in dist/ —
-#   authkeeper-linux-amd64.tar.xz   the tray app, fyne's package (make package)
+#   authkeeper-linux-amd64.tar.xz   the tray app, fyne's package (make package), with the headless build
+#                                   added as authkeeper-headless (packaging/tarball-headless.sh)
 #   authkeeper_VERSION_amd64.deb    the tray app for Debian/Ubuntu: bin/authkeeper (what make build links
-#                                   and make test runs), its desktop entry and icon (packaging/nfpm.yaml)
+#                                   and make test runs), its desktop entry and icon, and the headless
+#                                   build as /usr/bin/authkeeper-headless (packaging/nfpm.yaml)
 #   authkeeper-windows-amd64.zip    the tray exe, the headless exe and packaging/windows/README.txt
 #   authkeeper-OS-ARCH[.exe]        the six headless binaries (make headless)
 #   SHA256SUMS                      for `sha256sum -c SHA256SUMS`
 # nfpm builds the .deb (`go run` at a pinned version, so it stays out of go.mod); the Debian version is
 # packaging/debversion.sh of VERSION. dist/ is emptied first but for the fyne package its prerequisite
-# just wrote, so no artifact of an older version is checksummed with the new ones. The last step checks
-# what was written: the sums, the .deb's control fields and files, the zip's files, and the version
-# printed by the binaries inside the .deb and the tarball.
+# just wrote, so no artifact of an older version is checksummed with the new ones. The headless build
+# ships next to each tray binary because `authkeeper clients` writes it into agents' stdio entries: a
+# bridge starts sooner from it (docs/bench-bridge.md). The last step checks what was written: the sums,
+# the .deb's control fields and files, the zip's files, the version printed by the binaries inside the
+# .deb and the tarball, and the tarball's Makefile installing both binaries.
 NFPM        := $(GO) run github.com/goreleaser/nfpm/v2/cmd/nfpm@v2.45.2
 DEB_VERSION  = $(shell packaging/debversion.sh '$(VERSION)')
 DIST_PKGS   := zip unzip xz-utils
@@ -264,6 +268,7 @@ dist: build package bin/windows/authkeeper.exe
 	find dist -mindepth 1 -maxdepth 1 ! -name authkeeper-linux-amd64.tar.xz -exec rm -rf {} +
 	DEB_VERSION='$(DEB_VERSION)' $(NFPM) package --config packaging/nfpm.yaml --packager deb --target dist/
 	cp bin/headless/authkeeper-* dist/
+	packaging/tarball-headless.sh dist/authkeeper-linux-amd64.tar.xz bin/headless/authkeeper-linux-amd64
 	zip -q -X -j dist/authkeeper-windows-amd64.zip bin/windows/authkeeper.exe bin/headless/authkeeper-windows-amd64.exe
 	zip -q -X -j -l dist/authkeeper-windows-amd64.zip packaging/windows/README.txt
 	cd dist && sha256sum $$(ls | grep -vx SHA256SUMS) > SHA256SUMS
@@ -273,7 +278,7 @@ dist: build package bin/windows/authkeeper.exe
 	  [ "$$(dpkg-deb -f $$deb Package Version | tr '\n' ' ')" = "Package: authkeeper Version: $(DEB_VERSION) " ] || \
 	    { echo "make dist: $$deb has the wrong control fields:"; dpkg-deb -f $$deb; exit 1; }; \
 	  contents=$$(dpkg-deb -c $$deb); \
-	  for f in ./usr/bin/authkeeper ./usr/share/applications/dev.authkeeper.app.desktop \
+	  for f in ./usr/bin/authkeeper ./usr/bin/authkeeper-headless ./usr/share/applications/dev.authkeeper.app.desktop \
 	           ./usr/share/icons/hicolor/512x512/apps/dev.authkeeper.app.png; do \
 	    grep -q " $$f$$" <<<"$$contents" || { echo "make dist: $$deb lacks $$f"; exit 1; }; \
 	  done; \
@@ -282,7 +287,9 @@ dist: build package bin/windows/authkeeper.exe
 	    { echo "make dist: the Windows zip holds $$files"; exit 1; }; \
 	  tmp=$$(mktemp -d); trap 'rm -rf $$tmp' EXIT; \
 	  dpkg-deb -x $$deb $$tmp/deb; tar -xJf dist/authkeeper-linux-amd64.tar.xz -C $$tmp; \
-	  for b in $$tmp/deb/usr/bin/authkeeper $$tmp/authkeeper/usr/local/bin/authkeeper; do \
+	  MAKEFLAGS= make -s -C $$tmp/authkeeper install DESTDIR=$$tmp/inst PREFIX=/usr >/dev/null; \
+	  for b in $$tmp/deb/usr/bin/authkeeper $$tmp/deb/usr/bin/authkeeper-headless \
+	           $$tmp/inst/usr/bin/authkeeper $$tmp/inst/usr/bin/authkeeper-headless; do \
 	    v=$$($$b version 2>/dev/null); [ "$$v" = "authkeeper $(VERSION)" ] || \
 	      { echo "make dist: $${b#$$tmp/} prints \"$$v\", want \"authkeeper $(VERSION)\""; exit 1; }; \
 	  done

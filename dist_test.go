@@ -2,6 +2,7 @@ package main
 
 import (
 	"bytes"
+	"encoding/json"
 	"io"
 	"os"
 	"os/exec"
@@ -9,6 +10,7 @@ import (
 	"regexp"
 	"strings"
 	"testing"
+	"text/template"
 
 	"github.com/authkeeper/authkeeper/internal/e2e"
 	"github.com/authkeeper/authkeeper/internal/testbed"
@@ -74,13 +76,19 @@ var (
 )
 
 // TestDebPackageInstallsTheBinaryDesktopEntryAndIcon builds the .deb as `make dist` does (nfpm and
-// packaging/nfpm.yaml, around the binary under test) and reads it back with dpkg-deb: the control
-// fields, the three installed files, a desktop entry whose Exec and Icon name what the package installs,
-// and the packaged binary printing its version. Installing it (dpkg -i) needs root and changes the
-// machine, so `make dist` leaves that to a person; this is what can be checked without.
+// packaging/nfpm.yaml, around the binaries under test) and reads it back with dpkg-deb: the control
+// fields, the installed files, a desktop entry whose Exec and Icon name what the package installs, the
+// packaged binaries printing their version, and the packaged tray binary writing the headless build
+// into an agent's stdio entry, which `doctor` recognises. Installing it (dpkg -i) needs root and
+// changes the machine, so `make dist` leaves that to a person; this is what can be checked without.
 func TestDebPackageInstallsTheBinaryDesktopEntryAndIcon(t *testing.T) {
 	testbed.Need(t, "sh", "dpkg", "dpkg-deb", "go")
 	bin := e2e.MustBinary(t)
+	hdir, _ := headlessDir(t)
+	lean := filepath.Join(hdir, headlessName("linux/amd64"))
+	if _, err := os.Stat(lean); err != nil {
+		t.Fatalf("the .deb packages the linux/amd64 headless build: %v", err)
+	}
 
 	// nfpm reads its sources relative to the working directory: stage them as in the repository, with
 	// the binary under test as bin/authkeeper.
@@ -92,8 +100,11 @@ func TestDebPackageInstallsTheBinaryDesktopEntryAndIcon(t *testing.T) {
 	copyFile(t, "packaging/nfpm.yaml", filepath.Join(stage, "packaging/nfpm.yaml"))
 	for _, m := range srcLine.FindAllStringSubmatch(string(config), -1) {
 		from := m[1]
-		if from == "bin/authkeeper" {
+		switch from {
+		case "bin/authkeeper":
 			from = bin
+		case "bin/headless/authkeeper-linux-amd64":
+			from = lean
 		}
 		copyFile(t, from, filepath.Join(stage, m[1]))
 	}
@@ -163,7 +174,88 @@ func TestDebPackageInstallsTheBinaryDesktopEntryAndIcon(t *testing.T) {
 	}
 	v, err := exec.Command(filepath.Join(root, "usr/bin/authkeeper"), "version").Output()
 	if err != nil || !strings.HasPrefix(string(v), "authkeeper ") {
-		t.Errorf("packaged binary: version printed %q, %v", v, err)
+		t.Fatalf("packaged binary: version printed %q, %v", v, err)
+	}
+	if lv, err := exec.Command(filepath.Join(root, "usr/bin/authkeeper-headless"), "version").Output(); err != nil || string(lv) != string(v) {
+		t.Fatalf("packaged headless build: version printed %q, %v; want the tray binary's %q", lv, err, v)
+	}
+	packagedBridgeEntry(t, root)
+}
+
+// packagedBridgeEntry runs the packaged tray binary's `clients --write claude-desktop` in a home of its
+// own, with one server configured, and checks the entry it writes runs the packaged headless build's
+// bridge, and that `doctor` from either binary counts that entry as pointing at authkeeper.
+func packagedBridgeEntry(t *testing.T, root string) {
+	tray, lean := filepath.Join(root, "usr/bin/authkeeper"), filepath.Join(root, "usr/bin/authkeeper-headless")
+	home := t.TempDir()
+	conf := filepath.Join(home, ".config", "authkeeper")
+	if err := os.MkdirAll(conf, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	settings := `{"servers":[{"name":"bench","url":"https://mcp.example.com/mcp"}],"prefs":{"store":"file"}}`
+	if err := os.WriteFile(filepath.Join(conf, "config.json"), []byte(settings), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	rt, err := os.MkdirTemp("/tmp", "akdeb") // short: it would hold the control socket
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { os.RemoveAll(rt) })
+	envv := []string{"HOME=" + home, "XDG_CONFIG_HOME=" + filepath.Join(home, ".config"), "XDG_STATE_HOME=" + filepath.Join(home, ".state"),
+		"XDG_RUNTIME_DIR=" + rt, "PATH=" + os.Getenv("PATH"), "LANG=C.UTF-8"}
+	run := func(bin string, args ...string) string {
+		t.Helper()
+		cmd := exec.Command(bin, args...)
+		cmd.Env = envv
+		out, err := cmd.CombinedOutput()
+		if err != nil && args[0] != "doctor" { // doctor exits 1 for the checks a bare home fails
+			t.Fatalf("%s %s: %v\n%s", filepath.Base(bin), strings.Join(args, " "), err, out)
+		}
+		return string(out)
+	}
+	if out := run(tray, "clients", "bench"); !strings.Contains(out, "# Stdio entries run "+lean+", the headless build") {
+		t.Errorf("clients: output lacks the headless build's line:\n%s", out)
+	}
+	run(tray, "clients", "--write", "claude-desktop", "bench")
+	data, err := os.ReadFile(filepath.Join(home, ".config", "Claude", "claude_desktop_config.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var cfg struct {
+		MCPServers map[string]struct {
+			Command string   `json:"command"`
+			Args    []string `json:"args"`
+		} `json:"mcpServers"`
+	}
+	if err := json.Unmarshal(data, &cfg); err != nil {
+		t.Fatalf("%v\n%s", err, data)
+	}
+	if e := cfg.MCPServers["bench"]; e.Command != lean || strings.Join(e.Args, " ") != "bridge bench" {
+		t.Errorf("Claude Desktop's entry runs %q %q, want %q [bridge bench]", e.Command, e.Args, lean)
+	}
+	for _, bin := range []string{tray, lean} {
+		if out := run(bin, "doctor"); !strings.Contains(out, "ok    client claude-desktop: bench in ~/.config/Claude/claude_desktop_config.json points at authkeeper (authkeeper bridge)\n") {
+			t.Errorf("%s doctor does not count the entry:\n%s", filepath.Base(bin), out)
+		}
+	}
+
+	// An entry written before the headless build was installed runs the tray binary: doctor, from
+	// either binary, says a bridge starts sooner from the headless build, and how to switch.
+	old := strings.Replace(string(data), `"command": "`+lean+`"`, `"command": "`+tray+`"`, 1)
+	if old == string(data) {
+		t.Fatalf("no command %q in:\n%s", lean, data)
+	}
+	if err := os.WriteFile(filepath.Join(home, ".config", "Claude", "claude_desktop_config.json"), []byte(old), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	for _, bin := range []string{tray, lean} {
+		out := run(bin, "doctor")
+		for _, want := range []string{"warn  client claude-desktop: bench in ~/.config/Claude/claude_desktop_config.json points at authkeeper (authkeeper bridge), but runs the tray binary " + tray +
+			": a bridge starts sooner from the headless build installed next to it, " + lean, "authkeeper clients --write claude-desktop bench"} {
+			if !strings.Contains(out, want) {
+				t.Errorf("%s doctor lacks %q:\n%s", filepath.Base(bin), want, out)
+			}
+		}
 	}
 }
 
@@ -191,5 +283,121 @@ func copyFile(t *testing.T, from, to string) {
 	}
 	if err := dst.Close(); err != nil {
 		t.Fatal(err)
+	}
+}
+
+// fyneTools is the fyne packager `make package` runs; its Makefile template is what the tarball holds.
+const fyneTools = "fyne.io/tools@v1.7.4"
+
+// TestTarballGetsTheHeadlessBuildAndItsInstallLines runs packaging/tarball-headless.sh, as `make dist`
+// does, on a tarball laid out as `fyne package -os linux` lays it out, with the Makefile rendered from
+// fyne's own template (the pinned fyne.io/tools module's). Small scripts stand in for the two binaries:
+// the script copies them and edits the Makefile, which is what is checked — `make install`, `uninstall`
+// and `user-install` then place or remove both. A Makefile the script does not know (no install line
+// for the binary) fails it and leaves the tarball as it was. `make dist` checks the real tarball.
+func TestTarballGetsTheHeadlessBuildAndItsInstallLines(t *testing.T) {
+	testbed.Need(t, "sh", "tar", "xz", "make", "awk", "go")
+	dl, err := exec.Command("go", "mod", "download", "-json", fyneTools).Output()
+	if err != nil {
+		t.Fatalf("go mod download %s: %v", fyneTools, err)
+	}
+	var mod struct{ Dir string }
+	if err := json.Unmarshal(dl, &mod); err != nil || mod.Dir == "" {
+		t.Fatalf("go mod download %s: %v %s", fyneTools, err, dl)
+	}
+	tpl, err := template.ParseFiles(filepath.Join(mod.Dir, "cmd/fyne/internal/templates/data/Makefile"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	// The fields fyne's package-unix.go fills for this app (Local: its tarball's usr/local).
+	var makefile bytes.Buffer
+	if err := tpl.Option("missingkey=error").Execute(&makefile, map[string]string{"AppID": "dev.authkeeper.app", "Name": "authkeeper", "Exec": "authkeeper",
+		"Icon": "dev.authkeeper.app.png", "Local": "local/"}); err != nil {
+		t.Fatal(err)
+	}
+	tarball := func(t *testing.T, makefile []byte) string {
+		stage := t.TempDir()
+		for name, content := range map[string]string{
+			"authkeeper/Makefile":                                                string(makefile),
+			"authkeeper/usr/local/bin/authkeeper":                                "#!/bin/sh\necho tray\n",
+			"authkeeper/usr/local/share/applications/dev.authkeeper.app.desktop": "[Desktop Entry]\n",
+			"authkeeper/usr/local/share/pixmaps/dev.authkeeper.app.png":          "\x89PNG",
+		} {
+			p := filepath.Join(stage, name)
+			if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
+				t.Fatal(err)
+			}
+			if err := os.WriteFile(p, []byte(content), 0o755); err != nil {
+				t.Fatal(err)
+			}
+		}
+		tb := filepath.Join(t.TempDir(), "authkeeper-linux-amd64.tar.xz")
+		if out, err := exec.Command("tar", "-cJf", tb, "-C", stage, "authkeeper").CombinedOutput(); err != nil {
+			t.Fatalf("tar: %v\n%s", err, out)
+		}
+		return tb
+	}
+	lean := filepath.Join(t.TempDir(), "authkeeper-linux-amd64")
+	if err := os.WriteFile(lean, []byte("#!/bin/sh\necho headless\n"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+
+	tb := tarball(t, makefile.Bytes())
+	if out, err := exec.Command("packaging/tarball-headless.sh", tb, lean).CombinedOutput(); err != nil {
+		t.Fatalf("tarball-headless.sh: %v\n%s", err, out)
+	}
+	root := t.TempDir()
+	if out, err := exec.Command("tar", "-xJf", tb, "-C", root).CombinedOutput(); err != nil {
+		t.Fatalf("tar -x: %v\n%s", err, out)
+	}
+	top := filepath.Join(root, "authkeeper")
+	if got, err := exec.Command(filepath.Join(top, "usr/local/bin/authkeeper-headless")).Output(); err != nil || string(got) != "headless\n" {
+		t.Fatalf("usr/local/bin/authkeeper-headless ran: %q, %v", got, err)
+	}
+	mk := func(home string, args ...string) {
+		t.Helper()
+		cmd := exec.Command("make", append([]string{"-s", "-C", top}, args...)...)
+		cmd.Env = append(os.Environ(), "MAKEFLAGS=", "HOME="+home)
+		if out, err := cmd.CombinedOutput(); err != nil {
+			t.Fatalf("make %s: %v\n%s", strings.Join(args, " "), err, out)
+		}
+	}
+	exists := func(p string) bool { _, err := os.Stat(p); return err == nil }
+	dest, home := t.TempDir(), t.TempDir()
+	mk(home, "install", "DESTDIR="+dest, "PREFIX=/usr")
+	for _, b := range []string{"authkeeper", "authkeeper-headless"} {
+		if !exists(filepath.Join(dest, "usr/bin", b)) {
+			t.Errorf("make install: no /usr/bin/%s", b)
+		}
+	}
+	mk(home, "uninstall", "DESTDIR="+dest, "PREFIX=/usr")
+	for _, b := range []string{"authkeeper", "authkeeper-headless"} {
+		if exists(filepath.Join(dest, "usr/bin", b)) {
+			t.Errorf("make uninstall left /usr/bin/%s", b)
+		}
+	}
+	mk(home, "user-install")
+	for _, b := range []string{"authkeeper", "authkeeper-headless"} {
+		if !exists(filepath.Join(home, ".local/bin", b)) {
+			t.Errorf("make user-install: no ~/.local/bin/%s", b)
+		}
+	}
+	mk(home, "user-uninstall")
+	if exists(filepath.Join(home, ".local/bin/authkeeper-headless")) {
+		t.Error("make user-uninstall left ~/.local/bin/authkeeper-headless")
+	}
+
+	// A Makefile without the lines the script knows: an error naming the count, the tarball untouched.
+	odd := tarball(t, []byte("install:\n\tcp -r usr $(DESTDIR)/\n"))
+	before, err := os.ReadFile(odd)
+	if err != nil {
+		t.Fatal(err)
+	}
+	out, err := exec.Command("packaging/tarball-headless.sh", odd, lean).CombinedOutput()
+	if err == nil || !strings.Contains(string(out), "0 lines of fyne's Makefile install or remove bin/$(Exec), want 4") {
+		t.Errorf("an unknown Makefile: %v\n%s", err, out)
+	}
+	if after, _ := os.ReadFile(odd); !bytes.Equal(before, after) {
+		t.Error("the script changed a tarball it refused")
 	}
 }

@@ -24,7 +24,8 @@ const proxyAskTimeout = 3 * time.Second
 // cmdClients runs `authkeeper clients [NAME...] [--write CLIENT [--dry-run]]`: it prints, for every
 // supported client, the config that points it at the proxy for the named (default: all) servers, or
 // merges that config into one client's file. The proxy address is the running engine's; with none
-// running, the settings'. It never starts an engine.
+// running, the settings'. Stdio entries run the headless build installed next to this binary, when
+// there is one (leanExe). It never starts an engine.
 func cmdClients(ctx context.Context, args []string, e env) error {
 	fs := newFlags("clients", e)
 	write := fs.String("write", "", "merge the config into this client's file: "+clientIDs())
@@ -48,6 +49,8 @@ func cmdClients(ctx context.Context, args []string, e env) error {
 	if err != nil {
 		return err
 	}
+	tray := setup.Exe
+	setup.Exe = leanExe(ctx, e, tray)
 	where, err := useRunningProxy(ctx, e, &setup, *addr != "")
 	if err != nil {
 		return err
@@ -57,7 +60,11 @@ func cmdClients(ctx context.Context, args []string, e env) error {
 		return err
 	}
 	if *write == "" {
-		fmt.Fprintf(e.stdout, "# Proxy: %s (%s)\n\n", setup.ProxyURL, where)
+		fmt.Fprintf(e.stdout, "# Proxy: %s (%s)\n", setup.ProxyURL, where)
+		if setup.Exe != tray {
+			fmt.Fprintf(e.stdout, "# Stdio entries run %s, the headless build installed with this one: a bridge starts sooner from it.\n", setup.Exe)
+		}
+		fmt.Fprintln(e.stdout)
 		return printClients(e, setup, dirs, names)
 	}
 	return writeClient(e, target, setup, dirs, names, where, *dry)

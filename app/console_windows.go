@@ -2,6 +2,8 @@ package app
 
 import (
 	"os"
+	"os/exec"
+	"syscall"
 
 	"golang.org/x/sys/windows"
 )
@@ -60,4 +62,10 @@ func validStdHandle(std uint32) bool {
 	}
 	t, _ := windows.GetFileType(h) // FILE_TYPE_UNKNOWN for a closed or foreign handle
 	return t != windows.FILE_TYPE_UNKNOWN
+}
+
+// noConsole starts cmd without a console window of its own: the tray exe (a GUI program, perhaps
+// with no console) asking the console exe next to it for its version must not flash a window.
+func noConsole(cmd *exec.Cmd) {
+	cmd.SysProcAttr = &syscall.SysProcAttr{HideWindow: true, CreationFlags: windows.CREATE_NO_WINDOW}
 }

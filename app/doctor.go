@@ -153,7 +153,8 @@ type doctor struct {
 	listen     func(addr string) error // nil when addr could be listened on (the port is free)
 	audit      func(clients.Dirs, clients.Setup) []clients.Finding
 	dirs       clients.Dirs
-	exe        string
+	exe        string // this program, resolved
+	lean       string // what `authkeeper clients` writes into stdio entries (leanExe of exe); found by checkClients
 	now        func() time.Time
 
 	// Found by the checks, for the later ones.
@@ -224,6 +225,6 @@ func (d *doctor) run(ctx context.Context) []checkResult {
 	out = append(out, d.checkOwner(ctx))
 	out = append(out, d.checkProxyPort(ctx))
 	out = append(out, d.checkServers(ctx)...)
-	out = append(out, d.checkClients()...)
+	out = append(out, d.checkClients(ctx)...)
 	return out
 }

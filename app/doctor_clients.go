@@ -1,9 +1,12 @@
 package app
 
 import (
+	"context"
+	"io"
 	"net"
 	"os"
 	"path/filepath"
+	"runtime"
 	"strings"
 
 	"github.com/authkeeper/authkeeper/app/clients"
@@ -17,7 +20,7 @@ import (
 
 // checkClients audits the agents' config files against the proxy the owner runs (else the stable
 // address) and the configured servers.
-func (d *doctor) checkClients() []checkResult {
+func (d *doctor) checkClients(ctx context.Context) []checkResult {
 	setup := clients.Setup{ProxyURL: d.ownerProxyURL(), Exe: d.exe}
 	if setup.ProxyURL == "" {
 		if _, port, err := net.SplitHostPort(d.proxyAddr); err == nil && port != "0" {
@@ -49,11 +52,54 @@ func (d *doctor) checkClients() []checkResult {
 		return []checkResult{{Check: "clients", Status: checkWarn, Detail: "no agent's config file points at authkeeper",
 			Fix: "`authkeeper clients` prints each agent's entry; `authkeeper clients --write CLIENT` adds it"}}
 	}
+	slow := d.slowBridge(ctx)
 	out := make([]checkResult, 0, len(findings))
 	for _, f := range findings {
-		out = append(out, d.finding(f, configured))
+		r := d.finding(f, configured)
+		if r.Status == checkOK && f.Via == clients.ViaBridge && slow != "" && sameFile(f.Command, slow) {
+			r.Status = checkWarn
+			r.Detail = f.Server + " in " + d.tilde(f.Path) + " points at authkeeper (authkeeper bridge), but runs the tray binary " + slow +
+				": a bridge starts sooner from the headless build installed next to it, " + d.lean
+			r.Fix = "authkeeper clients --write " + f.Client + " " + f.Server
+			if f.Server != f.Proxied { // clients would add an entry named after the server instead
+				r.Fix = "change the entry's command to " + d.lean
+			}
+		}
+		out = append(out, r)
 	}
 	return out
+}
+
+// slowBridge returns the tray binary that bridge entries should no longer run: the binary named
+// authkeeper next to the headless build `authkeeper clients` would write now (leanExe of this
+// program; d.lean), when that build is not the tray binary itself. "" when there is no headless build
+// next to this program.
+func (d *doctor) slowBridge(ctx context.Context) string {
+	if d.exe == "" {
+		return ""
+	}
+	if d.lean == "" {
+		d.lean = leanExe(ctx, env{stdout: io.Discard, stderr: io.Discard, getenv: os.Getenv}, d.exe)
+	}
+	tray := filepath.Join(filepath.Dir(d.lean), "authkeeper")
+	if runtime.GOOS == "windows" {
+		tray += ".exe"
+	}
+	if sameFile(d.lean, tray) {
+		return ""
+	}
+	if _, err := os.Stat(tray); err != nil {
+		return ""
+	}
+	return tray
+}
+
+// sameFile reports whether the paths name one file (the one, resolved, that a config names may be a
+// symlink to).
+func sameFile(a, b string) bool {
+	fa, errA := os.Stat(a)
+	fb, errB := os.Stat(b)
+	return errA == nil && errB == nil && os.SameFile(fa, fb)
 }
 
 // finding is the line of one Audit finding.

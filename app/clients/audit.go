@@ -33,6 +33,8 @@ type Finding struct {
 	// headers helper's NAME (default: the entry's name, as Claude Code passes it). A caller checks it
 	// against the configured servers; Audit does not know them.
 	Proxied string
+	// Command is the program a ViaBridge entry runs, as the file names it; "" for the other kinds.
+	Command string
 }
 
 // Audit reads every target's config file under dirs (a missing file is not an error) and reports each
@@ -100,7 +102,7 @@ func (t Target) audit(e namedEntry, s Setup) (Finding, bool) {
 		problems = t.auditProxy(e.Fields, ref, s)
 	case bridgeName(e.Fields) != nil:
 		cmd, name := bridgeName(e.Fields)[0], bridgeName(e.Fields)[1]
-		f.Via, f.Proxied = ViaBridge, name
+		f.Via, f.Proxied, f.Command = ViaBridge, name, cmd
 		if filepath.IsAbs(cmd) {
 			if _, err := os.Stat(cmd); err != nil {
 				problems = append(problems, fmt.Sprintf("runs %s, which does not exist", cmd))
@@ -263,14 +265,6 @@ func helperName(fields map[string]any, entry string) string {
 		return strings.Trim(argv[2], `"'`)
 	}
 	return entry
-}
-
-func isAuthkeeper(cmd string) bool {
-	base := filepath.Base(filepath.ToSlash(cmd))
-	if i := strings.LastIndexByte(base, '\\'); i >= 0 { // a Windows path read on any OS
-		base = base[i+1:]
-	}
-	return strings.TrimSuffix(strings.ToLower(base), ".exe") == "authkeeper"
 }
 
 func stringList(v any) []string {

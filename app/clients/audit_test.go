@@ -18,6 +18,10 @@ func TestAuditReportsEntriesThatPointAtAuthkeeperAndHowTheyDisagree(t *testing.T
 	if err := os.WriteFile(exe, []byte("#!/bin/sh\n"), 0o755); err != nil {
 		t.Fatal(err)
 	}
+	lean := filepath.Join(filepath.Dir(exe), "authkeeper-headless")
+	if err := os.WriteFile(lean, []byte("#!/bin/sh\n"), 0o755); err != nil {
+		t.Fatal(err)
+	}
 	s := Setup{ProxyURL: "http://127.0.0.1:5000", Key: "key-now", Exe: exe}
 	const (
 		good  = `"url": "http://127.0.0.1:5000/mcp/bench", "headers": {"X-Authkeeper-Key": "key-now"}`
@@ -55,12 +59,17 @@ func TestAuditReportsEntriesThatPointAtAuthkeeperAndHowTheyDisagree(t *testing.T
 				"ok": {"command": "` + exe + `", "args": ["bridge", "bench"]},
 				"gone": {"command": "/nonexistent/authkeeper", "args": ["bridge", "docs"]},
 				"path": {"command": "authkeeper", "args": ["bridge", "docs"]},
-				"other": {"command": "npx", "args": ["bridge", "x"]}
+				"other": {"command": "npx", "args": ["bridge", "x"]},
+				"lean": {"command": "` + lean + `", "args": ["bridge", "bench"]},
+				"lean-gone": {"command": "/nonexistent/authkeeper-linux-arm64", "args": ["bridge", "docs"]},
+				"lookalike": {"command": "/opt/authkeeper-helper", "args": ["bridge", "docs"]}
 			}}`,
 			want: []Finding{
-				{Server: "ok", Via: ViaBridge, Proxied: "bench"},
-				{Server: "gone", Via: ViaBridge, Proxied: "docs", Problem: "runs /nonexistent/authkeeper, which does not exist"},
-				{Server: "path", Via: ViaBridge, Proxied: "docs"},
+				{Server: "ok", Via: ViaBridge, Proxied: "bench", Command: exe},
+				{Server: "gone", Via: ViaBridge, Proxied: "docs", Command: "/nonexistent/authkeeper", Problem: "runs /nonexistent/authkeeper, which does not exist"},
+				{Server: "path", Via: ViaBridge, Proxied: "docs", Command: "authkeeper"},
+				{Server: "lean", Via: ViaBridge, Proxied: "bench", Command: lean},
+				{Server: "lean-gone", Via: ViaBridge, Proxied: "docs", Command: "/nonexistent/authkeeper-linux-arm64", Problem: "runs /nonexistent/authkeeper-linux-arm64, which does not exist"},
 			}},
 		{name: "vscode JSONC with comments and trailing commas",
 			path:    ".config/Code/User/mcp.json",

@@ -23,7 +23,7 @@ var (
 type bridgeResults struct {
 	plan    bridgePlan
 	latency []pathResult // direct, proxy, bridge, mcp-remote, mcp-remote --silent, stdio floor; rounds sorted
-	startup []pathResult // bridge, mcp-remote, mcp-remote --silent[, bridge from the headless build]
+	startup []pathResult // bridge (the headless build, installed), mcp-remote, mcp-remote --silent[, bridge from the tray binary]
 	load    []pathResult // bridge, mcp-remote --silent; rounds sorted
 	profile profileSummary
 	strace  []straceSummary // bridge, mcp-remote --silent
@@ -177,22 +177,23 @@ func bridgeLatencySection(w func(string, ...any), b bridgeResults) {
 func bridgeStartupSection(w func(string, ...any), b bridgeResults) {
 	w("## Start-up: spawn → `initialize` result\n\n")
 	w("| path | runs | median | interquartile range | range |\n|---|---|---|---|---|\n")
-	lean := false
+	tray := false
 	for _, p := range b.startup {
 		s := spreadOf(durationsMS(p.Startup))
 		w("| %s | %d | %s | %s – %s | %s – %s |\n", p.Name, s.n, fmtMS(s.med), fmtMS(s.q1), fmtMS(s.q3), fmtMS(s.min), fmtMS(s.max))
-		lean = lean || p.Name == pathLean
+		tray = tray || p.Name == pathTray
 	}
 	w("\n")
-	if !lean {
-		w("The headless build's start-up was not measured (`%s` unset).\n\n", headlessEnv)
-		return
+	w("**bridge** is what agents run: the command `authkeeper clients --write claude-desktop` wrote from an\n")
+	w("install laid out as the packages lay it out, the tray binary with the headless build (no tray: no\n")
+	w("fyne, no cgo, statically linked) next to it as `authkeeper-headless`; `clients` writes the\n")
+	w("headless build into stdio entries when it finds it there. The target is held against it.\n")
+	if tray {
+		w("**%s** is the same command from the tray binary, which entries run when no headless build lies\n", pathTray)
+		w("next to it (a `go build` of the tray app alone); it took turns with the others. The difference is\n")
+		w("what the tray binary's shared libraries and GUI packages cost a bridge started from it.\n")
 	}
-	w("The target is held against **bridge**: the tray binary, the one a desktop install runs and whose\n")
-	w("path `authkeeper clients` writes into agents' configurations there. **%s** is the same\n", pathLean)
-	w("command from `make headless`'s build for this machine (no tray: no fyne, no cgo, statically\n")
-	w("linked), taking turns with the others. The difference is what the tray binary's shared libraries\n")
-	w("and GUI packages cost every bridge started from it.\n\n")
+	w("\n")
 }
 
 func bridgeLoadSection(w func(string, ...any), b bridgeResults) {

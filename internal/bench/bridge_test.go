@@ -3,6 +3,7 @@
 package bench
 
 import (
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io/fs"
@@ -11,6 +12,7 @@ import (
 	"path/filepath"
 	"runtime"
 	"slices"
+	"strings"
 	"testing"
 	"time"
 
@@ -44,7 +46,7 @@ const (
 	pathProxy        = "proxy"
 	pathBridge       = "bridge"
 	pathFloor        = "stdio floor"
-	pathLean         = "bridge, headless build"
+	pathTray         = "bridge, tray binary"
 	pathRemote       = "mcp-remote"
 	pathRemoteSilent = "mcp-remote --silent"
 )
@@ -77,7 +79,15 @@ func TestBridgeBenchmark(t *testing.T) {
 	}
 	direct := pathSpec{Name: pathDirect, URL: e.urls[server], Headers: map[string]string{"Authorization": "Bearer " + tok}}
 	proxied := pathSpec{Name: pathProxy, URL: e.eng.ProxyEndpoint(server)}
-	bridge := pathSpec{Name: pathBridge, Command: bin, Args: []string{"bridge", server}, Env: e.childEnv}
+	// The bridge as agents run it: the command `authkeeper clients` writes from an install that has
+	// the headless build next to the tray binary, as the packages lay it out (see installedBridge);
+	// and, for start-up, the same from the tray binary, as an install without the headless build runs it.
+	tray := pathSpec{Name: pathTray, Command: bin, Args: []string{"bridge", server}, Env: e.childEnv}
+	bridge := tray
+	bridge.Name = pathBridge
+	if lean := headlessBinary(t, out != ""); lean != "" {
+		bridge.Command = installedBridge(t, bin, lean, e.childEnv, server)
+	}
 	// The floor under any stdio bridge: this test binary again, as a server that answers at once.
 	floor := pathSpec{Name: pathFloor, Command: os.Args[0], Env: []string{instantEnv + "=1"}}
 	remote := mcpRemote(t, node, e.urls[server], tok, pathRemote)
@@ -92,8 +102,8 @@ func TestBridgeBenchmark(t *testing.T) {
 		t.Logf("%-20s %6d calls: p50 %v p99 %v", p.Name, len(all), pct(all, 50), pct(all, 99))
 	}
 	starts := []pathSpec{bridge, remote, silent}
-	if lean := headlessBinary(t, out != ""); lean != "" {
-		starts = append(starts, pathSpec{Name: pathLean, Command: lean, Args: bridge.Args, Env: bridge.Env})
+	if bridge.Command != tray.Command {
+		starts = append(starts, tray)
 	}
 	r.startup = runClient(t, clientSpec{Job: jobStartup, Paths: starts, Runs: plan.startRuns}, tok).Paths
 	for _, p := range r.startup {
@@ -107,7 +117,7 @@ func TestBridgeBenchmark(t *testing.T) {
 		t.Logf("%-20s ×%d at once: %d calls, p50 %v p99 %v, total RSS %s", p.Name, plan.loadSessions, len(all), pct(all, 50),
 			pct(all, 99), mib(p.RSSKiB[0]))
 	}
-	r.profile = profileBridge(t, bin, bridge, plan.profileCalls)
+	r.profile = profileBridge(t, bridge.Command, bridge, plan.profileCalls)
 	r.strace = []straceSummary{straceOf(t, bridge, plan.straceCalls), straceOf(t, silent, plan.straceCalls, tok)}
 	for _, s := range r.strace {
 		if s.err != nil {
@@ -152,9 +162,9 @@ func TestBridgeBenchmark(t *testing.T) {
 const headlessEnv = "AUTHKEEPER_HEADLESS_DIR"
 
 // headlessBinary returns this machine's headless build (no tray: no fyne, no cgo) in the directory
-// headlessEnv names, for comparing start-ups; "" when there is none. A report run (make bench builds
-// it) fails without it; the smoke run in make test, whose headless targets may not include this
-// machine's, goes on without it.
+// headlessEnv names; "" when there is none. A report run (make bench builds it) fails without it; the
+// smoke run in make test, whose headless targets may not include this machine's, goes on without it
+// (its bridge is then the tray binary).
 func headlessBinary(t *testing.T, report bool) string {
 	t.Helper()
 	dir := os.Getenv(headlessEnv)
@@ -169,10 +179,67 @@ func headlessBinary(t *testing.T, report bool) string {
 		if report {
 			t.Fatalf("%s holds no headless build for this machine: %v", headlessEnv, err)
 		}
-		t.Logf("no headless build for this machine in %s: its start-up is not measured", headlessEnv)
+		t.Logf("no headless build for this machine in %s: the bridge runs from the tray binary", headlessEnv)
 		return ""
 	}
 	return bin
+}
+
+// installedBridge lays out an install as the .deb does — the tray binary bin as authkeeper, the
+// headless build lean as authkeeper-headless beside it — runs that authkeeper's `clients --write
+// claude-desktop SERVER` under env (the bench's home: its settings name the server), and returns the
+// command the entry it wrote runs. It fails unless that command is the installed headless build
+// running `bridge SERVER`: the bench measures what agents would run.
+func installedBridge(t *testing.T, bin, lean string, env []string, server string) string {
+	t.Helper()
+	dir := filepath.Join(t.TempDir(), "usr", "bin")
+	tray, headless := filepath.Join(dir, "authkeeper"), filepath.Join(dir, "authkeeper-headless")
+	copyExe(t, bin, tray)
+	copyExe(t, lean, headless)
+	cmd := exec.Command(tray, "clients", "--write", "claude-desktop", server)
+	cmd.Env = env
+	if out, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("authkeeper clients --write claude-desktop %s: %v\n%s", server, err, out)
+	}
+	var home string
+	for _, kv := range env {
+		if v, ok := strings.CutPrefix(kv, "XDG_CONFIG_HOME="); ok {
+			home = v
+		}
+	}
+	data, err := os.ReadFile(filepath.Join(home, "Claude", "claude_desktop_config.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var cfg struct {
+		MCPServers map[string]struct {
+			Command string   `json:"command"`
+			Args    []string `json:"args"`
+		} `json:"mcpServers"`
+	}
+	if err := json.Unmarshal(data, &cfg); err != nil {
+		t.Fatalf("the config clients wrote: %v", err)
+	}
+	entry := cfg.MCPServers[server]
+	if entry.Command != headless || !slices.Equal(entry.Args, []string{"bridge", server}) {
+		t.Fatalf("clients wrote %q %q, want %q [bridge %s]", entry.Command, entry.Args, headless, server)
+	}
+	return entry.Command
+}
+
+// copyExe copies the executable from to to.
+func copyExe(t *testing.T, from, to string) {
+	t.Helper()
+	data, err := os.ReadFile(from)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.MkdirAll(filepath.Dir(to), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(to, data, 0o755); err != nil {
+		t.Fatal(err)
+	}
 }
 
 // mcpRemote returns the path that runs mcp-remote against url with tok in an Authorization header.

@@ -11,8 +11,10 @@
 //   - TestBridgeBenchmark (bench-bridge.md, bench-latency.png): a tools/call round trip over stdio
 //     through `authkeeper bridge` and through the pinned npm mcp-remote given the same token, next to
 //     direct and proxied calls and the stdio hop alone (instantMain), all driven by one client process
-//     of their own (this test binary run again, see clientEnv); start-up, also of this machine's
-//     headless build, ten sessions at once, a CPU profile and the system calls;
+//     of their own (this test binary run again, see clientEnv); the bridge is the command
+//     `authkeeper clients` writes from an install with the headless build next to the tray binary
+//     (installedBridge); start-up, also from the tray binary, ten sessions at once, a CPU profile and
+//     the system calls;
 //   - TestFootprintBenchmark (bench-footprint.md): idle CPU and resident memory of `authkeeper serve`
 //     and of the tray app, each with 10 signed-in servers;
 //   - TestSchedulerScaleBenchmark (bench-scale.md): 1,000 servers in the engine's scheduler — heap,

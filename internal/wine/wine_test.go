@@ -113,8 +113,14 @@ func (b bench) wineCommand(exe string, args ...string) *exec.Cmd {
 // with a space or a character cmd.exe interprets fails the test.
 func (b bench) appCommand(t *testing.T, appData string, extra []string, args ...string) *exec.Cmd {
 	t.Helper()
-	line := []string{"cmd", "/c", "set", "APPDATA=" + windowsPath(appData) + "&&", windowsPath(filepath.Join(b.dir, "authkeeper.exe"))}
-	for _, a := range append([]string{appData, b.dir}, args...) {
+	return b.exeCommand(t, filepath.Join(b.dir, "authkeeper.exe"), appData, extra, args...)
+}
+
+// exeCommand is appCommand for the Windows program exe (a Linux path).
+func (b bench) exeCommand(t *testing.T, exe, appData string, extra []string, args ...string) *exec.Cmd {
+	t.Helper()
+	line := []string{"cmd", "/c", "set", "APPDATA=" + windowsPath(appData) + "&&", windowsPath(exe)}
+	for _, a := range append([]string{appData, exe}, args...) {
 		if strings.ContainsAny(a, " \t\"&|<>^%()") {
 			t.Fatalf("argument %q cannot pass through cmd.exe unquoted", a)
 		}
