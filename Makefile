@@ -195,14 +195,15 @@ lint:
 #     bare reverse proxy, SSE first events, and CPU profiles of the proxied rounds;
 #   TestBridgeBenchmark (~3 min, bench-bridge.md and the plot bench-latency.png): the stdio bridge against
 #     the pinned npm mcp-remote, driven by a client process of their own — 15 interleaved rounds next to
-#     direct and proxied calls, start-up (also of this machine's headless build, for comparison), 10
-#     sessions at once, a CPU profile and strace -c of the bridge;
+#     direct and proxied calls, start-up (also from the tray binary, for comparison), 10 sessions at
+#     once, a CPU profile and strace -c of the bridge; the bridge is this machine's headless build, as
+#     `authkeeper clients` writes it from an install laid out as the .deb's;
 #   TestFootprintBenchmark (~4 min, bench-footprint.md): the idle footprint of the real binary, `serve`
 #     and the tray, with 10 servers;
 #   TestSchedulerScaleBenchmark (~2 min, bench-scale.md): 1,000 servers in the scheduler.
 # Then the micro-benchmarks of every package.
 bench: deps build
-	@# This machine's headless build only, for the bridge's start-up row: a make of its own, so that
+	@# This machine's headless build only, the bridge agents run: a make of its own, so that
 	@# `make bench test` still builds make test's three.
 	@$(MAKE) --no-print-directory headless HEADLESS_BUILD="$$($(GO) env GOOS)/$$($(GO) env GOARCH)" VERSION='$(VERSION)'
 	@for tt in Proxy:10m Bridge:15m Footprint:10m SchedulerScale:10m; do t=$${tt%%:*}; \
