@@ -8,6 +8,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"regexp"
+	"runtime"
 	"strings"
 	"testing"
 	"text/template"
@@ -83,6 +84,9 @@ var (
 // changes the machine, so `make dist` leaves that to a person; this is what can be checked without.
 func TestDebPackageInstallsTheBinaryDesktopEntryAndIcon(t *testing.T) {
 	testbed.Need(t, "sh", "dpkg", "dpkg-deb", "go")
+	if runtime.GOARCH != "amd64" {
+		t.Skipf("the .deb is for amd64 (packaging/nfpm.yaml); this machine is %s", runtime.GOARCH)
+	}
 	bin := e2e.MustBinary(t)
 	hdir, _ := headlessDir(t)
 	lean := filepath.Join(hdir, headlessName("linux/amd64"))
@@ -387,9 +391,21 @@ func TestTarballGetsTheHeadlessBuildAndItsInstallLines(t *testing.T) {
 		t.Error("make user-uninstall left ~/.local/bin/authkeeper-headless")
 	}
 
+	// A second run refuses, and leaves the tarball as it was.
+	before, err := os.ReadFile(tb)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if out, err := exec.Command("packaging/tarball-headless.sh", tb, lean).CombinedOutput(); err == nil || !strings.Contains(string(out), "already holds usr/local/bin/authkeeper-headless") {
+		t.Errorf("a second run: %v\n%s", err, out)
+	}
+	if after, _ := os.ReadFile(tb); !bytes.Equal(before, after) {
+		t.Error("a second run changed the tarball")
+	}
+
 	// A Makefile without the lines the script knows: an error naming the count, the tarball untouched.
 	odd := tarball(t, []byte("install:\n\tcp -r usr $(DESTDIR)/\n"))
-	before, err := os.ReadFile(odd)
+	before, err = os.ReadFile(odd)
 	if err != nil {
 		t.Fatal(err)
 	}

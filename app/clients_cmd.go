@@ -24,8 +24,8 @@ const proxyAskTimeout = 3 * time.Second
 // cmdClients runs `authkeeper clients [NAME...] [--write CLIENT [--dry-run]]`: it prints, for every
 // supported client, the config that points it at the proxy for the named (default: all) servers, or
 // merges that config into one client's file. The proxy address is the running engine's; with none
-// running, the settings'. Stdio entries run the headless build installed next to this binary, when
-// there is one (leanExe). It never starts an engine.
+// running, the settings'. Run from the tray build, stdio entries run the headless build installed
+// next to it, when there is one (leanExe). It never starts an engine.
 func cmdClients(ctx context.Context, args []string, e env) error {
 	fs := newFlags("clients", e)
 	write := fs.String("write", "", "merge the config into this client's file: "+clientIDs())
@@ -50,7 +50,9 @@ func cmdClients(ctx context.Context, args []string, e env) error {
 		return err
 	}
 	tray := setup.Exe
-	setup.Exe = leanExe(ctx, e, tray)
+	if e.ui != nil { // the tray build
+		setup.Exe = leanExe(ctx, e, tray)
+	}
 	where, err := useRunningProxy(ctx, e, &setup, *addr != "")
 	if err != nil {
 		return err

@@ -154,7 +154,7 @@ type doctor struct {
 	audit      func(clients.Dirs, clients.Setup) []clients.Finding
 	dirs       clients.Dirs
 	exe        string // this program, resolved
-	lean       string // what `authkeeper clients` writes into stdio entries (leanExe of exe); found by checkClients
+	tray       bool   // this program is the tray build (which writes the headless build next to it into stdio entries)
 	now        func() time.Time
 
 	// Found by the checks, for the later ones.
@@ -206,6 +206,7 @@ func newDoctor(e env, o serveOpts) (*doctor, error) {
 	if d.dirs, err = clients.DirsFrom(e.getenv); err != nil {
 		return nil, err
 	}
+	d.tray = e.ui != nil
 	if d.exe, err = os.Executable(); err == nil {
 		if resolved, err := filepath.EvalSymlinks(d.exe); err == nil {
 			d.exe = resolved

@@ -2,9 +2,11 @@ package app
 
 import (
 	"context"
+	"fmt"
 	"io"
 	"net"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"runtime"
 	"strings"
@@ -52,17 +54,13 @@ func (d *doctor) checkClients(ctx context.Context) []checkResult {
 		return []checkResult{{Check: "clients", Status: checkWarn, Detail: "no agent's config file points at authkeeper",
 			Fix: "`authkeeper clients` prints each agent's entry; `authkeeper clients --write CLIENT` adds it"}}
 	}
-	slow := d.slowBridge(ctx)
+	lean, tray := d.bridgeBinaries(ctx)
 	out := make([]checkResult, 0, len(findings))
 	for _, f := range findings {
 		r := d.finding(f, configured)
-		if r.Status == checkOK && f.Via == clients.ViaBridge && slow != "" && sameFile(f.Command, slow) {
-			r.Status = checkWarn
-			r.Detail = f.Server + " in " + d.tilde(f.Path) + " points at authkeeper (authkeeper bridge), but runs the tray binary " + slow +
-				": a bridge starts sooner from the headless build installed next to it, " + d.lean
-			r.Fix = "authkeeper clients --write " + f.Client + " " + f.Server
-			if f.Server != f.Proxied { // clients would add an entry named after the server instead
-				r.Fix = "change the entry's command to " + d.lean
+		if r.Status == checkOK && f.Via == clients.ViaBridge {
+			if detail, fix := d.bridgeAdvice(ctx, f, lean, tray); detail != "" {
+				r.Status, r.Detail, r.Fix = checkWarn, detail, fix
 			}
 		}
 		out = append(out, r)
@@ -70,32 +68,63 @@ func (d *doctor) checkClients(ctx context.Context) []checkResult {
 	return out
 }
 
-// slowBridge returns the tray binary that bridge entries should no longer run: the binary named
-// authkeeper next to the headless build `authkeeper clients` would write now (leanExe of this
-// program; d.lean), when that build is not the tray binary itself. "" when there is no headless build
-// next to this program.
-func (d *doctor) slowBridge(ctx context.Context) string {
+// bridgeBinaries returns the program `authkeeper clients` would write into a stdio entry now (lean:
+// leanExe of the tray build, else this headless build itself) and the tray binary next to it that an
+// older entry may still run (tray). tray is "" when there is none apart from lean, or when the
+// authkeeper there is itself a headless build (installed by hand under that name).
+func (d *doctor) bridgeBinaries(ctx context.Context) (lean, tray string) {
 	if d.exe == "" {
-		return ""
+		return "", ""
 	}
-	if d.lean == "" {
-		d.lean = leanExe(ctx, env{stdout: io.Discard, stderr: io.Discard, getenv: os.Getenv}, d.exe)
+	lean = d.exe
+	if d.tray {
+		lean = leanExe(ctx, env{stdout: io.Discard, stderr: io.Discard, getenv: os.Getenv}, d.exe)
 	}
-	tray := filepath.Join(filepath.Dir(d.lean), "authkeeper")
+	tray = filepath.Join(filepath.Dir(lean), "authkeeper")
 	if runtime.GOOS == "windows" {
 		tray += ".exe"
 	}
-	if sameFile(d.lean, tray) {
-		return ""
+	if _, err := os.Stat(tray); err != nil || sameFile(lean, tray) || headlessBuild(tray) {
+		return lean, ""
 	}
-	if _, err := os.Stat(tray); err != nil {
-		return ""
-	}
-	return tray
+	return lean, tray
 }
 
-// sameFile reports whether the paths name one file (the one, resolved, that a config names may be a
-// symlink to).
+// bridgeAdvice returns the warning for a bridge entry f that works but should run another program,
+// and its fix; "" when there is none. Such an entry runs the tray binary while the headless build is
+// installed next to it (a bridge starts sooner from that), or a headless build that is not this
+// version. A bare command is looked up on PATH, as the agent would.
+func (d *doctor) bridgeAdvice(ctx context.Context, f clients.Finding, lean, tray string) (detail, fix string) {
+	cmd := f.Command
+	if !strings.ContainsAny(cmd, `/\`) {
+		if p, err := exec.LookPath(cmd); err == nil {
+			cmd = p
+		}
+	}
+	at := f.Server + " in " + d.tilde(f.Path) + " points at authkeeper (authkeeper bridge), but runs "
+	switch {
+	case tray != "" && sameFile(cmd, tray):
+		detail = at + "the tray binary " + tray + ": a bridge starts sooner from the headless build installed next to it, " + lean
+	case !sameFile(cmd, d.exe) && headlessBuild(cmd):
+		got, err := versionOf(ctx, cmd)
+		if err == nil && got == "authkeeper "+d.version {
+			return "", ""
+		}
+		if err != nil {
+			got = err.Error()
+		}
+		detail = fmt.Sprintf("%s%s, which is %q, not authkeeper %s as this one", at, cmd, got, d.version)
+	default:
+		return "", ""
+	}
+	// clients --write writes the entry named after the server, and a bridge only for a stdio client.
+	if t, ok := clients.TargetByID(f.Client); ok && t.WritesBridge() && f.Server == f.Proxied {
+		return detail, "authkeeper clients --write " + f.Client + " " + f.Server
+	}
+	return detail, "change the entry's command to " + lean
+}
+
+// sameFile reports whether the paths name one file (a config may name a symlink to it).
 func sameFile(a, b string) bool {
 	fa, errA := os.Stat(a)
 	fb, errB := os.Stat(b)

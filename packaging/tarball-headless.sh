@@ -17,6 +17,11 @@ top=$tmp/authkeeper
 	echo "tarball-headless.sh: $tarball is not fyne's tarball of authkeeper" >&2
 	exit 1
 }
+# Once only: a second run would add the Makefile's lines again.
+[ ! -e "$top/usr/local/bin/authkeeper-headless" ] || {
+	echo "tarball-headless.sh: $tarball already holds usr/local/bin/authkeeper-headless" >&2
+	exit 1
+}
 install -m 0755 "$lean" "$top/usr/local/bin/authkeeper-headless"
 awk '
 	{ print }

@@ -209,6 +209,13 @@ func TargetByID(id string) (Target, bool) {
 	return Target{}, false
 }
 
+// WritesBridge reports whether the target's entries run `authkeeper bridge NAME` (a stdio client),
+// rather than pointing at the proxy.
+func (t Target) WritesBridge() bool {
+	_, ok := t.Entry(Setup{}, "x").(stdioEntry)
+	return ok
+}
+
 // Entries renders the target's entry for every server name.
 func (t Target) Entries(s Setup, names []string) ([]Member, error) {
 	out := make([]Member, 0, len(names))

@@ -5,6 +5,17 @@ import (
 	"testing"
 )
 
+// TestWritesBridgeOnlyForStdioClients: Claude Desktop's entries run the bridge; no other target's do.
+func TestWritesBridgeOnlyForStdioClients(t *testing.T) {
+	for _, tg := range Targets {
+		t.Run(tg.ID, func(t *testing.T) {
+			if got, want := tg.WritesBridge(), tg.ID == "claude-desktop"; got != want {
+				t.Errorf("WritesBridge = %v, want %v", got, want)
+			}
+		})
+	}
+}
+
 func TestLeanNamesPerTarget(t *testing.T) {
 	for _, tc := range []struct {
 		goos, goarch string
@@ -14,9 +25,11 @@ func TestLeanNamesPerTarget(t *testing.T) {
 		{"darwin", "arm64", []string{"authkeeper-headless", "authkeeper-darwin-arm64"}},
 		{"windows", "amd64", []string{"authkeeper-headless.exe", "authkeeper-windows-amd64.exe"}},
 	} {
-		if got := LeanNames(tc.goos, tc.goarch); !slices.Equal(got, tc.want) {
-			t.Errorf("LeanNames(%s, %s) = %q, want %q", tc.goos, tc.goarch, got, tc.want)
-		}
+		t.Run(tc.goos+"/"+tc.goarch, func(t *testing.T) {
+			if got := LeanNames(tc.goos, tc.goarch); !slices.Equal(got, tc.want) {
+				t.Errorf("LeanNames = %q, want %q", got, tc.want)
+			}
+		})
 	}
 }
 
@@ -40,8 +53,10 @@ func TestIsAuthkeeperKnowsEveryBinaryName(t *testing.T) {
 		"npx":                                              false,
 		"":                                                 false,
 	} {
-		if got := isAuthkeeper(cmd); got != want {
-			t.Errorf("isAuthkeeper(%q) = %v, want %v", cmd, got, want)
-		}
+		t.Run(cmd, func(t *testing.T) {
+			if got := isAuthkeeper(cmd); got != want {
+				t.Errorf("isAuthkeeper(%q) = %v, want %v", cmd, got, want)
+			}
+		})
 	}
 }
