@@ -52,15 +52,17 @@ func perRound(rounds int, f func(r int) float64) []float64 {
 // bridgeTargets computes the per-round spreads the targets are judged on.
 func (b bridgeResults) bridgeTargets() (added50, added99, speedup spread) {
 	proxy, bridge := byName(b.latency, pathProxy), byName(b.latency, pathBridge)
-	remote, silent := byName(b.latency, pathRemote), byName(b.latency, pathRemoteSilent)
 	n := len(bridge.Rounds)
 	added50 = spreadOf(perRound(n, func(r int) float64 { return msOf(pct(bridge.Rounds[r], 50) - pct(proxy.Rounds[r], 50)) }))
 	added99 = spreadOf(perRound(n, func(r int) float64 { return msOf(pct(bridge.Rounds[r], 99) - pct(proxy.Rounds[r], 99)) }))
-	speedup = spreadOf(perRound(n, func(r int) float64 {
-		best := min(pct(remote.Rounds[r], 50), pct(silent.Rounds[r], 50))
-		return float64(best) / float64(pct(bridge.Rounds[r], 50))
-	}))
+	speedup = spreadOf(perRound(n, func(r int) float64 { return b.bestRemote(r) / float64(pct(bridge.Rounds[r], 50)) }))
 	return added50, added99, speedup
+}
+
+// bestRemote is round r's p50 of the faster mcp-remote path (as is or --silent), in nanoseconds.
+func (b bridgeResults) bestRemote(r int) float64 {
+	remote, silent := byName(b.latency, pathRemote), byName(b.latency, pathRemoteSilent)
+	return float64(min(pct(remote.Rounds[r], 50), pct(silent.Rounds[r], 50)))
 }
 
 // bridgeReport renders docs/bench-bridge.md.
@@ -119,15 +121,13 @@ func bridgeTargetsSection(w func(string, ...any), b bridgeResults) {
 func (b bridgeResults) floorContext() (hop, relay, ceiling spread) {
 	direct, proxy := byName(b.latency, pathDirect), byName(b.latency, pathProxy)
 	bridge, floor := byName(b.latency, pathBridge), byName(b.latency, pathFloor)
-	remote, silent := byName(b.latency, pathRemote), byName(b.latency, pathRemoteSilent)
 	n := len(bridge.Rounds)
 	hop = spreadOf(perRound(n, func(r int) float64 { return msOf(pct(floor.Rounds[r], 50)) }))
 	relay = spreadOf(perRound(n, func(r int) float64 {
 		return msOf(pct(bridge.Rounds[r], 50) - pct(proxy.Rounds[r], 50) - pct(floor.Rounds[r], 50))
 	}))
 	ceiling = spreadOf(perRound(n, func(r int) float64 {
-		best := min(pct(remote.Rounds[r], 50), pct(silent.Rounds[r], 50))
-		return float64(best) / float64(pct(direct.Rounds[r], 50)+pct(floor.Rounds[r], 50))
+		return b.bestRemote(r) / float64(pct(direct.Rounds[r], 50)+pct(floor.Rounds[r], 50))
 	}))
 	return hop, relay, ceiling
 }
@@ -136,9 +136,8 @@ func (b bridgeResults) floorContext() (hop, relay, ceiling spread) {
 // (best mcp-remote p50 / direct p50) and how much more latency mcp-remote adds than the bridge.
 func (b bridgeResults) bridgeContext() (ceiling, overhead spread) {
 	direct, bridge := byName(b.latency, pathDirect), byName(b.latency, pathBridge)
-	remote, silent := byName(b.latency, pathRemote), byName(b.latency, pathRemoteSilent)
 	n := len(bridge.Rounds)
-	best := func(r int) float64 { return float64(min(pct(remote.Rounds[r], 50), pct(silent.Rounds[r], 50))) }
+	best := b.bestRemote
 	ceiling = spreadOf(perRound(n, func(r int) float64 { return best(r) / float64(pct(direct.Rounds[r], 50)) }))
 	overhead = spreadOf(perRound(n, func(r int) float64 {
 		d := float64(pct(direct.Rounds[r], 50))

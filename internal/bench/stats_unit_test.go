@@ -4,6 +4,7 @@ package bench
 
 import (
 	"testing"
+	"time"
 
 	"github.com/google/go-cmp/cmp"
 )
@@ -75,5 +76,46 @@ func TestParseStraceReadsColumnsWithBlankCells(t *testing.T) {
 	}
 	if _, err := parseStrace("strace: exec: No such file or directory\n"); err == nil {
 		t.Error("parseStrace of a table-less file: no error")
+	}
+}
+
+// TestBridgeRatiosUseTheFasterMcpRemoteOfEachRound pins the per-round arithmetic of the bridge
+// report's ratios on hand-made rounds (one call each, so a round's p50 is that call): the faster
+// mcp-remote path of the round, over the bridge (the 3.5× target), over direct (the ceiling), and over
+// direct plus the stdio hop (the ceiling with the hop counted).
+func TestBridgeRatiosUseTheFasterMcpRemoteOfEachRound(t *testing.T) {
+	ms := func(v ...float64) [][]time.Duration {
+		out := make([][]time.Duration, len(v))
+		for i, x := range v {
+			out[i] = []time.Duration{time.Duration(x * float64(time.Millisecond))}
+		}
+		return out
+	}
+	b := bridgeResults{latency: []pathResult{
+		{Name: pathDirect, Rounds: ms(0.5, 1)},
+		{Name: pathProxy, Rounds: ms(0.6, 1.2)},
+		{Name: pathBridge, Rounds: ms(1, 2)},
+		{Name: pathRemote, Rounds: ms(4, 6)},
+		{Name: pathRemoteSilent, Rounds: ms(3, 8)},
+		{Name: pathFloor, Rounds: ms(0.25, 0.5)},
+	}}
+	if got := []float64{b.bestRemote(0), b.bestRemote(1)}; got[0] != float64(3*time.Millisecond) || got[1] != float64(6*time.Millisecond) {
+		t.Errorf("bestRemote = %v, want 3 ms and 6 ms", got)
+	}
+	_, _, speedup := b.bridgeTargets()
+	ceiling, _ := b.bridgeContext()
+	_, _, hopCeiling := b.floorContext()
+	for _, c := range []struct {
+		name     string
+		got      spread
+		min, max float64
+	}{
+		{"speedup", speedup, 3, 3},         // 3/1, 6/2
+		{"ceiling", ceiling, 6, 6},         // 3/0.5, 6/1
+		{"with the hop", hopCeiling, 4, 4}, // 3/0.75, 6/1.5
+	} {
+		if c.got.min != c.min || c.got.max != c.max {
+			t.Errorf("%s: min %v max %v, want %v and %v", c.name, c.got.min, c.got.max, c.min, c.max)
+		}
 	}
 }
