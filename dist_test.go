@@ -221,21 +221,9 @@ func packagedBridgeEntry(t *testing.T, root string) {
 		t.Errorf("clients: output lacks the headless build's line:\n%s", out)
 	}
 	run(tray, "clients", "--write", "claude-desktop", "bench")
-	data, err := os.ReadFile(filepath.Join(home, ".config", "Claude", "claude_desktop_config.json"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	var cfg struct {
-		MCPServers map[string]struct {
-			Command string   `json:"command"`
-			Args    []string `json:"args"`
-		} `json:"mcpServers"`
-	}
-	if err := json.Unmarshal(data, &cfg); err != nil {
-		t.Fatalf("%v\n%s", err, data)
-	}
-	if e := cfg.MCPServers["bench"]; e.Command != lean || strings.Join(e.Args, " ") != "bridge bench" {
-		t.Errorf("Claude Desktop's entry runs %q %q, want %q [bridge bench]", e.Command, e.Args, lean)
+	cfgPath := filepath.Join(home, ".config", "Claude", "claude_desktop_config.json")
+	if cmd, args := e2e.BridgeEntry(t, cfgPath, "bench"); cmd != lean || strings.Join(args, " ") != "bridge bench" {
+		t.Errorf("Claude Desktop's entry runs %q %q, want %q [bridge bench]", cmd, args, lean)
 	}
 	for _, bin := range []string{tray, lean} {
 		if out := run(bin, "doctor"); !strings.Contains(out, "ok    client claude-desktop: bench in ~/.config/Claude/claude_desktop_config.json points at authkeeper (authkeeper bridge)\n") {
@@ -245,11 +233,15 @@ func packagedBridgeEntry(t *testing.T, root string) {
 
 	// An entry written before the headless build was installed runs the tray binary: doctor, from
 	// either binary, says a bridge starts sooner from the headless build, and how to switch.
+	data, err := os.ReadFile(cfgPath)
+	if err != nil {
+		t.Fatal(err)
+	}
 	old := strings.Replace(string(data), `"command": "`+lean+`"`, `"command": "`+tray+`"`, 1)
 	if old == string(data) {
 		t.Fatalf("no command %q in:\n%s", lean, data)
 	}
-	if err := os.WriteFile(filepath.Join(home, ".config", "Claude", "claude_desktop_config.json"), []byte(old), 0o600); err != nil {
+	if err := os.WriteFile(cfgPath, []byte(old), 0o600); err != nil {
 		t.Fatal(err)
 	}
 	for _, bin := range []string{tray, lean} {

@@ -3,7 +3,6 @@
 package bench
 
 import (
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io/fs"
@@ -196,35 +195,22 @@ func installedBridge(t *testing.T, bin, lean string, env []string, server string
 	tray, headless := filepath.Join(dir, "authkeeper"), filepath.Join(dir, "authkeeper-headless")
 	copyExe(t, bin, tray)
 	copyExe(t, lean, headless)
-	cmd := exec.Command(tray, "clients", "--write", "claude-desktop", server)
-	cmd.Env = env
-	if out, err := cmd.CombinedOutput(); err != nil {
+	write := exec.Command(tray, "clients", "--write", "claude-desktop", server)
+	write.Env = env
+	if out, err := write.CombinedOutput(); err != nil {
 		t.Fatalf("authkeeper clients --write claude-desktop %s: %v\n%s", server, err, out)
 	}
-	var home string
+	var cfg string
 	for _, kv := range env {
 		if v, ok := strings.CutPrefix(kv, "XDG_CONFIG_HOME="); ok {
-			home = v
+			cfg = v
 		}
 	}
-	data, err := os.ReadFile(filepath.Join(home, "Claude", "claude_desktop_config.json"))
-	if err != nil {
-		t.Fatal(err)
+	cmd, args := e2e.BridgeEntry(t, filepath.Join(cfg, "Claude", "claude_desktop_config.json"), server)
+	if cmd != headless || !slices.Equal(args, []string{"bridge", server}) {
+		t.Fatalf("clients wrote %q %q, want %q [bridge %s]", cmd, args, headless, server)
 	}
-	var cfg struct {
-		MCPServers map[string]struct {
-			Command string   `json:"command"`
-			Args    []string `json:"args"`
-		} `json:"mcpServers"`
-	}
-	if err := json.Unmarshal(data, &cfg); err != nil {
-		t.Fatalf("the config clients wrote: %v", err)
-	}
-	entry := cfg.MCPServers[server]
-	if entry.Command != headless || !slices.Equal(entry.Args, []string{"bridge", server}) {
-		t.Fatalf("clients wrote %q %q, want %q [bridge %s]", entry.Command, entry.Args, headless, server)
-	}
-	return entry.Command
+	return cmd
 }
 
 // copyExe copies the executable from to to.

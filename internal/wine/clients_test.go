@@ -3,11 +3,12 @@
 package wine
 
 import (
-	"encoding/json"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/authkeeper/authkeeper/internal/e2e"
 )
 
 // TestZipLayoutWritesTheConsoleExeIntoStdioEntries lays the two exes out as the Windows zip does
@@ -39,22 +40,9 @@ func TestZipLayoutWritesTheConsoleExeIntoStdioEntries(t *testing.T) {
 			if err != nil {
 				t.Fatalf("clients --write: %v\n%s", err, out)
 			}
-			data, err := os.ReadFile(filepath.Join(appData, "Claude", "claude_desktop_config.json"))
-			if err != nil {
-				t.Fatalf("%v; clients printed:\n%s", err, out)
-			}
-			var cfg struct {
-				MCPServers map[string]struct {
-					Command string   `json:"command"`
-					Args    []string `json:"args"`
-				} `json:"mcpServers"`
-			}
-			if err := json.Unmarshal(data, &cfg); err != nil {
-				t.Fatalf("%v\n%s", err, data)
-			}
-			e := cfg.MCPServers["bench"]
-			if !strings.EqualFold(e.Command, windowsPath(console)) || strings.Join(e.Args, " ") != "bridge bench" {
-				t.Errorf("the entry runs %q %q, want %q [bridge bench]", e.Command, e.Args, windowsPath(console))
+			cmd, args := e2e.BridgeEntry(t, filepath.Join(appData, "Claude", "claude_desktop_config.json"), "bench")
+			if !strings.EqualFold(cmd, windowsPath(console)) || strings.Join(args, " ") != "bridge bench" {
+				t.Errorf("the entry runs %q %q, want %q [bridge bench]; clients printed:\n%s", cmd, args, windowsPath(console), out)
 			}
 		})
 	}
