@@ -95,6 +95,9 @@ func (d *doctor) bridgeBinaries(ctx context.Context) (lean, tray string) {
 // installed next to it (a bridge starts sooner from that), or a headless build that is not this
 // version. A bare command is looked up on PATH, as the agent would.
 func (d *doctor) bridgeAdvice(ctx context.Context, f clients.Finding, lean, tray string) (detail, fix string) {
+	if lean == "" { // this program's path is unknown: nothing to compare with or to suggest
+		return "", ""
+	}
 	cmd := f.Command
 	if !strings.ContainsAny(cmd, `/\`) {
 		if p, err := exec.LookPath(cmd); err == nil {
