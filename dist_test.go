@@ -3,7 +3,6 @@ package main
 import (
 	"bytes"
 	"encoding/json"
-	"io"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -101,7 +100,7 @@ func TestDebPackageInstallsTheBinaryDesktopEntryAndIcon(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	copyFile(t, "packaging/nfpm.yaml", filepath.Join(stage, "packaging/nfpm.yaml"))
+	testbed.CopyFile(t, "packaging/nfpm.yaml", filepath.Join(stage, "packaging/nfpm.yaml"))
 	for _, m := range srcLine.FindAllStringSubmatch(string(config), -1) {
 		from := m[1]
 		switch from {
@@ -110,7 +109,7 @@ func TestDebPackageInstallsTheBinaryDesktopEntryAndIcon(t *testing.T) {
 		case "bin/headless/authkeeper-linux-amd64":
 			from = lean
 		}
-		copyFile(t, from, filepath.Join(stage, m[1]))
+		testbed.CopyFile(t, from, filepath.Join(stage, m[1]))
 	}
 	const version = "1.2.3+4.gabc1234"
 	out := filepath.Join(t.TempDir(), "authkeeper.deb")
@@ -252,33 +251,6 @@ func packagedBridgeEntry(t *testing.T, root string) {
 				t.Errorf("%s doctor lacks %q:\n%s", filepath.Base(bin), want, out)
 			}
 		}
-	}
-}
-
-func copyFile(t *testing.T, from, to string) {
-	t.Helper()
-	if err := os.MkdirAll(filepath.Dir(to), 0o755); err != nil {
-		t.Fatal(err)
-	}
-	src, err := os.Open(from)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer src.Close()
-	fi, err := src.Stat()
-	if err != nil {
-		t.Fatal(err)
-	}
-	dst, err := os.OpenFile(to, os.O_CREATE|os.O_WRONLY|os.O_TRUNC, fi.Mode().Perm())
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := io.Copy(dst, src); err != nil {
-		dst.Close()
-		t.Fatal(err)
-	}
-	if err := dst.Close(); err != nil {
-		t.Fatal(err)
 	}
 }
 

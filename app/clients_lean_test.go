@@ -65,18 +65,6 @@ func fakeBuilds(t *testing.T) map[string]string {
 	return out
 }
 
-// place copies the fake build from to path.
-func place(t *testing.T, from, path string) {
-	t.Helper()
-	data, err := os.ReadFile(from)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := os.WriteFile(path, data, 0o755); err != nil {
-		t.Fatal(err)
-	}
-}
-
 // TestLeanExeChoosesTheHeadlessBuildOfThisVersion pins which program the tray build's `authkeeper
 // clients` writes into stdio entries, given what lies next to it: the headless build under its first
 // name, else its second, when its build information has the headless tag and it prints this version;
@@ -112,7 +100,7 @@ func TestLeanExeChoosesTheHeadlessBuildOfThisVersion(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			dir := t.TempDir()
 			exe := filepath.Join(dir, "authkeeper")
-			place(t, fakes["tray"], exe)
+			testbed.CopyFile(t, fakes["tray"], exe)
 			for n, variant := range tc.siblings {
 				if variant == "dir" {
 					if err := os.Mkdir(filepath.Join(dir, n), 0o755); err != nil {
@@ -120,7 +108,7 @@ func TestLeanExeChoosesTheHeadlessBuildOfThisVersion(t *testing.T) {
 					}
 					continue
 				}
-				place(t, fakes[variant], filepath.Join(dir, n))
+				testbed.CopyFile(t, fakes[variant], filepath.Join(dir, n))
 			}
 			var stderr bytes.Buffer
 			got := leanExe(t.Context(), env{stdout: &bytes.Buffer{}, stderr: &stderr, getenv: os.Getenv}, exe)

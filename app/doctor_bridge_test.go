@@ -9,6 +9,7 @@ import (
 
 	"github.com/authkeeper/authkeeper/app/clients"
 	"github.com/authkeeper/authkeeper/app/engine"
+	"github.com/authkeeper/authkeeper/internal/testbed"
 	"github.com/authkeeper/authkeeper/keychain"
 )
 
@@ -29,17 +30,17 @@ func TestDoctorAdvisesBridgeEntriesThatShouldRunTheHeadlessBuild(t *testing.T) {
 		t.Fatal(err)
 	}
 	tray, lean := filepath.Join(usr, "authkeeper"), filepath.Join(usr, "authkeeper-headless")
-	place(t, fakes["tray"], tray)
-	place(t, fakes["same"], lean)
+	testbed.CopyFile(t, fakes["tray"], tray)
+	testbed.CopyFile(t, fakes["same"], lean)
 	old := filepath.Join(t.TempDir(), "authkeeper-headless")
-	place(t, fakes["older"], old)
+	testbed.CopyFile(t, fakes["older"], old)
 	server := filepath.Join(t.TempDir(), "bin")
 	if err := os.Mkdir(server, 0o755); err != nil {
 		t.Fatal(err)
 	}
 	handInstalled := filepath.Join(server, "authkeeper")
-	place(t, fakes["same"], handInstalled)
-	place(t, fakes["same"], filepath.Join(server, clients.LeanNames(runtime.GOOS, runtime.GOARCH)[1]))
+	testbed.CopyFile(t, fakes["same"], handInstalled)
+	testbed.CopyFile(t, fakes["same"], filepath.Join(server, clients.LeanNames(runtime.GOOS, runtime.GOARCH)[1]))
 	t.Setenv("PATH", usr+string(os.PathListSeparator)+os.Getenv("PATH"))
 
 	const cfg = "/home/u/.config/Claude/claude_desktop_config.json"

@@ -116,7 +116,7 @@ func TestBridgeBenchmark(t *testing.T) {
 		t.Logf("%-20s ×%d at once: %d calls, p50 %v p99 %v, total RSS %s", p.Name, plan.loadSessions, len(all), pct(all, 50),
 			pct(all, 99), mib(p.RSSKiB[0]))
 	}
-	r.profile = profileBridge(t, bridge.Command, bridge, plan.profileCalls)
+	r.profile = profileBridge(t, bridge, plan.profileCalls)
 	r.strace = []straceSummary{straceOf(t, bridge, plan.straceCalls), straceOf(t, silent, plan.straceCalls, tok)}
 	for _, s := range r.strace {
 		if s.err != nil {
@@ -193,8 +193,8 @@ func installedBridge(t *testing.T, bin, lean string, env []string, server string
 	t.Helper()
 	dir := filepath.Join(t.TempDir(), "usr", "bin")
 	tray, headless := filepath.Join(dir, "authkeeper"), filepath.Join(dir, "authkeeper-headless")
-	copyExe(t, bin, tray)
-	copyExe(t, lean, headless)
+	testbed.CopyFile(t, bin, tray)
+	testbed.CopyFile(t, lean, headless)
 	write := exec.Command(tray, "clients", "--write", "claude-desktop", server)
 	write.Env = env
 	if out, err := write.CombinedOutput(); err != nil {
@@ -213,21 +213,6 @@ func installedBridge(t *testing.T, bin, lean string, env []string, server string
 	return cmd
 }
 
-// copyExe copies the executable from to to.
-func copyExe(t *testing.T, from, to string) {
-	t.Helper()
-	data, err := os.ReadFile(from)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := os.MkdirAll(filepath.Dir(to), 0o755); err != nil {
-		t.Fatal(err)
-	}
-	if err := os.WriteFile(to, data, 0o755); err != nil {
-		t.Fatal(err)
-	}
-}
-
 // mcpRemote returns the path that runs mcp-remote against url with tok in an Authorization header.
 // It runs as an installed mcp-remote runs (its bin's shebang is node), so the pid is the node process
 // itself; with a private HOME and config dir, shared by the processes of the path as by one user's
@@ -241,7 +226,7 @@ func mcpRemote(t *testing.T, node, url, tok, name string, extra ...string) pathS
 
 // profileBridge runs one more bridge with cpuProfileEnv set, makes calls calls, lets it exit, and
 // summarises the profile it wrote with `go tool pprof -top`.
-func profileBridge(t *testing.T, bin string, p pathSpec, calls int) profileSummary {
+func profileBridge(t *testing.T, p pathSpec, calls int) profileSummary {
 	file := filepath.Join(t.TempDir(), "bridge.pprof")
 	p.Env = append(slices.Clone(p.Env), cpuProfileEnv+"="+file)
 	runClient(t, clientSpec{Job: jobCalls, Paths: []pathSpec{p}, Calls: calls})
@@ -253,7 +238,7 @@ func profileBridge(t *testing.T, bin string, p pathSpec, calls int) profileSumma
 		s.err = err
 		return s
 	}
-	s.excerpt, s.err = pprofTool("-top", "-nodecount=25", bin, file)
+	s.excerpt, s.err = pprofTool("-top", "-nodecount=25", p.Command, file)
 	return s
 }
 

@@ -9,6 +9,7 @@ import (
 	"testing"
 
 	"github.com/authkeeper/authkeeper/internal/e2e"
+	"github.com/authkeeper/authkeeper/internal/testbed"
 )
 
 // TestZipLayoutWritesTheConsoleExeIntoStdioEntries lays the two exes out as the Windows zip does
@@ -23,8 +24,8 @@ func TestZipLayoutWritesTheConsoleExeIntoStdioEntries(t *testing.T) {
 	}
 	folder := t.TempDir()
 	tray, console := filepath.Join(folder, "authkeeper.exe"), filepath.Join(folder, "authkeeper-windows-amd64.exe")
-	copyExe(t, b.artefact(t, "authkeeper.exe"), tray)
-	copyExe(t, filepath.Join(hdir, "authkeeper-windows-amd64.exe"), console)
+	testbed.CopyFile(t, b.artefact(t, "authkeeper.exe"), tray)
+	testbed.CopyFile(t, filepath.Join(hdir, "authkeeper-windows-amd64.exe"), console)
 	for _, exe := range []string{tray, console} {
 		t.Run(filepath.Base(exe), func(t *testing.T) {
 			appData := t.TempDir()
@@ -45,17 +46,5 @@ func TestZipLayoutWritesTheConsoleExeIntoStdioEntries(t *testing.T) {
 				t.Errorf("the entry runs %q %q, want %q [bridge bench]; clients printed:\n%s", cmd, args, windowsPath(console), out)
 			}
 		})
-	}
-}
-
-// copyExe copies the program from to to.
-func copyExe(t *testing.T, from, to string) {
-	t.Helper()
-	data, err := os.ReadFile(from)
-	if err != nil {
-		missing(t, "%v", err)
-	}
-	if err := os.WriteFile(to, data, 0o755); err != nil {
-		t.Fatal(err)
 	}
 }
