@@ -12,11 +12,13 @@ import (
 	"bytes"
 	"fmt"
 	"io"
+	"math/rand/v2"
 	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"runtime"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -88,15 +90,50 @@ func benchDir(t testing.TB, name string) string {
 	return dir
 }
 
-// FreePort returns a TCP port on 127.0.0.1 that was free a moment ago.
+// FreePort returns a TCP port on 127.0.0.1 that nothing listens on, for a program that must be told
+// its port before it starts (oidc-provider's issuer names it, etcd's peers list it). The port is drawn
+// at random below the kernel's ephemeral range (net.ipv4.ip_local_port_range), where the kernel never
+// places an outgoing connection's local port or a listener on port 0: a port from that range, found
+// free a moment ago, could be taken by any of the parallel tests' connections before the program
+// binds it (oidc-provider then fails with EADDRINUSE). Below it, only another FreePort drawing the
+// same port in the same moment can. Where the range cannot be read (not Linux), the kernel picks.
 func FreePort(t testing.TB) int {
 	t.Helper()
+	if lo := ephemeralLow(); lo-minFreePort >= 1024 {
+		for range 100 {
+			port := minFreePort + rand.IntN(lo-minFreePort)
+			if l, err := net.Listen("tcp", fmt.Sprintf("127.0.0.1:%d", port)); err == nil {
+				l.Close()
+				return port
+			}
+		}
+	}
 	l, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatalf("free port: %v", err)
 	}
 	defer l.Close()
 	return l.Addr().(*net.TCPAddr).Port
+}
+
+// minFreePort is the lowest port FreePort draws: above the well-known and most registered services'.
+const minFreePort = 16384
+
+// ephemeralLow is the first port of the kernel's ephemeral range, or 0 when it cannot be read.
+func ephemeralLow() int {
+	b, err := os.ReadFile("/proc/sys/net/ipv4/ip_local_port_range")
+	if err != nil {
+		return 0
+	}
+	f := strings.Fields(string(b))
+	if len(f) != 2 {
+		return 0
+	}
+	lo, err := strconv.Atoi(f[0])
+	if err != nil {
+		return 0
+	}
+	return lo
 }
 
 // Process is a child process whose output is captured. Safe for concurrent use.
