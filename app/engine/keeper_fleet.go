@@ -127,8 +127,17 @@ func (k *Keeper) Observe(s stored, rev uint64) {
 	k.marker = s.refreshStarted
 	if k.unreadable == nil && s.tok.AccessToken == k.tok.AccessToken && s.tok.RefreshToken == k.tok.RefreshToken {
 		// The same pair (the refresher recorded a refresh's start, or cleared it): only the marker
-		// changed, which matters only if this instance takes the grant over (see Lead).
+		// changed, which matters only if this instance takes the grant over (see Lead) — or this
+		// instance wrote it, or its withdrawal ends a needs-sign-in it caused.
+		own := !k.marker.IsZero() && k.unsentLocked(k.marker)
+		ev := k.startWithdrawnLocked()
 		k.mu.Unlock()
+		if own {
+			go k.withdrawStart(s.refreshStarted, rev)
+		}
+		if ev.Kind != "" {
+			k.emit(ev)
+		}
 		return
 	}
 	k.epoch++ // a refresh of this keeper still in flight is now stale: its write would conflict anyway
@@ -174,11 +183,10 @@ func (k *Keeper) Lead(s stored, rev uint64) {
 		k.mu.Unlock()
 		return
 	}
-	var ev Event
 	storeWasDown := k.state == StateDegraded && k.cause == CauseRefreshNotRecorded
 	if k.state == StateFresh || k.state == StateDegraded || k.state == StateDeferred {
 		k.initialStateLocked()
-		ev = k.announceLoadedLocked()
+		k.announceLaterLocked() // the start may be withdrawn yet (see withdrawStart)
 	}
 	switch {
 	case storeWasDown && k.state == StateFresh:
@@ -190,9 +198,6 @@ func (k *Keeper) Lead(s stored, rev uint64) {
 		k.planLocked()
 	}
 	k.mu.Unlock()
-	if ev.Kind != "" {
-		k.emit(ev)
-	}
 }
 
 // Follow is called when this instance stops being the grant's refresher: a planned refresh turns into
@@ -231,6 +236,71 @@ func (k *Keeper) Asked(digest, reason string) {
 	f := k.startLocked(TriggerFleet) // in the same lock as the checks: the pair cannot change between
 	k.mu.Unlock()
 	_ = wait(ctx, f)
+}
+
+// fleetStartGrace is how long an instance that finds another instance's refresh start with no answer
+// waits before it asks the user to sign in. The start may be one whose write reported a failure (etcd
+// answers "request timed out" when it loses its quorum) and yet landed: its writer never sent that
+// refresh, sees the start arrive, and withdraws it (withdrawStart) as soon as the store takes a write,
+// retried every fleetStoreRetry. Until then the grant is not refreshed either way.
+const fleetStartGrace = 4 * fleetStoreRetry
+
+// announceLaterLocked announces, after fleetStartGrace, the needs-sign-in that another instance's
+// refresh start without an answer put the keeper in, unless that start was withdrawn, or anything
+// else replaced the state, meanwhile. Caller holds k.mu.
+func (k *Keeper) announceLaterLocked() {
+	if k.state != StateNeedsSignIn || k.cause != CauseRefreshInterrupted || k.announced {
+		return
+	}
+	marker, epoch := k.marker, k.epoch
+	k.cfg.Clock.AfterFunc(fleetStartGrace, func() {
+		k.mu.Lock()
+		var ev Event
+		if !k.closed && k.epoch == epoch && k.marker.Equal(marker) {
+			ev = k.announceLoadedLocked()
+		}
+		k.mu.Unlock()
+		if ev.Kind != "" {
+			k.emit(ev)
+		}
+	})
+}
+
+// withdrawStart removes from the fleet's record a refresh start of this keeper's that landed although
+// its write reported a failure: its refresh was never sent, so the stored refresh token is unspent,
+// but any other instance would take the start for a refresh whose answer was lost and ask for a
+// sign-in (see foreignMarkerLocked). rev is the revision that carried the start; the write is a
+// compare-and-swap on it, so a newer record (another instance's refresh) is never overwritten.
+func (k *Keeper) withdrawStart(at time.Time, rev uint64) {
+	k.saveMu.Lock() // after a write of this keeper's in progress, which may land and send (markSentLocked)
+	defer k.saveMu.Unlock()
+	k.mu.Lock()
+	if k.closed || k.rev != rev || !k.marker.Equal(at) || !k.unsentLocked(at) {
+		k.mu.Unlock()
+		return
+	}
+	k.marker = time.Time{}
+	rec := k.recordLocked()
+	k.mu.Unlock()
+	k.saveOrRetry(rec)
+}
+
+// startWithdrawnLocked ends the needs-sign-in (or, after the server refused the token, the revoked
+// state) that a refresh start with no answer caused, once the record shows the same pair without it:
+// its writer withdrew it (withdrawStart), so the refresh token is unspent. It returns the event to
+// emit after unlocking. Caller holds k.mu.
+func (k *Keeper) startWithdrawnLocked() Event {
+	if !k.marker.IsZero() || (k.state != StateNeedsSignIn && k.state != StateRevoked) || k.cause != CauseRefreshInterrupted {
+		return Event{}
+	}
+	k.initialStateLocked()
+	if k.state != StateFresh {
+		return Event{}
+	}
+	k.attempt, k.lastErr, k.announced = 0, nil, false
+	k.planLocked()
+	return Event{Kind: EventRecovered, Trigger: TriggerFleet, Outcome: OutcomeOK, Expiry: k.tok.Expiry,
+		Message: "the instance of the fleet that recorded a refresh start withdrew it: that refresh was never sent"}
 }
 
 // foreignMarkerLocked reports whether, in a fleet, the current pair's record carries a refresh start

@@ -49,7 +49,16 @@ func (k *Keeper) recordStart(f *flight, trigger Trigger, started time.Time, g oa
 	if k.foreignMarkerLocked(g) {
 		// In a fleet, the record holds another instance's refresh start with no answer saved after it:
 		// that refresh may have spent this refresh token (see interruptedLocked). Never sent.
-		ev := k.unansweredLocked(trigger, errors.New("another instance of the fleet recorded a refresh of it and saved no answer"))
+		// Its writer may yet withdraw it (withdrawStart): a needs-sign-in is announced only after
+		// fleetStartGrace. A token the server refused is announced revoked at once.
+		cause := errors.New("another instance of the fleet recorded a refresh of it and saved no answer")
+		var ev Event
+		if trigger == TriggerProxy401 {
+			ev = k.unansweredLocked(trigger, cause)
+		} else {
+			k.unansweredStateLocked(trigger, cause)
+			k.announceLaterLocked()
+		}
 		k.flight = nil
 		f.err = fmt.Errorf("%s: %w", k.cfg.Name, ErrNeedsSignIn)
 		close(f.done)
@@ -226,6 +235,17 @@ func gatewayStatus(s int) bool {
 // the server revoked instead, as any refresh that fails there: its token was refused. Caller holds k.mu;
 // it returns the event to emit after unlocking.
 func (k *Keeper) unansweredLocked(trigger Trigger, err error) Event {
+	kind := k.unansweredStateLocked(trigger, err)
+	if k.announced {
+		return Event{}
+	}
+	k.announced = true
+	return Event{Kind: kind, Trigger: trigger, Outcome: Outcome(CauseRefreshInterrupted), Message: k.message}
+}
+
+// unansweredStateLocked is unansweredLocked without the announcement: it sets the state and returns
+// the kind of event that announces it. Caller holds k.mu.
+func (k *Keeper) unansweredStateLocked(trigger Trigger, err error) EventKind {
 	k.state, k.cause = StateNeedsSignIn, CauseRefreshInterrupted
 	k.message = "a refresh got no answer (" + err.Error() + "), so the authorization server may have replaced " +
 		"the refresh token already; sending it again could make the server revoke the whole grant, so it is not " +
@@ -235,11 +255,7 @@ func (k *Keeper) unansweredLocked(trigger Trigger, err error) Event {
 		k.state, kind = StateRevoked, EventRevoked
 	}
 	k.stopTimerLocked()
-	if k.announced {
-		return Event{}
-	}
-	k.announced = true
-	return Event{Kind: kind, Trigger: trigger, Outcome: Outcome(CauseRefreshInterrupted), Message: k.message}
+	return kind
 }
 
 // recordLocked is the keychain record of the current pair, with the refresh start the keychain is to

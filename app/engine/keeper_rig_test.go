@@ -112,6 +112,7 @@ func (f *fakeAS) Calls() int {
 type flakyStore struct {
 	*keychain.MemoryStore
 	failing atomic.Bool
+	landing atomic.Bool                   // with failing: Put stores the record, then fails (etcd's timeout)
 	hold    atomic.Pointer[chan struct{}] // when set, Put waits for the channel to close
 }
 
@@ -120,7 +121,12 @@ func (s *flakyStore) Put(name string, r keychain.Record) (keychain.Record, error
 		<-*h
 	}
 	if s.failing.Load() {
-		return keychain.Record{}, fmt.Errorf("keyring: %w", keychain.ErrUnavailable)
+		if s.landing.Load() {
+			if _, err := s.MemoryStore.Put(name, r); err != nil {
+				return keychain.Record{}, err
+			}
+		}
+		return keychain.Record{}, fmt.Errorf("fleet: write %s: %w (etcdserver: request timed out)", name, keychain.ErrUnavailable)
 	}
 	return s.MemoryStore.Put(name, r)
 }

@@ -147,14 +147,20 @@ func (k *Keeper) saveOrRetry(rec keychain.Record) {
 	}
 }
 
-// armPersistLocked schedules one retry of saving the in-memory pair, backing off per failure; at most
-// one retry is pending. Caller holds k.mu.
+// armPersistLocked schedules one retry of saving the in-memory pair, backing off per failure (in a
+// fleet, at most fleetStoreRetry apart); at most one retry is pending. Caller holds k.mu.
 func (k *Keeper) armPersistLocked() {
 	if k.saving {
 		return
 	}
 	k.saving = true
-	k.cfg.Clock.AfterFunc(k.cfg.Backoff.Delay(k.saveTries, 0, k.cfg.Rand()), k.persist)
+	d := k.cfg.Backoff.Delay(k.saveTries, 0, k.cfg.Rand())
+	if k.cfg.Fleet != nil {
+		// A fleet's store is retried on its own short cadence: the pair in memory may be the only
+		// live one (its refresh's start is in the store), and every other instance waits for it.
+		d = min(d, fleetStoreRetry)
+	}
+	k.cfg.Clock.AfterFunc(d, k.persist)
 }
 
 // persist retries the save of the current pair (whatever is newest when it runs).
