@@ -25,13 +25,13 @@ const reportEnv = "AUTHKEEPER_BENCH_REPORT"
 type proxyPlan struct {
 	warm, window time.Duration // per path: the warm-up, then each round's turn
 	rounds       int
-	floorWindow  time.Duration // the same for the floor (direct, proxied, bare)
+	floorWindow  time.Duration // the same for the floor (direct, proxied, bare, relay)
 	floorRounds  int
 	sseSamples   int // first events per path
 }
 
 var (
-	proxyFull  = proxyPlan{warm: time.Second, window: 2 * time.Second, rounds: 9, floorWindow: time.Second, floorRounds: 3, sseSamples: 200}
+	proxyFull  = proxyPlan{warm: time.Second, window: 2 * time.Second, rounds: 9, floorWindow: time.Second, floorRounds: 5, sseSamples: 200}
 	proxySmoke = proxyPlan{warm: 100 * time.Millisecond, window: 200 * time.Millisecond, rounds: 1, floorWindow: 200 * time.Millisecond, floorRounds: 1, sseSamples: 10}
 )
 
@@ -50,8 +50,8 @@ func (c config) profiled() bool { return c.mode == "json" || c.clients == 1 }
 // proxy listener starts (connections, handlers, the upstream transport's), see engine.ProfileLabel.
 const proxyFocus = engine.ProfileLabel + "=proxy"
 
-// TestProxyBenchmark measures direct and proxied tools/call round trips round by round, the floor a
-// bare reverse proxy sets, and SSE first events, CPU-profiling the proxied rounds, and writes the
+// TestProxyBenchmark measures direct and proxied tools/call round trips round by round, the floors a
+// bare reverse proxy and a byte relay set, and SSE first events, CPU-profiling the proxied rounds, and writes the
 // report when AUTHKEEPER_BENCH_REPORT names a file. It fails if any call fails.
 func TestProxyBenchmark(t *testing.T) {
 	out := os.Getenv(reportEnv)
@@ -76,8 +76,10 @@ func TestProxyBenchmark(t *testing.T) {
 		}
 	}
 	var floor []comparison
-	for _, mode := range []string{"json", "sse"} {
-		floor = append(floor, e.compare(t, config{mode, 1}, []string{viaDirect, viaProxy, viaBare}, plan.warm, plan.floorWindow, plan.floorRounds, nil))
+	for _, c := range []config{{"json", 1}, {"sse", 1}, {"json", 50}} {
+		cmp := e.compare(t, c, []string{viaDirect, viaProxy, viaBare, viaRelay}, plan.warm, plan.floorWindow, plan.floorRounds, nil)
+		t.Logf("%-7s relay/direct calls/s %s", c, cmp.ratios(viaRelay, viaDirect).format(fmtPct))
+		floor = append(floor, cmp)
 	}
 	sseDirect, sseProxy := e.firstEvents(t, plan.sseSamples)
 	t.Logf("SSE first event: direct p50 %v p99 %v; proxy p50 %v p99 %v", pct(sseDirect, 50), pct(sseDirect, 99), pct(sseProxy, 50), pct(sseProxy, 99))
