@@ -66,7 +66,9 @@ type KeeperConfig struct {
 	// Nil: this process alone owns the grant.
 	Fleet FleetGate
 	// OnConflict, if set, is called when Store refused a write because the record changed meanwhile
-	// (keychain.ErrConflict): the engine then reads the newer record. Called without the keeper's locks.
+	// (keychain.ErrConflict), or — in a fleet — could not tell whether a write landed
+	// (keychain.ErrUnavailable, a timeout): the engine then reads the record again, retrying until the
+	// store answers, and hands it to Observe. Called without k.mu.
 	OnConflict func()
 }
 

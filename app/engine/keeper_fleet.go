@@ -147,6 +147,7 @@ func (k *Keeper) Observe(s stored, rev uint64) {
 	if k.state == StateFresh {
 		k.attempt, k.lastErr, k.announced = 0, nil, false
 	}
+	k.announceLaterLocked(TriggerFleet) // a pair that came with another instance's start, to the refresher
 	k.last = LastRefresh{At: k.cfg.Clock.Now(), Trigger: TriggerFleet, Outcome: OutcomeOK}
 	if f := k.flight; f != nil && f.ask {
 		k.flight = nil
@@ -186,7 +187,7 @@ func (k *Keeper) Lead(s stored, rev uint64) {
 	storeWasDown := k.state == StateDegraded && k.cause == CauseRefreshNotRecorded
 	if k.state == StateFresh || k.state == StateDegraded || k.state == StateDeferred {
 		k.initialStateLocked()
-		k.announceLaterLocked() // the start may be withdrawn yet (see withdrawStart)
+		k.announceLaterLocked(TriggerFleet) // the start may be withdrawn yet (see withdrawStart)
 	}
 	switch {
 	case storeWasDown && k.state == StateFresh:
@@ -241,14 +242,16 @@ func (k *Keeper) Asked(digest, reason string) {
 // fleetStartGrace is how long an instance that finds another instance's refresh start with no answer
 // waits before it asks the user to sign in. The start may be one whose write reported a failure (etcd
 // answers "request timed out" when it loses its quorum) and yet landed: its writer never sent that
-// refresh, sees the start arrive, and withdraws it (withdrawStart) as soon as the store takes a write,
-// retried every fleetStoreRetry. Until then the grant is not refreshed either way.
+// refresh, reads the record back after the timeout (put calls OnConflict; the watch skips an
+// instance's own writes), finds its start, and withdraws it (withdrawStart) as soon as the store takes
+// a write, retried every fleetStoreRetry. Until then the grant is not refreshed either way.
 const fleetStartGrace = 4 * fleetStoreRetry
 
 // announceLaterLocked announces, after fleetStartGrace, the needs-sign-in that another instance's
 // refresh start without an answer put the keeper in, unless that start was withdrawn, or anything
-// else replaced the state, meanwhile. Caller holds k.mu.
-func (k *Keeper) announceLaterLocked() {
+// else replaced the pair or the state, meanwhile (what replaced it announces itself). trigger is what
+// led the keeper to the start. Caller holds k.mu.
+func (k *Keeper) announceLaterLocked(trigger Trigger) {
 	if k.state != StateNeedsSignIn || k.cause != CauseRefreshInterrupted || k.announced {
 		return
 	}
@@ -256,8 +259,10 @@ func (k *Keeper) announceLaterLocked() {
 	k.cfg.Clock.AfterFunc(fleetStartGrace, func() {
 		k.mu.Lock()
 		var ev Event
-		if !k.closed && k.epoch == epoch && k.marker.Equal(marker) {
-			ev = k.announceLoadedLocked()
+		if !k.closed && k.epoch == epoch && k.marker.Equal(marker) && !k.announced &&
+			k.state == StateNeedsSignIn && k.cause == CauseRefreshInterrupted {
+			k.announced = true
+			ev = Event{Kind: EventNeedsSignIn, Trigger: trigger, Outcome: Outcome(CauseRefreshInterrupted), Message: k.message}
 		}
 		k.mu.Unlock()
 		if ev.Kind != "" {
@@ -310,9 +315,11 @@ func (k *Keeper) foreignMarkerLocked(g oauth.Grant) bool {
 	return k.cfg.Fleet != nil && !k.marker.IsZero() && !k.unsentLocked(k.marker) && g.Rotation != oauth.RotationFixed
 }
 
-// maxUnsent bounds the refresh starts remembered as never sent: a few failed writes in a row at most
-// can still land (each retry's compare-and-swap fails once an earlier one has landed).
-const maxUnsent = 8
+// maxUnsent bounds the refresh starts remembered as never sent. At most one of a run of failed writes
+// can land (each retry's compare-and-swap fails once an earlier one has landed), but it may be any of
+// them: retried every fleetStoreRetry, 64 cover an outage of three minutes. A start of this keeper's
+// forgotten and landing later is taken for another instance's: safe, at the price of a sign-in.
+const maxUnsent = 64
 
 // noteUnsentLocked remembers a refresh start about to be written. Caller holds k.mu.
 func (k *Keeper) noteUnsentLocked(at time.Time) {
@@ -340,16 +347,19 @@ func (k *Keeper) unsentLocked(at time.Time) bool {
 	return slices.ContainsFunc(k.unsent, at.Equal)
 }
 
-// put writes rec as the successor of the revision the keeper holds (a store shared by a fleet
-// compares it; the others ignore it) and records the revision written. Caller holds saveMu, not mu.
+// put writes rec as the successor of rec.Revision (a store shared by a fleet compares it; the others
+// ignore it) and records the revision written. The caller sets rec.Revision to the keeper's revision in
+// the same hold of k.mu that built rec (recordLocked does), so that a record adopted in between
+// (Observe) makes the write conflict rather than be overwritten by a pair older than itself. Caller
+// holds saveMu, not mu.
 func (k *Keeper) put(rec keychain.Record) (keychain.Record, error) {
-	k.mu.Lock()
-	rec.Revision = k.rev
-	k.mu.Unlock()
 	out, err := k.cfg.Store.Put(k.cfg.Name, rec)
 	if err != nil {
-		if errors.Is(err, keychain.ErrConflict) && k.cfg.OnConflict != nil {
-			k.cfg.OnConflict() // read the newer record (Observe) instead of retrying this write
+		if (errors.Is(err, keychain.ErrConflict) || (k.cfg.Fleet != nil && errors.Is(err, keychain.ErrUnavailable))) &&
+			k.cfg.OnConflict != nil {
+			// Read the record again (Observe) instead of retrying this write blindly: it changed
+			// meanwhile, or — a fleet's store that timed out — this write may have landed after all.
+			k.cfg.OnConflict()
 		}
 		return out, err
 	}
@@ -384,6 +394,7 @@ func (k *Keeper) replace(rec keychain.Record) error {
 	k.mu.Lock()
 	k.rev = cur.Revision
 	k.mu.Unlock()
+	rec.Revision = cur.Revision
 	_, err = k.put(rec)
 	return err
 }

@@ -57,7 +57,7 @@ func (k *Keeper) recordStart(f *flight, trigger Trigger, started time.Time, g oa
 			ev = k.unansweredLocked(trigger, cause)
 		} else {
 			k.unansweredStateLocked(trigger, cause)
-			k.announceLaterLocked()
+			k.announceLaterLocked(trigger)
 		}
 		k.flight = nil
 		f.err = fmt.Errorf("%s: %w", k.cfg.Name, ErrNeedsSignIn)
@@ -85,6 +85,11 @@ func (k *Keeper) recordStart(f *flight, trigger Trigger, started time.Time, g oa
 	k.mu.Unlock()
 	k.saveMu.Unlock()
 	if err == nil || g.Rotation == oauth.RotationFixed {
+		if err != nil {
+			k.mu.Lock()
+			k.markSentLocked(started) // sent all the same: never to be withdrawn (see withdrawStart)
+			k.mu.Unlock()
+		}
 		return true
 	}
 	if k.cfg.Fleet != nil {
@@ -259,10 +264,10 @@ func (k *Keeper) unansweredStateLocked(trigger Trigger, err error) EventKind {
 }
 
 // recordLocked is the keychain record of the current pair, with the refresh start the keychain is to
-// hold for it. Caller holds k.mu.
+// hold for it, as the successor of the revision the keeper holds (see put). Caller holds k.mu.
 func (k *Keeper) recordLocked() keychain.Record {
 	rec := ToRecord(k.tok, k.grant)
-	rec.RefreshStarted, rec.Challenge = k.marker, k.challenge
+	rec.RefreshStarted, rec.Challenge, rec.Revision = k.marker, k.challenge, k.rev
 	return rec
 }
 

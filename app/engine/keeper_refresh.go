@@ -71,7 +71,7 @@ func (k *Keeper) refresh(f *flight, trigger Trigger, g oauth.Grant, rt string, p
 	k.mu.Lock()
 	stale := f.epoch != k.epoch
 	rec := ToRecord(tok, g)
-	rec.Challenge = k.challenge
+	rec.Challenge, rec.Revision = k.challenge, k.rev
 	k.mu.Unlock()
 	var perr error
 	if !stale {
@@ -218,6 +218,7 @@ func (k *Keeper) Adopt(tok oauth.Token, g oauth.Grant) error {
 	k.mu.Lock()
 	rec := ToRecord(tok, g)
 	rec.Challenge = k.challenge // a later sign-in may need it again (see SignInWith)
+	rec.Revision = k.rev
 	k.mu.Unlock()
 	_, perr := k.put(rec)
 	if errors.Is(perr, keychain.ErrConflict) {

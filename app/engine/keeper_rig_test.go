@@ -114,21 +114,58 @@ type flakyStore struct {
 	failing atomic.Bool
 	landing atomic.Bool                   // with failing: Put stores the record, then fails (etcd's timeout)
 	hold    atomic.Pointer[chan struct{}] // when set, Put waits for the channel to close
+	// Fleet rigs only:
+	cas    atomic.Bool               // Put compares Revision with the stored one, as the fleet's store does
+	landed atomic.Pointer[chan bool] // when set, Put stores the record, then waits: true succeeds, false times out
+	mu     sync.Mutex
+	puts   []keychain.Record // every record stored, in order
 }
 
 func (s *flakyStore) Put(name string, r keychain.Record) (keychain.Record, error) {
 	if h := s.hold.Load(); h != nil {
 		<-*h
 	}
-	if s.failing.Load() {
-		if s.landing.Load() {
-			if _, err := s.MemoryStore.Put(name, r); err != nil {
-				return keychain.Record{}, err
-			}
-		}
-		return keychain.Record{}, fmt.Errorf("fleet: write %s: %w (etcdserver: request timed out)", name, keychain.ErrUnavailable)
+	timedOut := fmt.Errorf("fleet: write %s: %w (etcdserver: request timed out)", name, keychain.ErrUnavailable)
+	if s.failing.Load() && !s.landing.Load() {
+		return keychain.Record{}, timedOut
 	}
-	return s.MemoryStore.Put(name, r)
+	s.mu.Lock()
+	if s.cas.Load() {
+		cur, _ := s.MemoryStore.Get(name)
+		if cur.Revision != r.Revision {
+			s.mu.Unlock()
+			return keychain.Record{}, fmt.Errorf("write %s: %w: read at revision %d, stored is %d", name, keychain.ErrConflict, r.Revision, cur.Revision)
+		}
+	}
+	out, err := s.MemoryStore.Put(name, r)
+	if err == nil {
+		s.puts = append(s.puts, out)
+	}
+	s.mu.Unlock()
+	if l := s.landed.Load(); l != nil && err == nil {
+		if !<-*l {
+			return keychain.Record{}, timedOut
+		}
+	}
+	if s.failing.Load() {
+		return keychain.Record{}, timedOut // landed all the same
+	}
+	return out, err
+}
+
+// history lists every record stored as refresh token and whether it carried a refresh start.
+func (s *flakyStore) history() []string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	var out []string
+	for _, r := range s.puts {
+		h := r.RefreshToken
+		if !r.RefreshStarted.IsZero() {
+			h += "+start"
+		}
+		out = append(out, h)
+	}
+	return out
 }
 
 // events collects emitted events.
