@@ -5,9 +5,9 @@
 //
 //   - TestProxyBenchmark (bench-proxy.md): the latency the loopback proxy adds to a tools/call and the
 //     throughput it allows, at 1 and 50 concurrent clients, in interleaved rounds against the same call
-//     made directly to the server, judged on the median over rounds and its interquartile range; the
-//     floor a bare reverse proxy sets; the latency of the first SSE event; CPU profiles of the proxied
-//     rounds;
+//     made directly to the server, judged on the median over rounds and its interquartile range; two
+//     reference points for one more hop (a bare reverse proxy, and a byte relay that parses nothing);
+//     the latency of the first SSE event; CPU profiles of the proxied rounds;
 //   - TestBridgeBenchmark (bench-bridge.md, bench-latency.png): a tools/call round trip over stdio
 //     through `authkeeper bridge` and through the pinned npm mcp-remote given the same token, next to
 //     direct and proxied calls and the stdio hop alone (instantMain), all driven by one client process

@@ -95,8 +95,10 @@ func benchDir(t testing.TB, name string) string {
 // at random below the kernel's ephemeral range (net.ipv4.ip_local_port_range), where the kernel never
 // places an outgoing connection's local port or a listener on port 0: a port from that range, found
 // free a moment ago, could be taken by any of the parallel tests' connections before the program
-// binds it (oidc-provider then fails with EADDRINUSE). Below it, only another FreePort drawing the
-// same port in the same moment can. Where the range cannot be read (not Linux), the kernel picks.
+// binds it, seconds later for node (oidc-provider then fails with EADDRINUSE). Below it, only a
+// program binding that fixed port, or another FreePort drawing the same one (about one chance in
+// 16,000 per pair) before the first program binds it, can. Where the range cannot be read (not
+// Linux), the kernel picks.
 func FreePort(t testing.TB) int {
 	t.Helper()
 	if lo := ephemeralLow(); lo-minFreePort >= 1024 {
