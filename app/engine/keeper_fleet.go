@@ -277,17 +277,9 @@ func (k *Keeper) announceLaterLocked(trigger Trigger) {
 // sign-in (see foreignMarkerLocked). rev is the revision that carried the start; the write is a
 // compare-and-swap on it, so a newer record (another instance's refresh) is never overwritten.
 func (k *Keeper) withdrawStart(at time.Time, rev uint64) {
-	k.saveMu.Lock() // after a write of this keeper's in progress, which may land and send (markSentLocked)
-	defer k.saveMu.Unlock()
-	k.mu.Lock()
-	if k.closed || k.rev != rev || !k.marker.Equal(at) || !k.unsentLocked(at) {
-		k.mu.Unlock()
-		return
-	}
-	k.marker = time.Time{}
-	rec := k.recordLocked()
-	k.mu.Unlock()
-	k.saveOrRetry(rec)
+	// saveWithoutMarker holds saveMu: a write of this keeper's still in progress finishes first, and if
+	// it succeeded its refresh went out (markSentLocked took the start off unsent).
+	k.saveWithoutMarker(func() bool { return !k.closed && k.rev == rev && k.marker.Equal(at) && k.unsentLocked(at) })
 }
 
 // startWithdrawnLocked ends the needs-sign-in (or, after the server refused the token, the revoked

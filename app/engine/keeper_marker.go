@@ -186,10 +186,16 @@ func (k *Keeper) notRecorded(f *flight, trigger Trigger, err error, deadline tim
 // clearMarker saves the current pair without RefreshStarted after a refresh failed in a way that
 // shows its refresh token unspent; if the keychain refuses, the save is retried like any unsaved pair.
 func (k *Keeper) clearMarker(epoch uint64) {
+	k.saveWithoutMarker(func() bool { return epoch == k.epoch && !k.marker.IsZero() })
+}
+
+// saveWithoutMarker saves the current pair without RefreshStarted if ok, called with saveMu and k.mu
+// held, allows it; a refused save is retried like any unsaved pair.
+func (k *Keeper) saveWithoutMarker(ok func() bool) {
 	k.saveMu.Lock()
 	defer k.saveMu.Unlock()
 	k.mu.Lock()
-	if epoch != k.epoch || k.marker.IsZero() {
+	if !ok() {
 		k.mu.Unlock()
 		return
 	}

@@ -143,12 +143,12 @@ func (e *env) bare(t *testing.T, mode string) string {
 	return e.bares[mode]
 }
 
-// relay starts (once per mode) the floor of any proxy that is a hop of its own: a TCP relay on
-// 127.0.0.1 that copies bytes both ways between each client connection and a connection of its own to
-// the server (io.Copy between TCP connections, which is splice(2) on Linux). It parses nothing and
-// adds nothing: the client sends the token itself, as on the direct path. What it costs is the hop:
-// two more socket writes and reads per call, and the wake-ups of the goroutines that make them. It
-// returns the URL to call.
+// relay starts (once per mode) a reference point for the hop alone: a TCP relay on 127.0.0.1 that
+// copies bytes both ways between each client connection and a connection of its own to the server
+// (io.Copy in a goroutine per direction, which is splice(2) through a pipe on Linux). It parses
+// nothing and adds nothing: the client sends the token itself, as on the direct path. What it costs
+// is the hop's system calls and the wake-ups of the goroutines that make them; it is one Go design of
+// a cheap hop, not a proven lower bound. It returns the URL to call.
 func (e *env) relay(t *testing.T, mode string) string {
 	if u, ok := e.relays[mode]; ok {
 		return u
