@@ -11,45 +11,32 @@ import (
 	"github.com/authkeeper/authkeeper/oauth"
 )
 
-// leadGate is a FleetGate whose election is set by the test; asks are counted, never answered.
-type leadGate struct {
-	leading atomic.Bool
-	asks    atomic.Int32
-}
+// leadGate is a FleetGate whose election is set by the test; asks are never answered.
+type leadGate struct{ leading atomic.Bool }
 
 func (g *leadGate) Leading(string) bool              { return g.leading.Load() }
-func (g *leadGate) Ask(string, string, string) error { g.asks.Add(1); return nil }
+func (g *leadGate) Ask(string, string, string) error { return nil }
 
 // newFleetRig starts a keeper of a fleet instance over the rig's store, leading or not, holding a
 // fresh one-hour pair; the fake AS accepts its refresh token. The store compares revisions, as the
 // fleet's does, and the keeper's OnConflict reads the record back into Observe, as the engine's does.
 func newFleetRig(t *testing.T, leading bool) (*rig, *leadGate) {
 	t.Helper()
-	clock := SystemClock{}
-	tok := oauth.Token{AccessToken: "at-0", RefreshToken: "rt-0", Expiry: clock.Now().Add(time.Hour)}
-	r := &rig{as: &fakeAS{life: time.Hour, clock: clock, current: tok.RefreshToken}, ev: &events{}}
-	r.store = &flakyStore{MemoryStore: keychain.NewMemoryStore(time.Now)}
-	r.store.cas.Store(true)
 	gate := &leadGate{}
 	gate.leading.Store(leading)
-	r.busy = NewBusy(clock, func(bool) {})
-	var k *Keeper
-	reread := func() {
-		go func() {
-			if rec, err := r.store.Get("demo"); err == nil {
-				k.Observe(storedOf(rec), rec.Revision)
+	tok := oauth.Token{AccessToken: "at-0", RefreshToken: "rt-0", Expiry: time.Now().Add(time.Hour)}
+	r := newRigWith(t, time.Hour, SystemClock{}, tok, oauth.Grant{Resource: "https://mcp.example/mcp"}, time.Time{},
+		func(r *rig, cfg *KeeperConfig, keeper func() *Keeper) {
+			r.store.cas.Store(true)
+			cfg.Fleet = gate
+			cfg.OnConflict = func() {
+				go func() {
+					if rec, err := r.store.Get("demo"); err == nil {
+						keeper().Observe(storedOf(rec), rec.Revision)
+					}
+				}()
 			}
-		}()
-	}
-	k, err := NewKeeper(KeeperConfig{Name: "demo", Clock: clock, Store: r.store, Auth: r.as, Busy: r.busy,
-		Emit: r.ev.add, Rand: func() float64 { return 0.5 }, Fleet: gate, OnConflict: reread},
-		tok, oauth.Grant{Resource: "https://mcp.example/mcp"}, clock.Now())
-	if err != nil {
-		t.Fatal(err)
-	}
-	k.Start()
-	t.Cleanup(k.Close)
-	r.k = k
+		})
 	return r, gate
 }
 

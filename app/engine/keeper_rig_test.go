@@ -212,8 +212,10 @@ func newRig(t *testing.T, life time.Duration, clock Clock) *rig {
 }
 
 // newRigWith starts a keeper holding tok under g, loaded as from a record whose RefreshStarted is
-// started; the fake AS issues tokens of the given lifetime and accepts tok's refresh token.
-func newRigWith(t *testing.T, life time.Duration, clock Clock, tok oauth.Token, g oauth.Grant, started time.Time) *rig {
+// started; the fake AS issues tokens of the given lifetime and accepts tok's refresh token. Each
+// tweak may change the rig and the keeper's config before the keeper is built; keeper returns it.
+func newRigWith(t *testing.T, life time.Duration, clock Clock, tok oauth.Token, g oauth.Grant, started time.Time,
+	tweaks ...func(r *rig, cfg *KeeperConfig, keeper func() *Keeper)) *rig {
 	t.Helper()
 	r := &rig{as: &fakeAS{life: life, clock: clock, current: tok.RefreshToken}, ev: &events{}}
 	r.store = &flakyStore{MemoryStore: keychain.NewMemoryStore(time.Now)}
@@ -223,8 +225,12 @@ func newRigWith(t *testing.T, life time.Duration, clock Clock, tok oauth.Token, 
 			k.Resume(0)
 		}
 	})
-	k, err := NewKeeper(KeeperConfig{Name: "demo", Clock: clock, Store: r.store, Auth: r.as, Busy: r.busy,
-		Emit: r.ev.add, Rand: func() float64 { return 0.5 }}, tok, g, clock.Now())
+	cfg := KeeperConfig{Name: "demo", Clock: clock, Store: r.store, Auth: r.as, Busy: r.busy,
+		Emit: r.ev.add, Rand: func() float64 { return 0.5 }}
+	for _, tw := range tweaks {
+		tw(r, &cfg, func() *Keeper { return k })
+	}
+	k, err := NewKeeper(cfg, tok, g, clock.Now())
 	if err != nil {
 		t.Fatal(err)
 	}
