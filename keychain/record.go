@@ -96,6 +96,15 @@ func redacted(s string) string {
 	return "redacted"
 }
 
+// withoutQuery is a URL as String and LogValue show it: without its query and fragment, where an
+// MCP server's URL may carry an API key (a record written before resources dropped the query).
+func withoutQuery(raw string) string {
+	if i := strings.IndexAny(raw, "?#"); i >= 0 {
+		return raw[:i]
+	}
+	return raw
+}
+
 // String describes r without any secret.
 func (r Record) String() string {
 	var b strings.Builder
@@ -130,7 +139,7 @@ func (r Record) LogValue() slog.Value {
 // String describes b without its secrets.
 func (b Binding) String() string {
 	return fmt.Sprintf("{server_url:%s resource:%s issuer:%s token_endpoint:%s client_id:%s client_secret:%s registration_method:%s registration_access_token:%s registration_client_uri:%s grant_type:%s private_key:%s key_id:%s idp_client_id:%s idp_client_secret:%s rotation:%s quirks:%v}",
-		b.ServerURL, b.Resource, b.Issuer, b.TokenEndpoint, b.ClientID, redacted(b.ClientSecret),
+		withoutQuery(b.ServerURL), withoutQuery(b.Resource), b.Issuer, b.TokenEndpoint, b.ClientID, redacted(b.ClientSecret),
 		b.RegistrationMethod, redacted(b.RegistrationAccessToken), b.RegistrationClientURI,
 		b.GrantType, redacted(b.PrivateKey), b.KeyID, b.IdPClientID, redacted(b.IdPClientSecret), b.Rotation, b.Quirks)
 }
@@ -144,8 +153,8 @@ func (b Binding) Format(f fmt.State, verb rune) { format(f, verb, b) }
 // LogValue makes slog print the redacted form.
 func (b Binding) LogValue() slog.Value {
 	return slog.GroupValue(
-		slog.String("server_url", b.ServerURL),
-		slog.String("resource", b.Resource),
+		slog.String("server_url", withoutQuery(b.ServerURL)),
+		slog.String("resource", withoutQuery(b.Resource)),
 		slog.String("issuer", b.Issuer),
 		slog.String("token_endpoint", b.TokenEndpoint),
 		slog.String("client_id", b.ClientID),

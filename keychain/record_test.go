@@ -51,6 +51,30 @@ func TestRecordNeverPrintsSecrets(t *testing.T) {
 	}
 }
 
+// TestRecordNeverPrintsAServerURLsQuery: a record written before resources dropped the query of the
+// server's URL (where some servers take an API key) shows both URLs without it, in every printed form.
+func TestRecordNeverPrintsAServerURLsQuery(t *testing.T) {
+	rec := testRecord(16)
+	rec.Binding.ServerURL = "https://mcp.example.com/mcp?api_key=SECRETquery#SECRETfragment"
+	rec.Binding.Resource = rec.Binding.ServerURL
+	var logged bytes.Buffer
+	slog.New(slog.NewJSONHandler(&logged, nil)).Info("stored", "record", rec)
+	for name, out := range map[string]string{
+		"String()":         rec.String(),
+		"%+v binding":      fmt.Sprintf("%+v", rec.Binding),
+		"%#v":              fmt.Sprintf("%#v", rec),
+		"slog JSON":        logged.String(),
+		"binding String()": rec.Binding.String(),
+	} {
+		if strings.Contains(out, "SECRETquery") || strings.Contains(out, "SECRETfragment") {
+			t.Errorf("%s shows the URL's query or fragment: %s", name, out)
+		}
+		if !strings.Contains(out, "https://mcp.example.com/mcp") {
+			t.Errorf("%s lost the URL itself: %s", name, out)
+		}
+	}
+}
+
 func TestDecodeErrorsNeverQuoteThePayload(t *testing.T) {
 	rec := testRecord(500)
 	rec.Revision = 1

@@ -19,10 +19,13 @@ var errRetrying = errors.New("oauth: asking the authorization server again")
 // authorize runs the browser round trip on lb and the code exchange, and returns g updated with what
 // it learned. When the AS refuses `resource` on the authorization request (Entra v2: AADSTS9010010 as
 // an error on the redirect) it asks once more without it, on the same listener and port; the user may
-// have to approve a second time, which is the price of not knowing in advance. It answers the
-// callback's page but leaves lb open: the caller closes it.
-func (c *Client) authorize(ctx context.Context, as *ASMetadata, g Grant, lb *loopback, opts SignInOptions) (Token, Grant, error) {
-	for attempt := 0; ; attempt++ {
+// have to approve a second time, which is the price of not knowing in advance. When the token endpoint
+// says the client is evicted (clientEvicted) and reregister is set, it registers a new client through
+// reregister, once, and asks once more the same way. It answers each callback's page only once it
+// knows what comes next, so that the page tells the truth ("One more step" for a retry, through
+// errRetrying), but leaves lb open: the caller closes it.
+func (c *Client) authorize(ctx context.Context, as *ASMetadata, g Grant, lb *loopback, opts SignInOptions, reregister func(Grant) (Grant, error)) (Token, Grant, error) {
+	for {
 		lb.rearm() // a listener may come from an earlier round trip whose callback was answered
 		verifier, state := randomString(32), randomString(16)
 		authURL, err := authorizationURL(g, lb.redirectURI(), verifier, state)
@@ -34,10 +37,21 @@ func (c *Client) authorize(ctx context.Context, as *ASMetadata, g Grant, lb *loo
 			return Token{}, g, err
 		}
 		res, err := c.completeAuthorization(ctx, as, g, cb.query, state, verifier, lb.redirectURI())
-		if err != nil && attempt == 0 && !g.OmitResource && rejectsResource(err) {
+		g = res.teach(g)
+		if err != nil && !g.OmitResource && rejectsResource(err) {
 			g.OmitResource, g.Quirks = true, withQuirk(g.Quirks, QuirkResourceOmitted)
 			cb.reply <- errRetrying
 			continue
+		}
+		if err != nil && reregister != nil && clientEvicted(err) {
+			next, rerr := reregister(g)
+			reregister = nil
+			if rerr == nil {
+				g = next
+				cb.reply <- errRetrying
+				continue
+			}
+			g, err = next, rerr
 		}
 		if err == nil {
 			g, err = learn(as.Issuer, g, cb.query.Get("iss"), res)
@@ -50,13 +64,11 @@ func (c *Client) authorize(ctx context.Context, as *ASMetadata, g Grant, lb *loo
 	}
 }
 
-// learn records in g what a successful token answer taught: that `resource` is refused, the concrete
-// tenant of a templated issuer (checked: a token from another tenant than the callback named is a
-// mix-up), and that the token never expires.
+// learn records in g what a successful token answer taught: what every answer teaches (issued.teach),
+// the concrete tenant of a templated issuer (checked: a token from another tenant than the callback
+// named is a mix-up), and that the token never expires.
 func learn(issuer string, g Grant, callbackIss string, res issued) (Grant, error) {
-	if res.omittedResource {
-		g.OmitResource, g.Quirks = true, withQuirk(g.Quirks, QuirkResourceOmitted)
-	}
+	g = res.teach(g)
 	if isTemplate(issuer) {
 		tenant, err := resolveTenant(issuer, callbackIss, res)
 		if err != nil {
@@ -103,9 +115,9 @@ func (c *Client) await(ctx context.Context, g Grant, lb *loopback, authURL strin
 		case <-timeout:
 			if openErr != nil {
 				msg := strings.ReplaceAll(openErr.Error(), authURL, "[the sign-in URL]")
-				return callback{}, fmt.Errorf("sign in to %s after %v (the browser could not be opened: %s): %w", g.Resource, c.timeout, msg, ErrSignInTimeout)
+				return callback{}, fmt.Errorf("sign in to %s after %v (the browser could not be opened: %s): %w", RedactURL(g.Resource), c.timeout, msg, ErrSignInTimeout)
 			}
-			return callback{}, fmt.Errorf("sign in to %s after %v: %w", g.Resource, c.timeout, ErrSignInTimeout)
+			return callback{}, fmt.Errorf("sign in to %s after %v: %w", RedactURL(g.Resource), c.timeout, ErrSignInTimeout)
 		}
 	}
 }

@@ -155,7 +155,7 @@ func (c *Client) begin(resource string) error {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if c.active[resource] {
-		return fmt.Errorf("sign in to %s: %w", resource, ErrSignInInProgress)
+		return fmt.Errorf("sign in to %s: %w", RedactURL(resource), ErrSignInInProgress)
 	}
 	c.active[resource] = true
 	return nil

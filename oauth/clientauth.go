@@ -70,6 +70,22 @@ func (a clientAuth) apply(form url.Values) error {
 	return nil
 }
 
+// secrets are the forms in which the client's secret travels and may be echoed into an
+// error_description, for scrub: the secret itself (the body of client_secret_post), and the HTTP
+// Basic credentials applyHeader sends — base64 of id:secret form-encoded first as RFC 6749 §2.3.1
+// asks, and of the raw pair, which an AS that decodes and re-encodes them may echo — padded and not
+// (the padded form first: scrub replaces in order, and the unpadded one is its prefix).
+func (a clientAuth) secrets() []string {
+	if a.secret == "" {
+		return nil
+	}
+	out := []string{a.secret}
+	for _, pair := range []string{url.QueryEscape(a.id) + ":" + url.QueryEscape(a.secret), a.id + ":" + a.secret} {
+		out = append(out, base64.StdEncoding.EncodeToString([]byte(pair)), base64.RawStdEncoding.EncodeToString([]byte(pair)))
+	}
+	return out
+}
+
 // applyHeader sets HTTP Basic for client_secret_basic, form-encoding both parts as RFC 6749 §2.3.1 asks.
 func (a clientAuth) applyHeader(req *http.Request) {
 	if a.method == AuthClientSecretBasic && a.secret != "" {

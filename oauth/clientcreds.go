@@ -43,9 +43,7 @@ func (c *Client) clientCredentials(ctx context.Context, g Grant) (Token, Grant, 
 		form.Set("scope", strings.Join(requestScopes(g.Scopes), " "))
 	}
 	res, err := c.tokenRequest(ctx, "client credentials", g, form, g.Scopes, true)
-	if res.omittedResource {
-		g.OmitResource, g.Quirks = true, withQuirk(g.Quirks, QuirkResourceOmitted)
-	}
+	g = res.teach(g)
 	if err != nil {
 		return Token{}, g, err
 	}

@@ -97,7 +97,7 @@ func (c *Client) CrossAppAccess(ctx context.Context, p *Probe, sc StaticClient, 
 	}
 	res, err := c.tokenRequest(ctx, "jwt-bearer grant", g, grant, g.Scopes, false)
 	if err != nil {
-		return Token{}, g, err
+		return Token{}, res.teach(g), err
 	}
 	if g, err = learn(g.Issuer, g, "", res); err != nil {
 		return Token{}, g, err

@@ -129,6 +129,7 @@ func (c *Client) PollDevice(ctx context.Context, d *DeviceAuthorization) (Token,
 			continue // expired while waiting: report it without polling
 		}
 		res, err := c.tokenRequest(ctx, "device sign-in", g, form, g.Scopes, false)
+		g = res.teach(g) // GitHub answers authorization_pending with HTTP 200
 		if err == nil {
 			if g, err = learn(g.Issuer, g, "", res); err != nil {
 				return Token{}, g, err

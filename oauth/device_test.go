@@ -157,11 +157,14 @@ func TestDeviceSignInKeepsPollingWhenPendingComesWith200(t *testing.T) {
 		t.Fatalf("approve: %v", err)
 	}
 	b.as.Fault(t, testbed.Fault{Endpoint: "token", Status: 200, Body: `{"error":"authorization_pending"}`, Count: 2})
-	tok, _, err := b.client.PollDevice(t.Context(), d)
+	tok, g, err := b.client.PollDevice(t.Context(), d)
 	if err != nil {
 		t.Fatalf("PollDevice: %v", err)
 	}
 	requireAccepted(t, b.mcp.URL, tok)
+	if !g.HasQuirk(QuirkErrorsIn200) {
+		t.Errorf("grant quirks %q lack errors-in-200", g.Quirks)
+	}
 	if n := len(clock.Waits()); n != 3 {
 		t.Errorf("%d polls, want 3 (two pending, then the token)", n)
 	}

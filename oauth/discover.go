@@ -45,11 +45,14 @@ func (c *Client) resourceMetadata(ctx context.Context, serverURL, fromHeader str
 		}
 		prm, err := DecodePRM(body)
 		if err != nil {
-			return nil, discoverErr(ClassMisconfigured, 0, fmt.Errorf("%s: %w", u, err))
+			return nil, discoverErr(ClassMisconfigured, 0, fmt.Errorf("%s: %w", RedactURL(u), err))
 		}
+		// resourceCovers compares scheme, host and path only: a query on serverURL (an API key some
+		// servers take there) neither matches nor mismatches. The error names the URLs without their
+		// queries, which may hold that key (the challenge's resource_metadata URL may echo it).
 		if !resourceCovers(prm.Resource, serverURL) {
 			return nil, discoverErr(ClassMisconfigured, 0,
-				fmt.Errorf("%w: %s names %q, not %q", ErrResourceMismatch, u, prm.Resource, serverURL))
+				fmt.Errorf("%w: %s names %q, not %q", ErrResourceMismatch, RedactURL(u), RedactURL(prm.Resource), RedactURL(serverURL)))
 		}
 		return prm, nil
 	}
@@ -122,7 +125,7 @@ func (c *Client) findASMetadata(ctx context.Context, issuer string, guessing boo
 				continue // a site redirecting every path elsewhere (to www.) is no AS of its own
 			}
 			return nil, nil, discoverErr(ClassMisconfigured, 0,
-				fmt.Errorf("%w: the metadata asked of %s was served by another origin, %s", ErrIssuerMismatch, hostOf(u), originOf(final)))
+				fmt.Errorf("%w: the metadata asked of %s was served by another origin, %s", ErrIssuerMismatch, RedactURL(u), originOf(final)))
 		}
 		as, err := DecodeASMetadata(body)
 		if err != nil {

@@ -30,22 +30,26 @@ func FuzzDecodeASMetadata(f *testing.F) {
 	} {
 		f.Add([]byte(s))
 	}
+	// One insecure optional endpoint per seed, so that dropping any one from the validation fails here.
+	for _, field := range []string{"registration_endpoint", "revocation_endpoint", "device_authorization_endpoint"} {
+		f.Add([]byte(`{"issuer":"https://as.example","authorization_endpoint":"https://as.example/a","token_endpoint":"https://as.example/t","` +
+			field + `":"http://evil.example/x"}`))
+	}
 	f.Fuzz(func(t *testing.T, data []byte) {
 		m, err := DecodeASMetadata(data)
 		if err != nil {
 			return
 		}
+		// Every URL the package may send a credential to passed checkURL; the optional ones may be absent.
 		for _, u := range []string{m.Issuer, m.AuthorizationEndpoint, m.TokenEndpoint} {
 			if checkURL(u) != nil {
 				t.Fatalf("accepted insecure or empty endpoint %q", u)
 			}
 		}
-		hasS256 := false
-		for _, c := range m.CodeChallengeMethodsSupported {
-			hasS256 = hasS256 || c == "S256"
-		}
-		if hasS256 != m.AdvertisesS256() {
-			t.Fatal("AdvertisesS256 disagrees with the document")
+		for _, u := range []string{m.RegistrationEndpoint, m.RevocationEndpoint, m.DeviceAuthorizationEndpoint} {
+			if u != "" && checkURL(u) != nil {
+				t.Fatalf("accepted insecure optional endpoint %q", u)
+			}
 		}
 	})
 }

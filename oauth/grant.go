@@ -59,7 +59,9 @@ const (
 // and Revoke need without discovering again. The engine persists it next to the tokens (the client
 // secret is a secret: store the Grant in the keychain). String redacts the secret.
 type Grant struct {
-	// Resource is the RFC 8707 resource indicator: the MCP server's canonical URI.
+	// Resource is the RFC 8707 resource indicator: the MCP server's canonical URI, without the query
+	// its URL may carry (see Probe.Resource). A grant stored by an earlier version may still have one:
+	// String and errors never show it.
 	Resource string `json:"resource"`
 	// Issuer is the authorization server the registration and tokens are bound to.
 	Issuer string `json:"issuer"`
@@ -87,8 +89,12 @@ type Grant struct {
 	// AdvertisedIssuer is the authorization server the protected-resource metadata named when it
 	// differs from Issuer (QuirkIssuerMismatch); informational, nothing is sent to it.
 	AdvertisedIssuer string `json:"advertised_issuer,omitempty"`
-	// TenantIssuer is the concrete issuer resolved from a templated Issuer (Entra's {tenantid}):
-	// authorization responses and tokens of this grant must name it.
+	// TenantIssuer is the concrete issuer of the latest sign-in under a templated Issuer (Entra's
+	// {tenantid}), for status to show. Within one sign-in the callback's `iss`, the ID token's and the
+	// access token's must agree on it (a disagreement is a mix-up: ErrIssuerMismatch). It binds no
+	// later sign-in: one that names another tenant — the user chose an account of another
+	// organisation, which a multi-tenant app allows — replaces it, and refreshes do not check it;
+	// whether that tenant's tokens are good is the resource's call.
 	TenantIssuer string `json:"tenant_issuer,omitempty"`
 	// ScopeOnRefresh makes every refresh send Scopes (Entra v2 requires it).
 	ScopeOnRefresh bool `json:"scope_on_refresh,omitempty"`
@@ -113,10 +119,11 @@ type Grant struct {
 	Quirks []Quirk `json:"quirks,omitempty"`
 }
 
-// String describes the grant without the client secrets or private key.
+// String describes the grant without the client secrets or private key, and names the resource
+// without a query (a grant stored before resources dropped theirs may still carry an API key there).
 func (g Grant) String() string {
 	return fmt.Sprintf("Grant{resource=%s issuer=%s client=%s secret=%s key=%s auth=%s registration=%s grant_type=%s idp_client=%s idp_secret=%s omit_resource=%t quirks=%q}",
-		g.Resource, g.Issuer, g.ClientID, redact(g.ClientSecret), redact(g.PrivateKey), g.AuthMethod, g.Registration,
+		RedactURL(g.Resource), g.Issuer, g.ClientID, redact(g.ClientSecret), redact(g.PrivateKey), g.AuthMethod, g.Registration,
 		g.GrantType, g.IdPClientID, redact(g.IdPClientSecret), g.OmitResource, g.Quirks)
 }
 

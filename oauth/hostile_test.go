@@ -2,6 +2,7 @@ package oauth
 
 import (
 	"context"
+	"encoding/base64"
 	"errors"
 	"fmt"
 	"io"
@@ -213,8 +214,10 @@ func TestProbeClosesTheSessionWithTheCallersContext(t *testing.T) {
 }
 
 // hostileTokenEndpoints are failures of a token request that might carry its secrets back: servers
-// echoing the request into error_description (in a 400 and in a 200), into an undecodable 200, a
-// redirect, a body cut off, a timeout and a closed port.
+// echoing the request body into error_description (in a 400 and in a 200), into an undecodable 200, or
+// its Authorization header (client_secret_basic's base64 credentials) into a 401's, as sent and
+// decoded then encoded again without the form-encoding, a redirect, a body cut off, a timeout and a
+// closed port.
 func hostileTokenEndpoints(t *testing.T) map[string]string {
 	echo := func(status int, format string) string {
 		return serve(t, func(w http.ResponseWriter, r *http.Request) {
@@ -239,6 +242,17 @@ func hostileTokenEndpoints(t *testing.T) map[string]string {
 		"EchoIn400":   echo(400, `{"error":"invalid_grant","error_description":%q}`),
 		"EchoIn200":   echo(200, `{"error":"authorization_pending","error_description":%q}`),
 		"EchoNotJSON": echo(200, `{"access_token": %s`),
+		"EchoAuthorizationIn401": serve(t, func(w http.ResponseWriter, r *http.Request) {
+			w.WriteHeader(http.StatusUnauthorized)
+			fmt.Fprintf(w, `{"error":"invalid_client","error_description":%q}`, "bad Authorization: "+r.Header.Get("Authorization"))
+		}).URL,
+		"EchoReencodedBasicIn401": serve(t, func(w http.ResponseWriter, r *http.Request) {
+			id, secret, _ := r.BasicAuth()
+			id, _ = url.QueryUnescape(id)
+			secret, _ = url.QueryUnescape(secret)
+			w.WriteHeader(http.StatusUnauthorized)
+			fmt.Fprintf(w, `{"error":"invalid_client","error_description":%q}`, "bad credentials "+base64.StdEncoding.EncodeToString([]byte(id+":"+secret)))
+		}).URL,
 		"Redirect": serve(t, func(w http.ResponseWriter, r *http.Request) {
 			http.Redirect(w, r, "http://attacker.example/?"+r.URL.RawQuery, http.StatusTemporaryRedirect)
 		}).URL + "/token?k=KEY-secret",
@@ -257,8 +271,12 @@ func TestFailedTokenRequestsNeverCarryTheirSecrets(t *testing.T) {
 	const clientSecret = "CS-secret/+=" // escapes in a form body
 	keyPEM, _ := pemKey(t, "ec")
 	keyBody := strings.Split(keyPEM, "\n")[1] // a line of the key's base64
-	// "eyJ" starts every base64url JSON object: a client assertion's header or payload.
-	secrets := []string{"RT-secret", "CS-secret", url.QueryEscape(clientSecret), "CODE-secret", "CV-secret", "DC-secret", "AT-secret", "KEY-secret", "eyJ", keyBody}
+	// "eyJ" starts every base64url JSON object: a client assertion's header or payload. HTTP Basic
+	// carries base64 of id:secret, form-encoded first (RFC 6749 §2.3.1) or, as some servers re-encode
+	// it, raw; unpadded, so that an echo without the padding counts too.
+	basic := func(pair string) string { return base64.RawStdEncoding.EncodeToString([]byte(pair)) }
+	secrets := []string{"RT-secret", "CS-secret", url.QueryEscape(clientSecret), "CODE-secret", "CV-secret", "DC-secret", "AT-secret", "KEY-secret", "eyJ", keyBody,
+		basic("id:" + url.QueryEscape(clientSecret)), basic("id:" + clientSecret)}
 	for name, endpoint := range hostileTokenEndpoints(t) {
 		t.Run(name, func(t *testing.T) {
 			clock := newFakeClock()

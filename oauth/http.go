@@ -108,7 +108,7 @@ func (c *Client) postForm(ctx context.Context, op, endpoint string, form url.Val
 	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
 	req.Header.Set("Accept", "application/json")
 	cl.applyHeader(req)
-	secrets := []string{cl.secret}
+	secrets := cl.secrets()
 	for _, k := range secretParams {
 		secrets = append(secrets, form[k]...)
 	}
@@ -120,7 +120,8 @@ func (c *Client) postForm(ctx context.Context, op, endpoint string, form url.Val
 var secretParams = []string{"refresh_token", "code", "code_verifier", "client_secret", "device_code", "token",
 	"client_assertion", "assertion", "subject_token"}
 
-// scrub replaces every secret in s, as sent and as form-encoded.
+// scrub replaces every secret in s, as sent and as form-encoded. A secret that travels in another
+// encoding (HTTP Basic's base64) is listed in that encoding too, by whoever lists it (clientAuth.secrets).
 func scrub(s string, secrets []string) string {
 	for _, v := range secrets {
 		if v != "" {
@@ -153,7 +154,8 @@ func (c *Client) do(op string, req *http.Request, out any, secrets ...string) er
 	if e := responseError(op, resp, body, c.clock.Now(), secrets); e.Code != "" {
 		// Some servers (GitHub's token and device endpoints) answer errors with 200 and an `error`
 		// field. Classify the code as the 400 RFC 6749 §5.2 prescribes, so that authorization_pending
-		// keeps a device flow polling instead of reading as a malformed token response.
+		// keeps a device flow polling instead of reading as a malformed token response. The *Error keeps
+		// Status 200, from which the grant records QuirkErrorsIn200 (errorIn200, issued.teach).
 		e.Class = Classify(e.Code, http.StatusBadRequest)
 		return e
 	}
@@ -196,12 +198,18 @@ func truncate(s string, n int) string {
 func redactURLError(err error) error {
 	var ue *url.Error
 	if errors.As(err, &ue) {
-		return fmt.Errorf("%s %s: %w", ue.Op, hostOf(ue.URL), ue.Err)
+		return fmt.Errorf("%s %s: %w", ue.Op, RedactURL(ue.URL), ue.Err)
 	}
 	return err
 }
 
-func hostOf(raw string) string {
+// RedactURL is how a URL is shown in an error, a String or a log line: scheme, host and path, without
+// user info, query or fragment, which may hold a credential (an API key in an MCP server's query).
+// An unparseable URL shows as "?".
+func RedactURL(raw string) string {
+	if raw == "" {
+		return ""
+	}
 	u, err := url.Parse(raw)
 	if err != nil {
 		return "?"

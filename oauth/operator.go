@@ -37,7 +37,7 @@ func checkSameOperator(asked string, as *ASMetadata) error {
 	} {
 		got, err := operatorOf(n.u)
 		if err != nil || got != want {
-			return fmt.Errorf("%w: %s %s is not under %s, which the metadata was fetched from", ErrForeignIssuer, n.name, hostOf(n.u), want)
+			return fmt.Errorf("%w: %s %s is not under %s, which the metadata was fetched from", ErrForeignIssuer, n.name, RedactURL(n.u), want)
 		}
 	}
 	return nil
@@ -49,7 +49,7 @@ func checkSameOperator(asked string, as *ASMetadata) error {
 func operatorOf(raw string) (string, error) {
 	u, err := url.Parse(raw)
 	if err != nil || u.Hostname() == "" {
-		return "", fmt.Errorf("%q is not a URL with a host", hostOf(raw))
+		return "", fmt.Errorf("%q is not a URL with a host", RedactURL(raw))
 	}
 	host := strings.ToLower(strings.TrimSuffix(u.Hostname(), "."))
 	if net.ParseIP(host) != nil || host == "localhost" || !strings.Contains(host, ".") {

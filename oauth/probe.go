@@ -44,7 +44,8 @@ type Probe struct {
 	Reason      string
 	// The fields below are set only for OAuthSignIn.
 
-	// Resource is the canonical resource URI to send as RFC 8707 `resource`.
+	// Resource is the canonical resource URI to send as RFC 8707 `resource`: the one the
+	// protected-resource metadata names, else ServerURL without its query and fragment (ResourceOf).
 	Resource string
 	// Challenge is the Bearer challenge of the 401.
 	Challenge Challenge
@@ -152,7 +153,7 @@ func (c *Client) discover(ctx context.Context, p *Probe, status int, header http
 				return err
 			}
 			if as != nil {
-				c.accept(p, p.ServerURL, originOf(p.ServerURL), as, quirks, pkce, nil)
+				c.accept(p, ResourceOf(p.ServerURL), originOf(p.ServerURL), as, quirks, pkce, nil)
 				return nil
 			}
 		}
@@ -207,6 +208,21 @@ func (c *Client) accept(p *Probe, resource, advertised string, as *ASMetadata, q
 	}
 }
 
+// ResourceOf is the RFC 8707 resource indicator of a server reached at serverURL that publishes no
+// protected-resource metadata: serverURL without its query and fragment. RFC 8707 §2 says a resource
+// SHOULD NOT include a query and MUST NOT include a fragment, and MCP's canonical server URI has
+// neither; a query is also where some servers take an API key, which must not travel to the AS as an
+// identifier, nor be shown wherever the resource is (Grant.String, errors, status). ServerURL keeps
+// the query: it is what reaches the server. serverURL has passed checkURL.
+func ResourceOf(serverURL string) string {
+	u, err := url.Parse(serverURL)
+	if err != nil {
+		return ""
+	}
+	u.RawQuery, u.ForceQuery, u.Fragment, u.RawFragment = "", false, "", ""
+	return u.String()
+}
+
 // pkceSupport decides Probe.PKCE from the metadata and Config.PKCEAssumedIssuers.
 func (c *Client) pkceSupport(as *ASMetadata) PKCESupport {
 	switch {
@@ -236,10 +252,10 @@ func fetchErr(what, u string, err error) *Error {
 	case errors.As(err, &se) && se.status >= 400 && se.status < 500:
 		return nil
 	case errors.As(err, &se):
-		return discoverErr(Classify("", se.status), se.status, fmt.Errorf("%s %s: %w", what, u, err))
+		return discoverErr(Classify("", se.status), se.status, fmt.Errorf("%s %s: %w", what, RedactURL(u), err))
 	case errors.Is(err, ErrInsecureURL), errors.Is(err, errTooLarge):
 		// A refused redirect arrives as a *url.Error naming the redirect target in full: redact it.
-		return discoverErr(ClassMisconfigured, 0, fmt.Errorf("%s %s: %w", what, u, redactURLError(err)))
+		return discoverErr(ClassMisconfigured, 0, fmt.Errorf("%s %s: %w", what, RedactURL(u), redactURLError(err)))
 	}
 	return discoverErr(ClassTransient, 0, fmt.Errorf("%s: %w", what, redactURLError(err)))
 }

@@ -30,7 +30,10 @@ const (
 	// QuirkDefaultEndpoints: a 2025-03-26 server without AS metadata; the default /authorize, /token and
 	// /register endpoints at its origin are used.
 	QuirkDefaultEndpoints Quirk = "default-endpoints"
-	// QuirkErrorsIn200: the AS answered an OAuth error with HTTP 200 (GitHub, Slack).
+	// QuirkErrorsIn200: the AS answered an OAuth error with HTTP 200 (GitHub, Slack). Every exchange
+	// that returns a grant records it, also with an error (sign-in, refresh, device flow, client
+	// credentials, cross-app access); Revoke, and a StartDevice that fails, return no grant to
+	// record it in.
 	QuirkErrorsIn200 Quirk = "errors-in-200"
 )
 

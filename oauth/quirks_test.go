@@ -195,3 +195,119 @@ func TestEveryQuirkDescribesItself(t *testing.T) {
 		}
 	}
 }
+
+// TestLearnRecordsTheLatestSignInsTenant pins Grant.TenantIssuer's contract: within a sign-in the
+// sources must agree, but a later sign-in may name another tenant (the user chose an account of
+// another organisation) and replaces it rather than being refused.
+func TestLearnRecordsTheLatestSignInsTenant(t *testing.T) {
+	t1 := "https://login.microsoftonline.com/t1/v2.0"
+	t2 := "https://login.microsoftonline.com/t2/v2.0"
+	at := func(iss string) issued {
+		return issued{tok: Token{AccessToken: jwtWith(fmt.Sprintf(`{"iss":%q}`, iss))}}
+	}
+	bound := Grant{Issuer: entraTemplate, TenantIssuer: t1}
+	for _, c := range []struct {
+		name     string
+		callback string
+		res      issued
+		want     string
+		mismatch bool
+	}{
+		{"SameTenant", t1, at(t1), t1, false},
+		{"AnotherTenantsAccount", t2, at(t2), t2, false},
+		{"SourcesDisagree", t2, at(t1), "", true},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			g, err := learn(entraTemplate, bound, c.callback, c.res)
+			if c.mismatch {
+				if !errors.Is(err, ErrIssuerMismatch) {
+					t.Fatalf("learn = %v, want ErrIssuerMismatch", err)
+				}
+				return
+			}
+			if err != nil || g.TenantIssuer != c.want {
+				t.Errorf("learn = tenant %q, %v; want %q", g.TenantIssuer, err, c.want)
+			}
+		})
+	}
+}
+
+// TestErrorsSentWith200AreRecordedInTheGrant: an AS answering an OAuth error with HTTP 200 (GitHub,
+// Slack) is a tolerated deviation, so the grant every exchange returns records QuirkErrorsIn200 —
+// after a failure too, and after a device flow whose pending polls came with 200 and which then
+// succeeded. The same error with its proper status records nothing. (A loopback AS.)
+func TestErrorsSentWith200AreRecordedInTheGrant(t *testing.T) {
+	answer := func(status int, code string, then bool) func(int, url.Values) (int, string) {
+		return func(n int, _ url.Values) (int, string) {
+			if then && n > 0 {
+				return tokenOK(n)
+			}
+			return status, `{"error":"` + code + `"}`
+		}
+	}
+	for _, c := range []struct {
+		name  string
+		token func(int, url.Values) (int, string)
+		run   func(t *testing.T, client *Client, p *Probe, g Grant) (Grant, error)
+		ok    bool // the exchange succeeds in the end
+		want  bool // QuirkErrorsIn200 recorded
+	}{
+		{"RefreshIn200", answer(200, "invalid_grant", false), refreshOnce, false, true},
+		{"RefreshIn400", answer(400, "invalid_grant", false), refreshOnce, false, false},
+		{"RefreshSucceeds", nil, refreshOnce, true, false},
+		{"SignInExchangeIn200", answer(200, "invalid_grant", false), signInOnce, false, true},
+		{"ClientCredentialsIn200", answer(200, "invalid_client", false), func(t *testing.T, client *Client, p *Probe, _ Grant) (Grant, error) {
+			_, g, err := client.ClientCredentials(t.Context(), p, StaticClient{ID: "machine", Secret: "s"}, SignInOptions{})
+			return g, err
+		}, false, true},
+		{"DevicePendingIn200ThenToken", answer(200, "authorization_pending", true), deviceOnce, true, true},
+		{"DevicePendingIn400ThenToken", answer(400, "authorization_pending", true), deviceOnce, true, false},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			as := newMiniAS(t, false, c.token)
+			cfg := Config{Opener: &pageBrowser{}, SignInTimeout: 10 * time.Second}
+			if strings.HasPrefix(c.name, "Device") {
+				// The fake clock skips the polling interval. Only the device flow's: a sign-in's
+				// timeout on it would fire 10 ms after the browser opens, before the round trip.
+				clock := newFakeClock()
+				cfg.Clock, cfg.After = clock, clock.After
+			}
+			client, err := New(cfg)
+			if err != nil {
+				t.Fatal(err)
+			}
+			p, err := client.Probe(t.Context(), as.URL+"/mcp")
+			if err != nil {
+				t.Fatalf("Probe: %v", err)
+			}
+			g := Grant{Resource: p.Resource, Issuer: as.URL, TokenEndpoint: as.URL + "/token", ClientID: "c", AuthMethod: AuthNone,
+				Registration: RegistrationDynamic, RegistrationEndpoint: as.URL + "/register"}
+			g, err = c.run(t, client, p, g)
+			if (err == nil) != c.ok {
+				t.Fatalf("exchange error = %v, want success %t", err, c.ok)
+			}
+			if g.HasQuirk(QuirkErrorsIn200) != c.want {
+				t.Errorf("grant quirks %q, want errors-in-200 recorded: %t", g.Quirks, c.want)
+			}
+		})
+	}
+}
+
+func refreshOnce(t *testing.T, client *Client, _ *Probe, g Grant) (Grant, error) {
+	_, g, err := client.Refresh(t.Context(), g, "RT")
+	return g, err
+}
+
+func signInOnce(t *testing.T, client *Client, p *Probe, _ Grant) (Grant, error) {
+	_, g, err := client.SignIn(t.Context(), p, SignInOptions{})
+	return g, err
+}
+
+func deviceOnce(t *testing.T, client *Client, p *Probe, _ Grant) (Grant, error) {
+	d, err := client.StartDevice(t.Context(), p, SignInOptions{})
+	if err != nil {
+		t.Fatalf("StartDevice: %v", err)
+	}
+	_, g, err := client.PollDevice(t.Context(), d)
+	return g, err
+}

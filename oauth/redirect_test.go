@@ -7,11 +7,13 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"net/url"
 	"slices"
 	"strconv"
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/authkeeper/authkeeper/internal/testbed"
 )
@@ -155,5 +157,65 @@ func TestSignInReregistersAnEvictedClientOnTheSameListener(t *testing.T) {
 	}
 	if n := len(b.browser.Opened()); n != 3 {
 		t.Errorf("browser opened %d times, want 3 (first sign-in, refused exchange, retry)", n)
+	}
+	// The refused exchange's page sends the user on to the new tab; only the retry's says signed in.
+	for i, want := range []string{"Signed in", "One more step", "Signed in"} {
+		if v, err := b.browser.Wait(t.Context()); err != nil || !strings.Contains(v.Body, want) {
+			t.Errorf("page %d: %q (%v), want %q", i+1, v.Body, err, want)
+		}
+	}
+}
+
+// TestEvictedClientRetryPageTellsTheTruth: the page of the callback whose code exchange found the
+// reused client evicted says what happens — one more step in a new tab — and not that the sign-in
+// failed; when registering again fails, it says the sign-in failed. (A loopback AS: its token
+// endpoint answers invalid_client once.)
+func TestEvictedClientRetryPageTellsTheTruth(t *testing.T) {
+	for _, c := range []struct {
+		name       string
+		registerOK bool
+		pages      []string
+	}{
+		{"Reregistered", true, []string{"One more step", "Signed in"}},
+		{"RegistrationFails", false, []string{"Sign-in failed"}},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			as := newMiniAS(t, false, func(n int, f url.Values) (int, string) {
+				if f.Get("client_id") == "old" {
+					return http.StatusUnauthorized, `{"error":"invalid_client"}`
+				}
+				return tokenOK(n)
+			})
+			browser := &pageBrowser{}
+			client, err := New(Config{Opener: browser, SignInTimeout: 10 * time.Second})
+			if err != nil {
+				t.Fatal(err)
+			}
+			p, err := client.Probe(t.Context(), as.URL+"/mcp")
+			if err != nil {
+				t.Fatalf("Probe: %v", err)
+			}
+			if !c.registerOK {
+				p.AuthServer.RegistrationEndpoint = as.URL + "/no-registration"
+			}
+			prev := Grant{Resource: p.Resource, Issuer: p.AuthServer.Issuer, ClientID: "old", AuthMethod: AuthNone,
+				Registration: RegistrationDynamic}
+			_, g, err := client.SignIn(t.Context(), p, SignInOptions{Previous: &prev})
+			if c.registerOK && (err != nil || g.ClientID == "old") {
+				t.Fatalf("SignIn = client %q, %v; want a new registration", g.ClientID, err)
+			}
+			if !c.registerOK && err == nil {
+				t.Fatal("SignIn succeeded without a registration")
+			}
+			pages := browser.Pages()
+			if len(pages) != len(c.pages) {
+				t.Fatalf("%d pages, want %d: %q", len(pages), len(c.pages), pages)
+			}
+			for i, want := range c.pages {
+				if !strings.Contains(pages[i], want) {
+					t.Errorf("page %d = %q, want %q", i+1, pages[i], want)
+				}
+			}
+		})
 	}
 }

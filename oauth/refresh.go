@@ -14,6 +14,8 @@ import (
 //   - ScopeOnRefresh, when the AS refused a refresh without scope (Entra v2, AADSTS90014) and the
 //     retry with the grant's requested scopes succeeded (a request refused as invalid spends nothing);
 //   - Rotation: rotating when the AS returned a new refresh token, fixed when none or the same;
+//   - QuirkErrorsIn200, when the AS answered an OAuth error with HTTP 200 (also on a failed refresh:
+//     the grant returned with the error carries it);
 //   - a new client, when the AS answered invalid_client (or unauthorized_client) for a dynamically
 //     registered client: the client is registered again (once, on a free loopback port) and the
 //     error is returned, because the old refresh token was bound to the evicted client and a sign-in
@@ -47,16 +49,12 @@ func (c *Client) Refresh(ctx context.Context, g Grant, refreshToken string) (Tok
 		// Both refusals came before the AS looked at the refresh token (a malformed request), so the
 		// token is unspent and may be sent again. An omission of `resource` learned by the first send
 		// holds for the second: the AS is not asked again what it already refused.
-		if res.omittedResource {
-			g.OmitResource, g.Quirks = true, withQuirk(g.Quirks, QuirkResourceOmitted)
-		}
+		g = res.teach(g)
 		if res, err = send(true); err == nil {
 			g.ScopeOnRefresh, g.Quirks = true, withQuirk(g.Quirks, QuirkScopeOnRefresh)
 		}
 	}
-	if res.omittedResource {
-		g.OmitResource, g.Quirks = true, withQuirk(g.Quirks, QuirkResourceOmitted)
-	}
+	g = res.teach(g)
 	if err != nil {
 		if clientEvicted(err) && g.Registration == RegistrationDynamic {
 			if ng, rerr := c.reregister(ctx, g); rerr == nil {

@@ -3,6 +3,7 @@ package oauth
 import (
 	"errors"
 	"net/http"
+	"net/url"
 	"slices"
 	"strings"
 	"testing"
@@ -55,10 +56,40 @@ func TestRefreshKeepsTheRefreshTokenWhenTheASDoesNotRotate(t *testing.T) {
 		}
 		requireAccepted(t, b.mcp.URL, tok2)
 	}
-	// The rule itself: a response without refresh_token keeps the old one.
-	tr := tokenResponse{AccessToken: "a"}
-	if got := tr.token(time.Now(), nil, time.Minute, true); got.RefreshToken != "" {
-		t.Fatal("tokenResponse invented a refresh token")
+}
+
+// TestRefreshKeepsTheRefreshTokenWhenTheAnswerHasNone pins the rule of RFC 6749 §6 that Refresh
+// applies: an answer without refresh_token leaves the old one valid, so the token Refresh returns
+// carries it (the engine stores that token whole). oidc-provider always sends one, so the answers
+// come from a loopback AS.
+func TestRefreshKeepsTheRefreshTokenWhenTheAnswerHasNone(t *testing.T) {
+	for _, c := range []struct {
+		name     string
+		body     string
+		refresh  string
+		rotation Rotation
+	}{
+		{"None", `{"access_token":"AT-2","token_type":"Bearer","expires_in":3600}`, "RT-1", RotationFixed},
+		{"Empty", `{"access_token":"AT-2","token_type":"Bearer","expires_in":3600,"refresh_token":""}`, "RT-1", RotationFixed},
+		{"Same", `{"access_token":"AT-2","token_type":"Bearer","expires_in":3600,"refresh_token":"RT-1"}`, "RT-1", RotationFixed},
+		{"New", `{"access_token":"AT-2","token_type":"Bearer","expires_in":3600,"refresh_token":"RT-2"}`, "RT-2", RotationRotating},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			as := newMiniAS(t, false, func(int, url.Values) (int, string) { return http.StatusOK, c.body })
+			client, err := New(Config{})
+			if err != nil {
+				t.Fatal(err)
+			}
+			g := Grant{Resource: as.URL + "/mcp", Issuer: as.URL, TokenEndpoint: as.URL + "/token", ClientID: "c", AuthMethod: AuthNone}
+			tok, g, err := client.Refresh(t.Context(), g, "RT-1")
+			if err != nil {
+				t.Fatalf("Refresh: %v", err)
+			}
+			if tok.AccessToken != "AT-2" || tok.RefreshToken != c.refresh || g.Rotation != c.rotation {
+				t.Errorf("Refresh = %v rotation %q; want access AT-2, refresh %s, rotation %q (refresh %q)",
+					tok, g.Rotation, c.refresh, c.rotation, tok.RefreshToken)
+			}
+		})
 	}
 }
 
@@ -183,7 +214,8 @@ func TestRefreshKeepsTheRegistrationOnABare401(t *testing.T) {
 }
 
 // TestRefreshErrorSentWith200IsClassifiedByItsCode: an AS answering an error with HTTP 200 (GitHub
-// does) is classified by its `error` field, not as a malformed token response.
+// does) is classified by its `error` field, not as a malformed token response, and the grant records
+// the deviation.
 func TestRefreshErrorSentWith200IsClassifiedByItsCode(t *testing.T) {
 	b := newBench(t, benchOptions{})
 	tok, g := b.signIn(t, SignInOptions{})
@@ -196,10 +228,13 @@ func TestRefreshErrorSentWith200IsClassifiedByItsCode(t *testing.T) {
 		{`{"error":"invalid_scope"}`, ClassMisconfigured},
 	} {
 		b.as.Fault(t, testbed.Fault{Endpoint: "token", Status: 200, Body: c.body})
-		_, _, err := b.client.Refresh(t.Context(), g, tok.RefreshToken)
+		_, g2, err := b.client.Refresh(t.Context(), g, tok.RefreshToken)
 		var oe *Error
 		if !errors.As(err, &oe) || oe.Class != c.class || oe.Code == "" || oe.Status != 200 {
 			t.Errorf("Refresh answered 200 %s = %#v, want class %v with the code", c.body, err, c.class)
+		}
+		if !g2.HasQuirk(QuirkErrorsIn200) {
+			t.Errorf("grant quirks %q lack errors-in-200", g2.Quirks)
 		}
 	}
 }

@@ -73,13 +73,12 @@ func (c *Client) SignIn(ctx context.Context, p *Probe, opts SignInOptions) (Toke
 	if err != nil {
 		return Token{}, g, err
 	}
-	reused := opts.Client == nil && opts.Previous != nil && g.ClientID == opts.Previous.ClientID
-	tok, g, err := c.authorize(ctx, p.AuthServer, g, lb, opts)
-	if err != nil && reused && g.Registration == RegistrationDynamic && clientEvicted(err) {
-		if g, err = c.register(ctx, g, lb.port()); err == nil {
-			tok, g, err = c.authorize(ctx, p.AuthServer, g, lb, opts)
-		}
+	var reregister func(Grant) (Grant, error)
+	if opts.Client == nil && opts.Previous != nil && g.ClientID == opts.Previous.ClientID && g.Registration == RegistrationDynamic {
+		// A reused dynamic registration the AS has forgotten is replaced on this listener's port.
+		reregister = func(g Grant) (Grant, error) { return c.register(ctx, g, lb.port()) }
 	}
+	tok, g, err := c.authorize(ctx, p.AuthServer, g, lb, opts, reregister)
 	c.finish(lb, err)
 	return tok, g, err
 }
@@ -116,9 +115,9 @@ func (c *Client) bind(ctx context.Context, g Grant) (*loopback, Grant, error) {
 func noPKCE(p *Probe) error {
 	issuer := "the authorization server"
 	if p.AuthServer != nil {
-		issuer = hostOf(p.AuthServer.Issuer)
+		issuer = RedactURL(p.AuthServer.Issuer)
 	}
 	return &Error{Op: "sign in", Class: ClassMisconfigured, Err: fmt.Errorf(
 		"%w: %s lists no S256 in code_challenge_methods_supported; if you trust it to support PKCE anyway, add the server with `authkeeper add %s --assume-pkce`",
-		ErrNoPKCE, issuer, hostOf(p.ServerURL))}
+		ErrNoPKCE, issuer, RedactURL(p.ServerURL))}
 }

@@ -18,13 +18,36 @@ type issued struct {
 	refreshIssued bool
 	// idToken holds the unverified claims of an OpenID Connect id_token, when one came and was readable.
 	idToken *jwtClaims
+	// errorsIn200: an attempt was refused with an OAuth error sent with HTTP 200 (errorIn200).
+	errorsIn200 bool
+}
+
+// teach records in g what the exchange taught whatever its outcome: that the AS rejects `resource`,
+// and that it sends its errors with HTTP 200. Both are deviations the package tolerates, and every
+// tolerated deviation is recorded in the grant (see the package doc).
+func (res issued) teach(g Grant) Grant {
+	if res.omittedResource {
+		g.OmitResource, g.Quirks = true, withQuirk(g.Quirks, QuirkResourceOmitted)
+	}
+	if res.errorsIn200 {
+		g.Quirks = withQuirk(g.Quirks, QuirkErrorsIn200)
+	}
+	return g
+}
+
+// errorIn200 reports an OAuth error answered with HTTP 200 (GitHub, Slack), which do accepts and
+// classifies by its code: the only *Error with both a Code and Status 200.
+func errorIn200(err error) bool {
+	var e *Error
+	return errors.As(err, &e) && e.Status == http.StatusOK && e.Code != ""
 }
 
 // tokenRequest POSTs form to the grant's token endpoint, adding `resource` unless the grant omits it
 // (RFC 8707 §2.2: on every token request, refresh included) and the grant's ExtraParams. When the AS
 // rejects `resource` the way Entra v2 does, it retries once without it and reports the refusal through
-// omittedResource (set whatever the retry answers), for the grant to remember. renewable says whether the token can be renewed without
-// the user whatever the answer holds (see tokenResponse.token).
+// omittedResource (set whatever the retry answers), for the grant to remember, as it reports an error
+// sent with HTTP 200 through errorsIn200, error or not (see issued.teach). renewable says whether the
+// token can be renewed without the user whatever the answer holds (see tokenResponse.token).
 func (c *Client) tokenRequest(ctx context.Context, op string, g Grant, form url.Values, requested []string, renewable bool) (issued, error) {
 	send := func(withResource bool) (issued, error) {
 		f := url.Values{}
@@ -53,12 +76,14 @@ func (c *Client) tokenRequest(ctx context.Context, op string, g Grant, form url.
 		return out, nil
 	}
 	res, err := send(!g.OmitResource)
+	in200 := errorIn200(err)
 	if err != nil && !g.OmitResource && rejectsResource(err) {
 		// The AS refused `resource` itself: that holds whatever the retry without it answers (a refusal
 		// for another reason, such as a missing scope, must not make the next retry send it again).
 		res, err = send(false)
 		res.omittedResource = true
 	}
+	res.errorsIn200 = in200 || errorIn200(err)
 	return res, err
 }
 

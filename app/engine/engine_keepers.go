@@ -66,12 +66,13 @@ type stored struct {
 }
 
 // fromRecord is what a keeper for server s holds from its stored record (empty when there is none):
-// the grant is bound to the server's URL when the record names no resource, and a pair whose time is
+// the grant is bound to the server's URL (without its query, see oauth.ResourceOf) when the record
+// names no resource, and a pair whose time is
 // unknown counts as obtained now.
 func (e *Engine) fromRecord(s keychain.Server, rec keychain.Record) stored {
 	g := grantOf(rec.Binding)
 	if g.Resource == "" {
-		g.Resource = s.URL
+		g.Resource = oauth.ResourceOf(s.URL) // as a sign-in would name it: without the query
 	}
 	issued := rec.Written
 	if issued.IsZero() {

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/authkeeper/authkeeper/keychain"
+	"github.com/authkeeper/authkeeper/oauth"
 )
 
 // Fleet is a credential store shared by several authkeeper instances that elects one refresher per
@@ -255,6 +256,20 @@ func (e *Engine) putNew(name string, rec keychain.Record) error {
 	return err
 }
 
+// foreignFleetGrant says why a fleet grant for resource cannot serve the server named name at
+// serverURL, or nil when it can (or names no resource). The two must be the same URL but for the
+// query, which a resource no longer carries (oauth.ResourceOf) and which may hold an API key: it is
+// neither compared nor shown. A resource that merely covers the URL (an origin a server's metadata
+// names) is refused too: the record does not say which of the URLs under it the grant was signed in
+// for, and another URL under the same name is a configuration mistake the user should hear about.
+func foreignFleetGrant(name, resource, serverURL string) error {
+	if resource == "" || oauth.ResourceOf(resource) == oauth.ResourceOf(serverURL) {
+		return nil
+	}
+	return fmt.Errorf("%s: the fleet's credentials of that name are for %s, not %s; choose another name", name,
+		oauth.RedactURL(resource), oauth.RedactURL(serverURL))
+}
+
 // sharedGrant adds srv without a sign-in when the fleet already holds a grant for it: the instance
 // joins the grant another instance signed in (or imported). It reports whether it did so. A record
 // for another URL under that name is an error, never overwritten silently.
@@ -266,8 +281,8 @@ func (e *Engine) sharedGrant(srv keychain.Server, req AddRequest) (bool, error) 
 	if err != nil || (rec.AccessToken == "" && rec.RefreshToken == "") {
 		return false, nil // none (or unreadable: the sign-in's write will say so)
 	}
-	if res := grantOf(rec.Binding).Resource; res != "" && res != srv.URL {
-		return true, fmt.Errorf("%s: the fleet's credentials of that name are for %s, not %s; choose another name", srv.Name, res, srv.URL)
+	if err := foreignFleetGrant(srv.Name, grantOf(rec.Binding).Resource, srv.URL); err != nil {
+		return true, err
 	}
 	tok := tokenOf(rec)
 	return true, e.installServer(srv, Event{Kind: EventAdded, Server: srv.Name, Trigger: TriggerFleet, Outcome: OutcomeOK,

@@ -127,7 +127,7 @@ func (e *Engine) Add(ctx context.Context, req AddRequest) error {
 	}
 	var (
 		tok oauth.Token
-		g   = oauth.Grant{Resource: req.URL}
+		g   = oauth.Grant{Resource: oauth.ResourceOf(req.URL)} // as a sign-in names it: without the query
 	)
 	if req.StaticToken != "" {
 		// The user's token is all there is to it: no probe, which could only say what the user knows.
@@ -138,7 +138,7 @@ func (e *Engine) Add(ctx context.Context, req AddRequest) error {
 	} else {
 		p, err := e.oauth.Probe(ctx, req.URL)
 		if err != nil {
-			return fmt.Errorf("probe %s: %w", req.URL, err)
+			return fmt.Errorf("probe %s: %w", oauth.RedactURL(req.URL), err)
 		}
 		switch {
 		case p.Requirement == oauth.OAuthSignIn:
@@ -147,10 +147,11 @@ func (e *Engine) Add(ctx context.Context, req AddRequest) error {
 				return err
 			}
 		case req.ClientCredentials || req.IdP != nil:
-			return fmt.Errorf("%s names no authorization server to get a token from: %s", req.URL, p.Reason)
+			return fmt.Errorf("%s names no authorization server to get a token from: %s", oauth.RedactURL(req.URL), p.Reason)
 		case p.Requirement == oauth.StaticToken:
-			return fmt.Errorf("%s needs a static token or API key: add it with `authkeeper add %s --token-stdin` (or "+
-				"AUTHKEEPER_TOKEN in the environment): %s", req.URL, req.URL, p.Reason)
+			// The URL is shown without its query (which may hold a key): the user has it in full.
+			return fmt.Errorf("%s needs a static token or API key: add it with `authkeeper add URL --token-stdin` (or "+
+				"AUTHKEEPER_TOKEN in the environment): %s", oauth.RedactURL(req.URL), p.Reason)
 		default:
 			g.Registration = RegistrationNoAuth
 		}
@@ -244,13 +245,13 @@ func (e *Engine) SignInWith(ctx context.Context, name string, req SignInRequest)
 	}
 	p, err := e.oauth.Probe(ctx, srv.URL)
 	if err != nil {
-		return fmt.Errorf("probe %s: %w", srv.URL, err)
+		return fmt.Errorf("probe %s: %w", oauth.RedactURL(srv.URL), err)
 	}
 	if ch := k.Challenge(); p.Requirement == oauth.NoAuth && len(ch) > 0 {
 		// The probe was let through, but the server refused a forwarded request with this challenge
 		// (see Keeper.AuthRequired): it names the authorization server the probe could not find.
 		if p, err = e.oauth.ProbeChallenge(ctx, srv.URL, ch); err != nil {
-			return fmt.Errorf("probe %s: %w", srv.URL, err)
+			return fmt.Errorf("probe %s: %w", oauth.RedactURL(srv.URL), err)
 		}
 	}
 	if p.Requirement != oauth.OAuthSignIn {

@@ -182,7 +182,7 @@ func (e *Engine) Import(ctx context.Context, req ImportRequest) (ServerStatus, e
 	exists := err == nil
 	if exists {
 		if existing.URL != srv.URL {
-			return ServerStatus{}, fmt.Errorf("%s is %s here but %s in the import: %w", name, existing.URL, srv.URL, ErrURLMismatch)
+			return ServerStatus{}, fmt.Errorf("%s is %s here but %s in the import: %w", name, oauth.RedactURL(existing.URL), oauth.RedactURL(srv.URL), ErrURLMismatch)
 		}
 		srv = existing // same server: the settings here stay as they are
 	}
