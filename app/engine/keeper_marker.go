@@ -277,6 +277,15 @@ func (k *Keeper) recordLocked() keychain.Record {
 	return rec
 }
 
+// Renewable reports whether a forced refresh can renew the token: a grant the keeper manages, with a
+// refresh token or client credentials. A static token, or one without a refresh token, ends when a
+// server refuses it (see Rejected).
+func (k *Keeper) Renewable() bool {
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	return !k.unmanagedLocked() && k.refreshableLocked()
+}
+
 // refreshableLocked reports whether the grant can be renewed without the user: it has a refresh
 // token, or it is a client_credentials grant. Caller holds k.mu.
 func (k *Keeper) refreshableLocked() bool {

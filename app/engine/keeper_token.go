@@ -109,6 +109,21 @@ func (k *Keeper) ForceRefresh(ctx context.Context, reason Trigger) error {
 // the keeper has moved on to a newer token already, it returns at once; otherwise it forces one
 // refresh, and a refresh that then fails for want of a grant marks the server revoked.
 func (k *Keeper) Rejected(ctx context.Context, token string) error {
+	return k.rejected(ctx, token, TriggerProxy401)
+}
+
+// RejectedWeakly is Rejected for weaker evidence: the server's answer said that authentication
+// failed (a JSON-RPC error in a 200 body), which a server whose own downstream credential is bad says
+// with any token. It forces one refresh as Rejected does, but nothing is concluded from the server's
+// word alone: a token no refresh can renew is left as it is (nil), and a refresh the authorization
+// server refuses ends in needs-sign-in, as a scheduled one would, never in revoked.
+func (k *Keeper) RejectedWeakly(ctx context.Context, token string) error {
+	return k.rejected(ctx, token, TriggerProxyWeak)
+}
+
+// rejected is Rejected (trigger TriggerProxy401) and RejectedWeakly (TriggerProxyWeak).
+func (k *Keeper) rejected(ctx context.Context, token string, trigger Trigger) error {
+	weak := trigger == TriggerProxyWeak
 	k.mu.Lock()
 	if k.closed {
 		k.mu.Unlock()
@@ -117,6 +132,10 @@ func (k *Keeper) Rejected(ctx context.Context, token string) error {
 	if err := k.unreadableErrLocked(); err != nil {
 		k.mu.Unlock()
 		return err
+	}
+	if weak && (k.unmanagedLocked() || !k.refreshableLocked()) {
+		k.mu.Unlock()
+		return nil // nothing to put to the test, and weak evidence ends nothing
 	}
 	if k.unmanagedLocked() {
 		// Nothing to refresh: the server refused the user's token, and only the user can replace it.
@@ -164,7 +183,7 @@ func (k *Keeper) Rejected(ctx context.Context, token string) error {
 	}
 	// A server that refuses every new token (a wrong audience, say) costs one refresh: the proxy's
 	// replay with the new token is refused too and RefusedAfterRefresh marks the server revoked.
-	f := k.startLocked(TriggerProxy401)
+	f := k.startLocked(trigger)
 	k.mu.Unlock()
 	return wait(ctx, f)
 }

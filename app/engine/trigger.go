@@ -15,15 +15,18 @@ const (
 	TriggerWake     Trigger = "wake"      // the machine woke from sleep
 	TriggerExpiring Trigger = "expiring"  // a caller asked for a token about to expire
 	TriggerProxy401 Trigger = "proxy-401" // the server refused a token through the proxy
-	TriggerUser     Trigger = "user"      // the user asked: refresh now, add, remove
-	TriggerSignIn   Trigger = "sign-in"   // an interactive sign-in
-	TriggerLoad     Trigger = "load"      // found while loading the credentials at start
-	TriggerKeychain Trigger = "keychain"  // the keychain answered again
-	TriggerPersist  Trigger = "persist"   // saving to the keychain
-	TriggerShutdown Trigger = "shutdown"  // the engine closed
-	TriggerStepUp   Trigger = "step-up"   // the server asked for more scope
-	TriggerExpiry   Trigger = "expiry"    // a token that cannot be renewed expired
-	TriggerFleet    Trigger = "fleet"     // another instance of the fleet refreshed, or asked for a refresh
+	// TriggerProxyWeak: the server's answer through the proxy said authentication failed (a JSON-RPC
+	// error in a 200 body), which is weaker evidence than a 401 (see Keeper.RejectedWeakly).
+	TriggerProxyWeak Trigger = "proxy-weak"
+	TriggerUser      Trigger = "user"     // the user asked: refresh now, add, remove
+	TriggerSignIn    Trigger = "sign-in"  // an interactive sign-in
+	TriggerLoad      Trigger = "load"     // found while loading the credentials at start
+	TriggerKeychain  Trigger = "keychain" // the keychain answered again
+	TriggerPersist   Trigger = "persist"  // saving to the keychain
+	TriggerShutdown  Trigger = "shutdown" // the engine closed
+	TriggerStepUp    Trigger = "step-up"  // the server asked for more scope
+	TriggerExpiry    Trigger = "expiry"   // a token that cannot be renewed expired
+	TriggerFleet     Trigger = "fleet"    // another instance of the fleet refreshed, or asked for a refresh
 )
 
 // Outcome is how a refresh or an action ended: OutcomeOK, an OAuth error class (OutcomeReauth …), or

@@ -54,6 +54,15 @@ func (u *Upstream) Token(ctx context.Context) (string, error) { return u.k.Token
 // Rejected reports that the server refused token; see Keeper.Rejected.
 func (u *Upstream) Rejected(ctx context.Context, token string) error { return u.k.Rejected(ctx, token) }
 
+// RejectedWeakly reports that the server's answer said authentication failed; see
+// Keeper.RejectedWeakly.
+func (u *Upstream) RejectedWeakly(ctx context.Context, token string) error {
+	return u.k.RejectedWeakly(ctx, token)
+}
+
+// Renewable reports whether a forced refresh can renew the token; see Keeper.Renewable.
+func (u *Upstream) Renewable() bool { return u.k.Renewable() }
+
 // RefusedAfterRefresh reports that the server refused even the token just refreshed.
 func (u *Upstream) RefusedAfterRefresh(token string) { u.k.RefusedAfterRefresh(token) }
 

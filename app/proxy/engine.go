@@ -32,6 +32,12 @@ type Upstream interface {
 	Token(ctx context.Context) (string, error)
 	// Rejected reports that the server refused token: one single-flight forced refresh.
 	Rejected(ctx context.Context, token string) error
+	// RejectedWeakly reports that the server's answer said authentication failed (weak evidence): one
+	// single-flight forced refresh, from whose failure nothing is concluded about the server.
+	RejectedWeakly(ctx context.Context, token string) error
+	// Renewable reports whether a forced refresh can renew the token (false for a static token, or one
+	// without a refresh token, which Rejected ends instead).
+	Renewable() bool
 	// RefusedAfterRefresh reports that the server refused even the token just refreshed.
 	RefusedAfterRefresh(token string)
 	// AuthRequired reports that a server saved as needing no auth answered 401 with these challenges;

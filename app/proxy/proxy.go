@@ -1,7 +1,7 @@
 // Package proxy is the loopback MCP proxy agents call: one route per configured server, a fresh token
-// on every request, one replay after a rejected token, and JSON-RPC errors that say what to do when no
-// token can be had (see docs/proxy.md). It reaches the engine only through the Engine interface it
-// declares.
+// on every request, one refresh and (when the request is safe to send twice) one replay after a
+// rejected token, and JSON-RPC errors that say what to do when no token can be had (see
+// docs/proxy.md). It reaches the engine only through the Engine interface it declares.
 package proxy
 
 import (
@@ -20,7 +20,8 @@ import (
 // The proxy is the agents' side of the engine: one MCP route per configured server, reached as
 // http://127.0.0.1:PORT/<key>/mcp/<name> (or /mcp/<name> with the key in a header). Every request is
 // forwarded to the server's real URL with a fresh token from its keeper; see proxy_forward.go for the
-// forwarding and the retry, proxy_errors.go for what a caller sees when no token can be had.
+// forwarding and the retry, proxy_rejection.go for what counts as a rejected token and what is done
+// about it, proxy_errors.go for what a caller sees when no token can be had.
 //
 // Loopback security (MCP "Security Best Practices", local servers): the listener is bound to a loopback
 // IP (engine.New refuses anything else); a Host whose name is not loopback is refused (DNS rebinding;
@@ -58,6 +59,10 @@ type proxy struct {
 	targets   sync.Map // server URL string → *url.URL, parsed once
 	bodies    sync.Pool
 	copyBufs  sync.Pool
+
+	// weakRefreshed maps a server's name to its *weakMemory: the token its keeper handed out after a
+	// refresh forced by weak evidence, whose own weak rejection is not acted on (see weakRefresh).
+	weakRefreshed sync.Map
 }
 
 // FrontEnd opens the proxy's loopback listener on the engine's proxy address; the engine serves it

@@ -134,29 +134,36 @@ func writeRPC(w http.ResponseWriter, status int, e rpcError, v any) {
 // callIDs returns the ids of the JSON-RPC calls in body (a message or a batch); notifications and
 // responses have none. Only error paths parse bodies.
 func callIDs(body []byte) (ids []json.RawMessage, batch bool) {
-	type head struct {
-		ID     json.RawMessage `json:"id"`
-		Method string          `json:"method"`
-	}
-	body = bytes.TrimSpace(body)
-	var heads []head
-	if batch = len(body) > 0 && body[0] == '['; batch {
-		if json.Unmarshal(body, &heads) != nil {
-			return nil, true
-		}
-	} else {
-		var h head
-		if json.Unmarshal(body, &h) != nil {
-			return nil, false
-		}
-		heads = []head{h}
-	}
+	heads, batch, _ := rpcHeads(body)
 	for _, h := range heads {
 		if h.Method != "" && h.ID != nil {
 			ids = append(ids, h.ID)
 		}
 	}
 	return ids, batch
+}
+
+// rpcHead is what the proxy reads of one JSON-RPC message: its id and method.
+type rpcHead struct {
+	ID     json.RawMessage `json:"id"`
+	Method string          `json:"method"`
+}
+
+// rpcHeads parses body as one JSON-RPC message or a batch of them; ok is false when it is neither
+// (batch still says whether it began as an array).
+func rpcHeads(body []byte) (heads []rpcHead, batch, ok bool) {
+	body = bytes.TrimSpace(body)
+	if batch = len(body) > 0 && body[0] == '['; batch {
+		if json.Unmarshal(body, &heads) != nil {
+			return nil, true, false
+		}
+		return heads, true, true
+	}
+	var h rpcHead
+	if json.Unmarshal(body, &h) != nil {
+		return nil, false, false
+	}
+	return []rpcHead{h}, false, true
 }
 
 // authFailure builds the error for a server whose keeper could not hand out a token (err is what

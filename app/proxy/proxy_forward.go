@@ -3,7 +3,6 @@ package proxy
 import (
 	"bytes"
 	"context"
-	"encoding/json"
 	"errors"
 	"io"
 	"net/http"
@@ -105,8 +104,8 @@ func (p *proxy) forward(w http.ResponseWriter, r *http.Request, name string) {
 		p.unreachable(w, r, body, name, target, err)
 		return
 	}
-	inspected, again := p.inspect(r, resp, buf)
-	if again && k.NoAuth() {
+	inspected, ev := p.inspect(r, resp, buf)
+	if ev != noEvidence && k.NoAuth() {
 		// A server saved as needing no auth refused the request. With a Bearer challenge it wants an
 		// OAuth sign-in after all: the server turns into one that needs it, and the agent gets the
 		// non-retryable sign_in_required (retrying could never help). Without one there is nothing
@@ -117,30 +116,51 @@ func (p *proxy) forward(w http.ResponseWriter, r *http.Request, name string) {
 			p.authError(w, r, body, k, nil)
 			return
 		}
-		again = false
+		ev = noEvidence
 	}
-	if again {
-		// RFC 6750 §3.1: the token was rejected. One single-flight forced refresh (or the token another
-		// request already moved on to), then one replay; a second rejection goes back unchanged.
-		rerr := k.Rejected(ctx, tok)
+	var (
+		next  step // passOn unless the token was rejected
+		fresh string
+		rerr  error
+	)
+	switch ev {
+	case strongEvidence:
+		// RFC 6750 §3.1: the token was rejected.
+		next = firstStep(ev, false, false)
+		fresh, rerr = refreshRejected(ctx, k, tok, ev)
+	case weakEvidence:
+		if !k.Renewable() {
+			// A refresh could not renew this token (a static token, or one without a refresh token), so
+			// weak evidence cannot be put to the test, and it is not enough to end the token: the
+			// server's answer goes back unchanged.
+			break
+		}
+		// Only weak evidence parses the body's methods and takes the server's weak-evidence lock; a
+		// request that was not rejected does neither (nor allocates this closure).
+		next, fresh, rerr = p.weakRefresh(ctx, name, tok, body, func() (string, error) { return refreshRejected(ctx, k, tok, ev) })
+	}
+	switch next {
+	case refreshPassOn:
+		// Weak evidence on a request that must not be sent twice: the tool may have run. The token was
+		// refreshed, so the agent's next call carries the new one, and the server's own answer goes
+		// back unchanged whatever the refresh's outcome (a failed one shows on the next call).
+	case refreshReplay:
 		discard(resp)
 		if rerr != nil {
 			p.authError(w, r, body, k, rerr)
 			return
 		}
-		if tok, err = k.Token(ctx); err != nil {
-			p.authError(w, r, body, k, err)
-			return
-		}
+		tok = fresh
 		if resp, err = p.send(ctx, r.Method, target, hdr, body, tok); err != nil {
 			p.unreachable(w, r, body, name, target, err)
 			return
 		}
 		buf.Reset() // the first answer was discarded
-		if inspected, again = p.inspect(r, resp, buf); again {
+		if inspected, ev = p.inspect(r, resp, buf); revokesAfterReplay(ev) {
 			// The server refuses even the token just refreshed (a wrong audience, a revoked client):
 			// refreshing on every call would only burn rotations, so the server is marked revoked until
-			// the user signs in again.
+			// the user signs in again. Weak evidence here goes back as the server's answer: a server
+			// whose own downstream fails says the same with any token.
 			discard(resp)
 			k.RefusedAfterRefresh(tok)
 			p.authError(w, r, body, k, nil)
@@ -154,13 +174,10 @@ func (p *proxy) forward(w http.ResponseWriter, r *http.Request, name string) {
 	}
 	if isRedirect(resp.StatusCode) {
 		resp.Body.Close()
-		loc := resp.Header.Get("Location")
-		if u, err := target.Parse(loc); err == nil {
-			loc = u.Scheme + "://" + u.Host + u.Path // never echo a query: it may carry a credential
-		}
 		answer(w, r, body, proxyFailure{Server: name, Subtype: SubtypeUpstreamRedirect, Status: http.StatusBadGateway,
-			Message: "the server redirects to " + loc + "; authkeeper does not follow redirects with credentials",
-			Action:  "if the server moved, remove it and add it again with its new URL"}.rpc())
+			Message: "the server redirects to " + redirectTarget(target, resp.Header.Get("Location")) +
+				"; authkeeper does not follow redirects with credentials",
+			Action: "if the server moved, remove it and add it again with its new URL"}.rpc())
 		return
 	}
 	p.copyResponse(w, resp, inspected)
@@ -198,33 +215,18 @@ func (p *proxy) send(ctx context.Context, method string, target *url.URL, hdr ht
 	return p.transport.RoundTrip(out.WithContext(ctx))
 }
 
-// inspect decides whether resp rejected the token: a 401, a 403 with error="invalid_token", or — for a
-// POST — a 200 application/json body (up to maxInspect) whose JSON-RPC error says authentication
-// failed. A body read to decide is returned, to be sent as the start of the answer if the response is
-// passed on; a streamed (SSE) response is never read here, so it is never replayed.
-func (p *proxy) inspect(r *http.Request, resp *http.Response, buf *bodyBuf) (read []byte, rejected bool) {
-	switch resp.StatusCode {
-	case http.StatusUnauthorized:
-		rejected = true
-	case http.StatusForbidden:
-		ch, ok := oauth.BearerChallenge(resp.Header)
-		rejected = ok && ch.Params["error"] == "invalid_token"
-	case http.StatusOK:
-		if r.Method != http.MethodPost || resp.ContentLength > maxInspect || !isJSON(resp.Header.Get("Content-Type")) {
-			return nil, false
-		}
-		start := buf.Len()
-		_, err := buf.ReadFrom(io.LimitReader(resp.Body, maxInspect+1))
-		read = buf.Bytes()[start:]
-		if err != nil || len(read) > maxInspect {
-			return read, false // streams on from where it stopped
-		}
-		if !rpcAuthError(read) {
-			return read, false
-		}
-		rejected = true
+// refreshRejected reports tok's rejection on evidence ev to k — one single-flight forced refresh, or
+// the token another request already moved on to — and returns the token to use now. Weak evidence goes
+// to RejectedWeakly, whose failed refresh ends in needs-sign-in, never in revoked.
+func refreshRejected(ctx context.Context, k Upstream, tok string, ev evidence) (string, error) {
+	reject := k.Rejected
+	if ev == weakEvidence {
+		reject = k.RejectedWeakly
 	}
-	return read, rejected
+	if err := reject(ctx, tok); err != nil {
+		return "", err
+	}
+	return k.Token(ctx)
 }
 
 // discard closes a response that is not passed on, draining a little of it so the connection is reused.
@@ -238,42 +240,22 @@ func isJSON(ct string) bool {
 	return strings.EqualFold(strings.TrimSpace(mt), "application/json")
 }
 
+// redirectTarget names where a redirect points, for the caller's error: scheme, host and path only.
+// A query or fragment may carry a credential (?access_token=…) and userinfo a password, so they are
+// never echoed; a Location that does not parse is not echoed at all, since which of its parts is
+// which is then unknown.
+func redirectTarget(target *url.URL, loc string) string {
+	u, err := target.Parse(loc)
+	if err != nil {
+		return "an unparseable location"
+	}
+	return u.Scheme + "://" + u.Host + u.Path
+}
+
 func isRedirect(status int) bool {
 	switch status {
 	case http.StatusMovedPermanently, http.StatusFound, http.StatusSeeOther, http.StatusTemporaryRedirect, http.StatusPermanentRedirect:
 		return true
-	}
-	return false
-}
-
-// authTerms are the phrases of JSON-RPC errors with which servers behind gateways report a rejected
-// token in a 200 body; matched lower-cased against error.message.
-var authTerms = []string{"unauthorized", "unauthorised", "unauthenticated", "authentication failed",
-	"authentication required", "invalid_token", "invalid token", "token expired", "expired token", "token has expired"}
-
-// rpcAuthError reports whether a JSON-RPC response body is an error saying authentication failed.
-func rpcAuthError(body []byte) bool {
-	body = bytes.TrimSpace(body)
-	if len(body) == 0 || body[0] != '{' || !bytes.Contains(body, []byte(`"error"`)) {
-		return false
-	}
-	var m struct {
-		Error *struct {
-			Code    int    `json:"code"`
-			Message string `json:"message"`
-		} `json:"error"`
-	}
-	if json.Unmarshal(body, &m) != nil || m.Error == nil {
-		return false
-	}
-	if m.Error.Code == http.StatusUnauthorized {
-		return true
-	}
-	msg := strings.ToLower(m.Error.Message)
-	for _, t := range authTerms {
-		if strings.Contains(msg, t) {
-			return true
-		}
 	}
 	return false
 }
