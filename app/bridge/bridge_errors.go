@@ -63,9 +63,33 @@ func (b *Bridge) relayError(ctx context.Context, msg *message, rpc *rpcAnswer, s
 	}
 }
 
-// failed answers msg's calls with err: a proxy_error of subtype "bridge" naming the server. A
-// notification or response that could not be relayed is logged.
-func (b *Bridge) failed(ctx context.Context, msg *message, err error) {
+// outcome is what may have become of a message the bridge could not relay. The answer's retryable
+// flag and its words derive from it: a client that obeys retryable must never run a call twice.
+type outcome int
+
+const (
+	// mayHaveRun: the owner may have forwarded the message (it gave its receipt, read the body, or
+	// answered), so the call may or may not have run. The zero value: a failure nobody classified
+	// is never called safe to retry.
+	mayHaveRun outcome = iota
+	// notForwarded: the owner cannot have forwarded it (the proxy could not be dialled, the
+	// connection failed before its receipt, or the server answered that the session is gone), so
+	// the call can be sent again.
+	notForwarded
+)
+
+// outcomeOf classifies a failed attempt (see attempt.unseen).
+func outcomeOf(a attempt) outcome {
+	if a.unseen {
+		return notForwarded
+	}
+	return mayHaveRun
+}
+
+// failed answers msg's calls with err: a proxy_error of subtype "bridge" naming the server, retryable
+// only when the calls cannot have run. A notification or response that could not be relayed is
+// logged.
+func (b *Bridge) failed(ctx context.Context, msg *message, out outcome, err error) {
 	if ctx.Err() != nil {
 		return // the client is gone
 	}
@@ -73,10 +97,19 @@ func (b *Bridge) failed(ctx context.Context, msg *message, err error) {
 		b.log("could not relay a message to the server: %v", err)
 		return
 	}
-	data, _ := json.Marshal(proxy.ErrorData{Type: "proxy_error", Subtype: proxy.SubtypeBridge, Retryable: true, Server: b.cfg.Server,
-		Action: "retry the call; if it keeps failing, check `authkeeper status`"})
+	d := proxy.ErrorData{Type: "proxy_error", Subtype: proxy.SubtypeBridge, Server: b.cfg.Server}
+	text := fmt.Sprintf("authkeeper bridge: %s: %v", b.cfg.Server, err)
+	switch out {
+	case notForwarded:
+		d.Retryable, d.Action = true, "retry the call; if it keeps failing, check `authkeeper status`"
+	default:
+		text += " (the call may or may not have run)"
+		d.Action = "check whether the call took effect before you retry it, so that it does not run twice; " +
+			"if calls keep failing, check `authkeeper status`"
+	}
+	data, _ := json.Marshal(d)
 	for _, id := range msg.calls {
-		b.writeError(id, proxy.CodeProxyError, fmt.Sprintf("authkeeper bridge: %s: %v", b.cfg.Server, err), data)
+		b.writeError(id, proxy.CodeProxyError, text, data)
 	}
 }
 

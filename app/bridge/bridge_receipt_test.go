@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"strings"
@@ -141,11 +142,14 @@ func TestProxyTransportWithReceiptsResendsOnlyWhatWasNotForwarded(t *testing.T) 
 
 // TestProxyTransportWithReceiptsRetriesAStaleConnectionOnTheSameOwner: a kept-alive connection the
 // live owner closed while it was idle fails before any receipt; the request goes again on a new
-// connection to the same owner, without looking for another.
+// connection to the same owner, without looking for another. The owner counts the connections it
+// accepts: two requests on one prove that an answered connection is kept and reused, so the request
+// after the owner closed it goes first on that stale connection, and then on exactly one new one.
 func TestProxyTransportWithReceiptsRetriesAStaleConnectionOnTheSameOwner(t *testing.T) {
 	var mu sync.Mutex
 	var bodies []string
-	owner := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+	accepted := 0
+	owner := httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		b, _ := io.ReadAll(r.Body)
 		mu.Lock()
 		bodies = append(bodies, string(b))
@@ -153,7 +157,20 @@ func TestProxyTransportWithReceiptsRetriesAStaleConnectionOnTheSameOwner(t *test
 		w.WriteHeader(http.StatusProcessing)
 		io.WriteString(w, "ok")
 	}))
+	owner.Config.ConnState = func(_ net.Conn, s http.ConnState) {
+		if s == http.StateNew {
+			mu.Lock()
+			accepted++
+			mu.Unlock()
+		}
+	}
+	owner.Start()
 	defer owner.Close()
+	connections := func() int {
+		mu.Lock()
+		defer mu.Unlock()
+		return accepted
+	}
 	renewals := 0
 	rt := &proxyTransport{base: http.DefaultTransport, resolve: func(_ context.Context, renew bool) (control.ProxyInfo, error) {
 		if renew {
@@ -172,16 +189,24 @@ func TestProxyTransportWithReceiptsRetriesAStaleConnectionOnTheSameOwner(t *test
 		b, err := io.ReadAll(resp.Body)
 		return string(b), err
 	}
-	if got, err := post("one"); err != nil || got != "ok" {
-		t.Fatalf("first request: %q %v", got, err)
+	for _, text := range []string{"one", "again"} {
+		if got, err := post(text); err != nil || got != "ok" {
+			t.Fatalf("request %q: %q %v", text, got, err)
+		}
+	}
+	if n := connections(); n != 1 {
+		t.Fatalf("two requests in a row took %d connections, want 1: the kept-alive connection was not reused", n)
 	}
 	owner.CloseClientConnections() // the owner drops its idle connections, as after its idle timeout
 	if got, err := post("two"); err != nil || got != "ok" {
 		t.Fatalf("request on a stale connection: %q %v", got, err)
 	}
+	if n := connections(); n != 2 {
+		t.Errorf("the owner accepted %d connections, want 2: the stale one and one new one for the retry", n)
+	}
 	mu.Lock()
 	defer mu.Unlock()
-	if fmt.Sprint(bodies) != "[one two]" || renewals != 0 {
+	if fmt.Sprint(bodies) != "[one again two]" || renewals != 0 {
 		t.Errorf("the owner got %q after %d renewals; want each request once and no new owner", bodies, renewals)
 	}
 }

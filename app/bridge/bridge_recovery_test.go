@@ -1,6 +1,7 @@
 package bridge
 
 import (
+	"bytes"
 	"context"
 	"fmt"
 	"io"
@@ -17,14 +18,14 @@ import (
 	"github.com/modelcontextprotocol/go-sdk/mcp"
 )
 
-// directServer is a real Go SDK MCP server (no auth) at /mcp/direct that records the headers of every
-// request, for testing the bridge's relay without the proxy in between.
+// directServer is a real Go SDK MCP server (no auth) at /mcp/direct that records every request and
+// the bytes of its answer, for testing the bridge's relay without the proxy in between.
 type directServer struct {
 	url    string
 	server *mcp.Server
 
 	mu       sync.Mutex
-	requests []http.Header
+	requests []*seenRequest
 	sessions map[string]bool // Mcp-Session-Id values seen
 
 	// slowCalls receives one value each time a call of the slow tool starts running on the server.
@@ -65,13 +66,20 @@ func newDirectServerWith(t *testing.T, opts *mcp.StreamableHTTPOptions) *directS
 	h := mcp.NewStreamableHTTPHandler(func(*http.Request) *mcp.Server { return d.server }, opts)
 	mux := http.NewServeMux()
 	mux.HandleFunc("/mcp/direct", func(w http.ResponseWriter, r *http.Request) {
+		body, err := io.ReadAll(r.Body)
+		if err != nil {
+			http.Error(w, err.Error(), http.StatusBadRequest)
+			return
+		}
+		r.Body = io.NopCloser(bytes.NewReader(body))
+		seen := &seenRequest{Header: r.Header.Clone(), method: r.Method, body: body}
 		d.mu.Lock()
-		d.requests = append(d.requests, r.Header.Clone())
+		d.requests = append(d.requests, seen)
 		if s := r.Header.Get("Mcp-Session-Id"); s != "" {
 			d.sessions[s] = true
 		}
 		d.mu.Unlock()
-		h.ServeHTTP(w, r)
+		h.ServeHTTP(&teeWriter{ResponseWriter: w, mu: &d.mu, to: &seen.answer}, r)
 	})
 	srv := httptest.NewServer(mux)
 	t.Cleanup(func() {
@@ -83,6 +91,32 @@ func newDirectServerWith(t *testing.T, opts *mcp.StreamableHTTPOptions) *directS
 	d.url = srv.URL
 	return d
 }
+
+// seenRequest is a request the directServer got, and what it answered (guarded by directServer.mu).
+type seenRequest struct {
+	http.Header
+	method string
+	body   []byte
+	answer []byte // the bytes of the answer's body, as the server wrote them
+}
+
+// teeWriter copies what a handler writes to the body of its answer.
+type teeWriter struct {
+	http.ResponseWriter
+	mu *sync.Mutex
+	to *[]byte
+}
+
+func (w *teeWriter) Write(p []byte) (int, error) {
+	w.mu.Lock()
+	*w.to = append(*w.to, p...)
+	w.mu.Unlock()
+	return w.ResponseWriter.Write(p)
+}
+
+// Unwrap lets http.ResponseController (the SDK flushes its event streams through one) reach w's
+// own ResponseWriter.
+func (w *teeWriter) Unwrap() http.ResponseWriter { return w.ResponseWriter }
 
 // endSessions closes every session on the server, as a server does when it restarts or expires them:
 // the next request with an old session id gets 404.

@@ -90,11 +90,12 @@ func (b *Bridge) send(ctx context.Context, msg *message, p *pending) {
 		if p == nil {
 			p = b.start(ctx, msg)
 		}
-		resp, err := p.x.wait()
-		if err != nil {
-			b.failed(ctx, msg, err)
+		a := p.x.wait()
+		if a.err != nil {
+			b.failed(ctx, msg, outcomeOf(a), a.err)
 			return
 		}
+		resp := a.resp
 		if resp.StatusCode == http.StatusNotFound && p.session {
 			body, _ := io.ReadAll(io.LimitReader(resp.Body, 64<<10))
 			resp.Body.Close()
@@ -106,11 +107,11 @@ func (b *Bridge) send(ctx context.Context, msg *message, p *pending) {
 				return
 			}
 			if attempt > 0 || msg.method == "initialize" {
-				b.failed(ctx, msg, errSessionEnded)
+				b.failed(ctx, msg, notForwarded, errSessionEnded) // a 404 for the session: not processed
 				return
 			}
 			if err := b.reopen(ctx, p.gen); err != nil {
-				b.failed(ctx, msg, fmt.Errorf("the server's session ended and a new one could not be opened: %w", err))
+				b.failed(ctx, msg, notForwarded, fmt.Errorf("the server's session ended and a new one could not be opened: %w", err))
 				return
 			}
 			p = nil
@@ -141,7 +142,7 @@ func (b *Bridge) relay(ctx context.Context, msg *message, p *pending, resp *http
 			b.relayError(ctx, msg, rpc, status)
 			return
 		}
-		b.failed(ctx, msg, fmt.Errorf("the proxy answered %d %s", status, http.StatusText(status)))
+		b.failed(ctx, msg, mayHaveRun, fmt.Errorf("the proxy answered %d %s", status, http.StatusText(status)))
 		return
 	}
 	if len(msg.calls) == 0 {
@@ -150,7 +151,7 @@ func (b *Bridge) relay(ctx context.Context, msg *message, p *pending, resp *http
 	ct := mediaType(resp.Header.Get("Content-Type"))
 	switch {
 	case status == http.StatusAccepted || status == http.StatusNoContent:
-		b.failed(ctx, msg, errors.New("the server accepted the request but sent no answer"))
+		b.failed(ctx, msg, mayHaveRun, errors.New("the server accepted the request but sent no answer"))
 	case ct == "application/json":
 		body, err := io.ReadAll(io.LimitReader(resp.Body, maxLine+1))
 		if err == nil && len(body) > maxLine {
@@ -160,12 +161,12 @@ func (b *Bridge) relay(ctx context.Context, msg *message, p *pending, resp *http
 			_, err = b.deliver(body)
 		}
 		if err != nil {
-			b.failed(ctx, msg, fmt.Errorf("reading the answer: %w", err))
+			b.failed(ctx, msg, mayHaveRun, fmt.Errorf("reading the answer: %w", err))
 		}
 	case ct == "text/event-stream":
 		b.stream(ctx, msg, resp)
 	default:
-		b.failed(ctx, msg, fmt.Errorf("the server answered with an unsupported content type %q", ct))
+		b.failed(ctx, msg, mayHaveRun, fmt.Errorf("the server answered with an unsupported content type %q", ct))
 	}
 }
 

@@ -36,21 +36,21 @@ func (b *Bridge) stream(ctx context.Context, msg *message, resp *http.Response) 
 			return
 		}
 		if err != nil {
-			b.failed(ctx, &message{calls: keys(owed)}, err)
+			b.failed(ctx, &message{calls: keys(owed)}, mayHaveRun, err)
 			return
 		}
 		if lastID == "" {
-			b.failed(ctx, &message{calls: keys(owed)}, errors.New("the server ended the stream before it answered"))
+			b.failed(ctx, &message{calls: keys(owed)}, mayHaveRun, errors.New("the server ended the stream before it answered"))
 			return
 		}
 		if progress {
 			noProgress = 0
 		} else if noProgress++; noProgress > maxResumes {
-			b.failed(ctx, &message{calls: keys(owed)}, fmt.Errorf("the answer stream broke %d times without progress", noProgress))
+			b.failed(ctx, &message{calls: keys(owed)}, mayHaveRun, fmt.Errorf("the answer stream broke %d times without progress", noProgress))
 			return
 		}
 		if resp = b.resume(ctx, lastID, delay); resp == nil {
-			b.failed(ctx, &message{calls: keys(owed)}, errors.New("the answer stream broke and could not be resumed"))
+			b.failed(ctx, &message{calls: keys(owed)}, mayHaveRun, errors.New("the answer stream broke and could not be resumed"))
 			return
 		}
 	}

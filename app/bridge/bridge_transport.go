@@ -100,7 +100,8 @@ func (t *proxyTransport) current(ctx context.Context, stale *owner) (*owner, err
 
 // RoundTrip implements http.RoundTripper.
 func (t *proxyTransport) RoundTrip(req *http.Request) (*http.Response, error) {
-	return t.start(req).wait()
+	a := t.start(req).wait()
+	return a.resp, a.err
 }
 
 // once sends req to the current owner once: no resend, no looking for another owner.
@@ -130,7 +131,7 @@ func (t *proxyTransport) start(req *http.Request) *exchange {
 	x := &exchange{t: t, req: req}
 	info, err := t.current(req.Context(), nil)
 	if err != nil {
-		x.a, x.done = attempt{err: err}, true
+		x.a, x.done = attempt{err: err, unseen: true}, true // no owner to send it to: nothing was sent
 		return x
 	}
 	x.info = info
@@ -148,9 +149,10 @@ func (t *proxyTransport) start(req *http.Request) *exchange {
 	return x
 }
 
-// wait returns the answer to the request, sending it again to a new owner where that is safe (see
-// proxyTransport).
-func (x *exchange) wait() (*http.Response, error) {
+// wait returns the last attempt at the request, sending it again to a new owner where that is safe
+// (see proxyTransport). A failed attempt's unseen says whether the request can still be sent again by
+// whoever made it: when it is false, the owner may have forwarded it.
+func (x *exchange) wait() attempt {
 	t, req := x.t, x.req
 	ctx := req.Context()
 	a := x.a
@@ -161,28 +163,28 @@ func (x *exchange) wait() (*http.Response, error) {
 		a = t.send(req, x.info)
 	}
 	if x.info == nil {
-		return a.resp, a.err
+		return a
 	}
 	info := x.info
 	// A body without GetBody was consumed by the first attempt: such a request is never sent twice.
 	replayable := req.Body == nil || req.Body == http.NoBody || req.GetBody != nil
 	if a.err == nil || ctx.Err() != nil || !a.unseen || !replayable {
-		return a.resp, a.err
+		return a
 	}
 	if a.reused {
 		// A kept-alive connection failed unseen: the owner closed it (idle, or it went away). The
 		// others to that address are no better; a new connection tells which it was.
 		t.conns.drop()
 		if a = t.send(req, info); a.err == nil || ctx.Err() != nil || !a.unseen {
-			return a.resp, a.err
+			return a
 		}
 	}
 	info, err := t.current(ctx, info)
 	if err != nil {
-		return nil, fmt.Errorf("the authkeeper owner went away and none took over: %w", err)
+		// Every attempt so far was unseen, and there is no owner to try again: still unseen.
+		return attempt{err: fmt.Errorf("the authkeeper owner went away and none took over: %w", err), unseen: true}
 	}
-	a = t.send(req, info)
-	return a.resp, a.err
+	return t.send(req, info)
 }
 
 // attempt is the outcome of one send.
