@@ -223,6 +223,11 @@ func ResourceOf(serverURL string) string {
 	return u.String()
 }
 
+// SameResource reports whether two resource indicators name the same resource, their queries aside:
+// a grant stored before resources dropped the server URL's query (ResourceOf) still names the one its
+// successor names without it.
+func SameResource(a, b string) bool { return a == b || ResourceOf(a) == ResourceOf(b) }
+
 // pkceSupport decides Probe.PKCE from the metadata and Config.PKCEAssumedIssuers.
 func (c *Client) pkceSupport(as *ASMetadata) PKCESupport {
 	switch {

@@ -72,8 +72,7 @@ func (c *Client) chooseClient(p *Probe, opts SignInOptions) (Grant, error) {
 	}
 	g.Scopes = requestScopes(unionScopes(scopes, opts.ExtraScopes))
 	prev := opts.Previous
-	// A grant stored before resources dropped the server URL's query (ResourceOf) still matches.
-	if prev != nil && (!sameIssuer(prev.Issuer, as.Issuer) || (prev.Resource != g.Resource && ResourceOf(prev.Resource) != g.Resource)) {
+	if prev != nil && (!sameIssuer(prev.Issuer, as.Issuer) || !SameResource(prev.Resource, g.Resource)) {
 		prev = nil // registrations are bound to the issuing AS: reuse only for the same issuer
 	}
 	if prev != nil {

@@ -263,7 +263,7 @@ func (e *Engine) putNew(name string, rec keychain.Record) error {
 // names) is refused too: the record does not say which of the URLs under it the grant was signed in
 // for, and another URL under the same name is a configuration mistake the user should hear about.
 func foreignFleetGrant(name, resource, serverURL string) error {
-	if resource == "" || oauth.ResourceOf(resource) == oauth.ResourceOf(serverURL) {
+	if resource == "" || oauth.SameResource(resource, serverURL) {
 		return nil
 	}
 	return fmt.Errorf("%s: the fleet's credentials of that name are for %s, not %s; choose another name", name,

@@ -283,8 +283,11 @@ func (k *Keeper) recordLocked() keychain.Record {
 func (k *Keeper) Renewable() bool {
 	k.mu.Lock()
 	defer k.mu.Unlock()
-	return !k.unmanagedLocked() && k.refreshableLocked()
+	return k.renewableLocked()
 }
+
+// renewableLocked is Renewable. Caller holds k.mu.
+func (k *Keeper) renewableLocked() bool { return !k.unmanagedLocked() && k.refreshableLocked() }
 
 // refreshableLocked reports whether the grant can be renewed without the user: it has a refresh
 // token, or it is a client_credentials grant. Caller holds k.mu.

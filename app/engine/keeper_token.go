@@ -115,8 +115,9 @@ func (k *Keeper) Rejected(ctx context.Context, token string) error {
 // RejectedWeakly is Rejected for weaker evidence: the server's answer said that authentication
 // failed (a JSON-RPC error in a 200 body), which a server whose own downstream credential is bad says
 // with any token. It forces one refresh as Rejected does, but nothing is concluded from the server's
-// word alone: a token no refresh can renew is left as it is (nil), and a refresh the authorization
-// server refuses ends in needs-sign-in, as a scheduled one would, never in revoked.
+// word alone: a token no refresh can renew is left as it is (nil), so is the token of a fleet
+// instance that does not refresh the grant (nil), and a refresh the authorization server refuses
+// ends in needs-sign-in, as a scheduled one would, never in revoked.
 func (k *Keeper) RejectedWeakly(ctx context.Context, token string) error {
 	return k.rejected(ctx, token, TriggerProxyWeak)
 }
@@ -133,9 +134,14 @@ func (k *Keeper) rejected(ctx context.Context, token string, trigger Trigger) er
 		k.mu.Unlock()
 		return err
 	}
-	if weak && (k.unmanagedLocked() || !k.refreshableLocked()) {
+	if weak && (!k.renewableLocked() || k.following()) {
+		// Nothing to put to the test, and weak evidence ends nothing. In a fleet only the refresher
+		// acts on it: each instance's proxy remembers only the token its own weak refresh produced
+		// (see proxy.weakRefresh), so asks from every instance would each refresh the token another's
+		// refresh produced, one refresh per call across the fleet. The refresher sees the same server
+		// and refreshes when the evidence reaches it there.
 		k.mu.Unlock()
-		return nil // nothing to put to the test, and weak evidence ends nothing
+		return nil
 	}
 	if k.unmanagedLocked() {
 		// Nothing to refresh: the server refused the user's token, and only the user can replace it.

@@ -94,3 +94,21 @@ func TestKeeperWeakRejectionLeavesATokenNoRefreshCanRenew(t *testing.T) {
 		})
 	}
 }
+
+// TestKeeperWeakRejectionOnAFleetFollowerAsksNobody: in a fleet an instance that does not refresh the
+// grant neither refreshes nor asks the refresher on weak evidence (asks from every instance would each
+// refresh the token another instance's weak refresh produced): it answers at once, the token stays.
+func TestKeeperWeakRejectionOnAFleetFollowerAsksNobody(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		r, _ := newFleetRig(t, false)
+		if err := r.k.RejectedWeakly(context.Background(), "at-0"); err != nil {
+			t.Fatalf("RejectedWeakly on a follower = %v, want nil at once (no ask)", err)
+		}
+		if tok, err := r.k.Token(context.Background()); err != nil || tok != "at-0" {
+			t.Errorf("Token = %q, %v; want the same token", tok, err)
+		}
+		if n := r.as.Calls(); n != 0 {
+			t.Errorf("%d token requests from a follower", n)
+		}
+	})
+}
